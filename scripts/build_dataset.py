@@ -1,0 +1,17 @@
+"""Snakemake script: labels -> extxyz splits + parquet table (failed labels kept with status)."""
+
+from dft2mlip.logutil import log_to
+
+log = log_to(snakemake.log[0])
+
+from pathlib import Path
+
+from dft2mlip.data import build_dataset
+
+table = build_dataset(
+    snakemake.input.labels,
+    snakemake.params.fractions,
+    snakemake.params.seed,
+    Path(snakemake.output.table).parent,
+)
+log.info("dataset: %d labels, status counts %s", len(table), table["status"].value_counts().to_dict())

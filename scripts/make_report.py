@@ -1,0 +1,30 @@
+"""Snakemake script: the side-by-side report of every training run."""
+
+from dft2mlip.logutil import log_to
+
+log = log_to(snakemake.log[0])
+
+from pathlib import Path
+
+from dft2mlip.report import RunArtifacts, write_report
+
+inp = snakemake.input
+runs = {
+    run: RunArtifacts(
+        metrics_json=inp.metrics[i],
+        history_csv=inp.history[i],
+        elastic_json=inp.elastic[i],
+        md_csv=inp.md[i],
+        stress_validation_csv=inp.stress_validation[i],
+        parity_png=inp.parity[i],
+    )
+    for i, run in enumerate(snakemake.params.runs)
+}
+summary = write_report(
+    Path(snakemake.output.summary).parent,
+    dataset_table=inp.labels,
+    runs=runs,
+    dft_elastic_json=inp.dft_elastic,
+    config=snakemake.params.config,
+)
+log.info("report written: %s", summary)

@@ -1,0 +1,19 @@
+rule dataset:
+    """extxyz splits (REF_energy/REF_forces/REF_stress) + a parquet table with every label's status."""
+    input:
+        labels=dft_label_paths(),
+    output:
+        train=f"{RESULTS}/dataset/train.extxyz",
+        val=f"{RESULTS}/dataset/val.extxyz",
+        test=f"{RESULTS}/dataset/test.extxyz",
+        table=f"{RESULTS}/dataset/labels.parquet",
+        summary=f"{RESULTS}/dataset/summary.json",
+    log:
+        f"{LOGS}/dataset.log",
+    params:
+        fractions=config["dataset"]["fractions"],
+        seed=config["seed"],
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/build_dataset.py"

@@ -1,0 +1,46 @@
+rule deformation_md:
+    """Deformation MD with one trained model (Langevin NVT + strain ramp): stress–strain curve."""
+    input:
+        model=rules.train.output.model,
+    output:
+        trajectory=f"{RESULTS}/md/{{run}}/trajectory.extxyz",
+        csv=f"{RESULTS}/md/{{run}}/stress_strain.csv",
+        plot=report(
+            f"{RESULTS}/md/{{run}}/stress_strain.png",
+            caption="../report/stress_strain.rst",
+            category="Deformation MD",
+            labels={"run": "{run}"},
+        ),
+    log:
+        f"{LOGS}/md/{{run}}.log",
+    benchmark:
+        f"{BENCH}/md/{{run}}.tsv"
+    params:
+        material=config["material"],
+        md=config["validation"]["md"],
+        seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/deformation_md.py"
+
+
+rule md_snapshots:
+    """Snapshots evenly spaced in strain along the MD path, for DFT single points."""
+    input:
+        trajectory=rules.deformation_md.output.trajectory,
+    output:
+        snapshots=expand(
+            f"{RESULTS}/structures/md/{{{{run}}}}__snap{{k:02d}}.extxyz",
+            k=range(config["validation"]["md"]["snapshots"]),
+        ),
+    log:
+        f"{LOGS}/md_snapshots/{{run}}.log",
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/md_snapshots.py"

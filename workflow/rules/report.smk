@@ -1,0 +1,20 @@
+rule report:
+    """All runs side by side: dataset, test errors, weights, elastic constants, stress validation."""
+    input:
+        **report_inputs(),
+    output:
+        summary=report(
+            f"{RESULTS}/report/summary.md",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+    log:
+        f"{LOGS}/report.log",
+    params:
+        runs=training_runs(),
+        config=config,
+        outdir=f"{RESULTS}/report",
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/make_report.py"

@@ -1,0 +1,16 @@
+rule structures:
+    """Candidate structures (training + elastic strain set), deterministic from the config."""
+    output:
+        structure_files(),
+    log:
+        f"{LOGS}/structures.log",
+    params:
+        material=config["material"],
+        spec=config["structures"],
+        elastic=config["validation"]["elastic"],
+        seed=config["seed"],
+        outdir=f"{RESULTS}/structures",
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/make_structures.py"
