@@ -1,6 +1,7 @@
 """The config schema and the semantic checks reject bad input before any work, naming the key."""
 
 import copy
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,12 @@ def test_semantic_checks_name_the_key(config, mutate, match):
     mutate(config)
     with pytest.raises(ConfigError, match=match.replace(".", r"\.")):
         check_config(config)
+
+
+def test_config_readme_is_generated_from_the_schema():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from config_docs import render
+
+    assert (ROOT / "config" / "README.md").read_text() == render(), (
+        "config/README.md is stale: run `.venv/bin/python tools/config_docs.py > config/README.md`"
+    )
