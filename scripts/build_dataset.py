@@ -14,4 +14,6 @@ table = build_dataset(
     snakemake.params.seed,
     Path(snakemake.output.table).parent,
 )
-log.info("dataset: %d labels, status counts %s", len(table), table["status"].value_counts().to_dict())
+log.info(
+    "dataset: %d labels, status counts %s", len(table), table["status"].value_counts().to_dict()
+)

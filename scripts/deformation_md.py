@@ -23,4 +23,9 @@ frames = run_deformation_md(
     csv_path=snakemake.output.csv,
 )
 plot_stress_strain(snakemake.output.csv, snakemake.output.plot, dft_points=None)
-log.info("%s: %d MD records, final strain %.4f", snakemake.wildcards.run, len(frames), frames["strain"].iloc[-1])
+log.info(
+    "%s: %d MD records, final strain %.4f",
+    snakemake.wildcards.run,
+    len(frames),
+    frames["strain"].iloc[-1],
+)

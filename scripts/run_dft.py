@@ -19,4 +19,6 @@ result = run_pw(
 )
 with open(snakemake.output.run_info, "w") as fh:
     json.dump(dataclasses.asdict(result), fh, indent=2)
-log.info("%s: return code %s in %.1f s", snakemake.wildcards.sid, result.returncode, result.wall_time_s)
+log.info(
+    "%s: return code %s in %.1f s", snakemake.wildcards.sid, result.returncode, result.wall_time_s
+)

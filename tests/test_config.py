@@ -59,7 +59,10 @@ def test_every_schema_key_has_description_and_default():
         (lambda c: c["dft"]["qe"].update(ecutwfc=30), "dft.qe"),
         (lambda c: c.update(materials={}), "<top level>"),
         (lambda c: c["validation"]["md"].update(timestep_fs=8.0), "validation.md.timestep_fs"),
-        (lambda c: c["training"]["runs"]["fixed"].update(scheme="magic"), "training.runs.fixed.scheme"),
+        (
+            lambda c: c["training"]["runs"]["fixed"].update(scheme="magic"),
+            "training.runs.fixed.scheme",
+        ),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(config, mutate, key):
@@ -93,19 +96,35 @@ def test_pseudopotential_file_absent_names_directory(config, tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda c: c["dataset"].update(fractions={"train": 0.8, "val": 0.1, "test": 0.2}),
-         "dataset.fractions"),
-        (lambda c: c["training"]["runs"]["fixed"].update(weights={"energy": 0, "forces": 0,
-                                                                    "stress": 0}),
-         "training.runs.fixed.weights"),
-        (lambda c: c["training"]["runs"]["fixed"].update(weights={"energy": -1.0, "forces": 1.0,
-                                                                    "stress": 1.0}),
-         "training.runs.fixed.weights.energy"),
-        (lambda c: c["training"]["runs"]["adaptive"].update(beta=0.0),
-         "training.runs.adaptive.beta"),
-        (lambda c: c["structures"].update(strained={"count": 0}, rattled={"count": 0},
-                                          supercell={"count": 0}, hydrostatic={"strains": [0.01]}),
-         "structures"),
+        (
+            lambda c: c["dataset"].update(fractions={"train": 0.8, "val": 0.1, "test": 0.2}),
+            "dataset.fractions",
+        ),
+        (
+            lambda c: c["training"]["runs"]["fixed"].update(
+                weights={"energy": 0, "forces": 0, "stress": 0}
+            ),
+            "training.runs.fixed.weights",
+        ),
+        (
+            lambda c: c["training"]["runs"]["fixed"].update(
+                weights={"energy": -1.0, "forces": 1.0, "stress": 1.0}
+            ),
+            "training.runs.fixed.weights.energy",
+        ),
+        (
+            lambda c: c["training"]["runs"]["adaptive"].update(beta=0.0),
+            "training.runs.adaptive.beta",
+        ),
+        (
+            lambda c: c["structures"].update(
+                strained={"count": 0},
+                rattled={"count": 0},
+                supercell={"count": 0},
+                hydrostatic={"strains": [0.01]},
+            ),
+            "structures",
+        ),
     ],
 )
 def test_semantic_checks_name_the_key(config, mutate, match):

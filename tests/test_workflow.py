@@ -37,7 +37,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
         [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, env=env
     )
     if check and proc.returncode != 0:
-        pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -63,8 +65,14 @@ def expected_counts(cfg: dict) -> Counter:
     runs = len(cfg["training"]["runs"])
     n_elastic = 12  # ± strain along each of the six Voigt directions
     n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"]
-    per_run = ("train", "test_metrics", "elastic_model", "deformation_md", "md_snapshots",
-               "stress_validation")
+    per_run = (
+        "train",
+        "test_metrics",
+        "elastic_model",
+        "deformation_md",
+        "md_snapshots",
+        "stress_validation",
+    )
     counts = Counter({"all": 1, "structures": 1, "dataset": 1, "elastic_dft": 1, "report": 1})
     counts.update({r: runs for r in per_run})
     counts.update({"dft_input": n_dft, "dft_run": n_dft, "dft_parse": n_dft})
@@ -126,7 +134,9 @@ def test_tiny_end_to_end_run_produces_the_report(tmp_path):
         history = pd.read_csv(results / "train" / run / "history.csv")
         assert len(history) == cfg["training"]["epochs"]
         md = pd.read_csv(results / "md" / run / "stress_strain.csv")
-        assert md["strain"].iloc[-1] == pytest.approx(cfg["validation"]["md"]["max_strain"], rel=0.05)
+        assert md["strain"].iloc[-1] == pytest.approx(
+            cfg["validation"]["md"]["max_strain"], rel=0.05
+        )
         sv = pd.read_csv(results / "validate" / run / "md_stress.csv")
         assert len(sv) == cfg["validation"]["md"]["snapshots"]
 
