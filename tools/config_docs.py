@@ -15,7 +15,8 @@ HEADER = """# Configuration
 
 `config/config.yaml` holds the science of a run; machine settings (threads, memory, executor)
 live in `profiles/`. Every key below is validated before any job starts
-(`workflow/schemas/config.schema.yaml`); an unknown key, a wrong type or a missing pseudopotential is reported with the key's name.
+(`workflow/schemas/config.schema.yaml`); an unknown key, a wrong type or a missing
+pseudopotential is reported with the key's name.
 Run `.venv/bin/snakemake --configfile your.yaml -n` to check a config without running anything.
 
 Units are in the key names: `_A` Å, `_Ry` Rydberg, `_per_A` Å⁻¹, `_K` kelvin, `_fs` femtoseconds,
