@@ -15,9 +15,11 @@ groups = {
     "train": training_structures(p.material, p.spec, p.seed),
     "elastic": elastic_structures(p.material, p.elastic["strain_magnitude"]),
 }
+# output files are results/structures/<group>/<structure id>.extxyz
+outputs = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.output}
 for group, structures in groups.items():
     for sid, atoms in structures.items():
-        path = Path(p.outdir) / group / f"{sid}.extxyz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(path, atoms, format="extxyz")
+        write(outputs[group, sid], atoms, format="extxyz")
     log.info("%d %s structures written", len(structures), group)
+if len(outputs) != sum(len(s) for s in groups.values()):
+    raise RuntimeError("structure ids of the DAG and of the generator disagree")

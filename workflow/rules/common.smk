@@ -84,7 +84,8 @@ def run_config(wildcards):
     return config["training"]["runs"][wildcards.run]
 
 
-def dft_threads_launcher():
+def mpi_launcher(wildcards):
+    """The MPI launch prefix; a function so that its {nprocs} is not read as a wildcard."""
     return config["dft"]["mpi_launcher"]
 
 

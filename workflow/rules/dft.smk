@@ -28,7 +28,7 @@ rule dft_run:
         f"{BENCH}/dft_run/{{group}}/{{sid}}.tsv"
     params:
         executable=config["dft"]["qe"]["executable"],
-        mpi_launcher=config["dft"]["mpi_launcher"],
+        mpi_launcher=mpi_launcher,
     threads: 2
     resources:
         mem_mb=2000,

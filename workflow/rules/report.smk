@@ -13,7 +13,6 @@ rule report:
     params:
         runs=training_runs(),
         config=config,
-        outdir=f"{RESULTS}/report",
     conda:
         "../../envs/torch.yaml"
     script:

@@ -9,7 +9,6 @@ rule structures:
         spec=config["structures"],
         elastic=config["validation"]["elastic"],
         seed=config["seed"],
-        outdir=f"{RESULTS}/structures",
     conda:
         "../../envs/qe.yaml"
     script:
