@@ -6,9 +6,10 @@ log = log_to(snakemake.log[0])
 
 from pathlib import Path
 
-from dft2mlip.report import RunArtifacts, write_report
+from dft2mlip.report import RunArtifacts, describe_run, report_settings, write_report
 
 inp = snakemake.input
+cfg = snakemake.params.config
 runs = {
     run: RunArtifacts(
         metrics_json=inp.metrics[i],
@@ -25,6 +26,9 @@ summary = write_report(
     dataset_table=inp.labels,
     runs=runs,
     dft_elastic_json=inp.dft_elastic,
-    config=snakemake.params.config,
+    md_component=2 * cfg["validation"]["md"]["direction"],
+    title=f"dft2mlip report: {cfg['material']['name']}",
+    run_descriptions={run: describe_run(cfg["training"]["runs"][run]) for run in runs},
+    settings=report_settings(cfg),
 )
 log.info("report written: %s", summary)

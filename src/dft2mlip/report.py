@@ -1,0 +1,673 @@
+"""The final report: dataset, training runs, test errors, elastic constants, deformation MD.
+
+Every number comes from the artifact files of the pipeline; an artifact that is missing is named
+in the report instead of stopping it. The report is ``summary.md`` (Markdown) with PNG figures
+beside it, and the same content as ``report.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dft2mlip.validate.deform import draw_stress_strain, stress_validation_summary  # noqa: E402
+from dft2mlip.validate.elastic import CUBIC_WARN_REL, cubic_constants, read_elastic_json  # noqa: E402
+
+WEIGHT_COLUMNS = {"energy": "weight_energy", "forces": "weight_forces", "stress": "weight_stress"}
+TEST_METRICS = [
+    # (key in metrics json, column header, unit)
+    ("energy_mae_meV_per_atom", "E MAE", "meV/atom"),
+    ("energy_rmse_meV_per_atom", "E RMSE", "meV/atom"),
+    ("forces_mae_meV_per_A", "F MAE", "meV/Å"),
+    ("forces_rmse_meV_per_A", "F RMSE", "meV/Å"),
+    ("stress_mae_GPa", "S MAE", "GPa"),
+    ("stress_rmse_GPa", "S RMSE", "GPa"),
+]
+ELASTIC_QUANTITIES = [
+    ("C11", "C11"),
+    ("C12", "C12"),
+    ("C44", "C44"),
+    ("bulk_modulus_GPa", "B (VRH)"),
+    ("shear_modulus_GPa", "G (VRH)"),
+]
+
+
+@dataclass
+class RunArtifacts:
+    """Paths of one training run's outputs (any may be None or missing on disk)."""
+
+    metrics_json: str | Path | None = None
+    history_csv: str | Path | None = None
+    elastic_json: str | Path | None = None
+    md_csv: str | Path | None = None
+    stress_validation_csv: str | Path | None = None
+    parity_png: str | Path | None = None
+
+
+# --------------------------------------------------------------------------- document model
+# A report is a list of blocks rendered twice: ("h", level, text), ("p", text),
+# ("table", header, rows), ("img", alt, filename), ("ul", items).
+
+
+def _fmt(x: object, sig: int = 3) -> str:
+    """A number with ``sig`` significant figures in fixed notation ("—" for None/NaN)."""
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, bool | np.bool_):
+        return "yes" if x else "no"
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    v = _float(x)
+    if not math.isfinite(v):
+        return "—"
+    if v == 0:
+        return "0"
+    decimals = sig - 1 - math.floor(math.log10(abs(v)))
+    if decimals > 6:
+        return f"{v:.{sig}g}"
+    return f"{v:.{max(decimals, 0)}f}"
+
+
+def _fixed(x: object, decimals: int = 1) -> str:
+    v = _float(x)
+    return f"{v:.{decimals}f}" if math.isfinite(v) else "—"
+
+
+def _float(x: object) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _render_markdown(blocks: list[tuple]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append("#" * block[1] + " " + block[2])
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("|" + "|".join("---" for _ in header) + "|")
+            out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
+        elif kind == "img":
+            out.append(f"![{block[1]}]({block[2]})")
+        elif kind == "ul":
+            out.extend(f"- {item}" for item in block[1])
+        out.append("")
+    return "\n".join(out)
+
+
+def _inline_html(text: str) -> str:
+    text = html.escape(str(text), quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+
+
+def _render_html(blocks: list[tuple], title: str) -> str:
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.45}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;"
+        "padding:.25em .6em;text-align:right}th{background:#eee}td:first-child{text-align:left}"
+        "img{max-width:100%}code{background:#f3f3f3}</style>",
+        "</head><body>",
+    ]
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append(f"<h{block[1]}>{_inline_html(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            out.append(f"<p>{_inline_html(block[1])}</p>")
+        elif kind == "table":
+            out.append("<table><tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in block[1]))
+            for row in block[2]:
+                out.append("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>")
+            out.append("</table>")
+        elif kind == "img":
+            src = html.escape(block[2])
+            out.append(f'<p><img src="{src}" alt="{html.escape(block[1])}"></p>')
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block[1]) + "</ul>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Missing:
+    """Collects artifacts that could not be read, for the report's 'Missing artifacts' list."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def path(self, what: str, path: str | Path | None) -> Path | None:
+        if path is None:
+            self.items.append(f"{what}: not provided")
+            return None
+        p = Path(path)
+        if not p.is_file():
+            self.items.append(f"{what}: missing (`{p}`)")
+            return None
+        return p
+
+    def failed(self, what: str, path: Path, err: Exception) -> None:
+        self.items.append(f"{what}: unreadable (`{path}`: {type(err).__name__}: {err})")
+
+
+def _load(what: str, path, loader, missing: _Missing):
+    p = missing.path(what, path)
+    if p is None:
+        return None
+    try:
+        return loader(p)
+    except Exception as err:  # noqa: BLE001 - a broken artifact is reported, not fatal
+        missing.failed(what, p, err)
+        return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+def _read_metrics(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    if "energy_mae_meV_per_atom" not in data and isinstance(data.get("test"), dict):
+        data = data["test"]
+    return data
+
+
+def _read_elastic(path: Path) -> dict:
+    c, record = read_elastic_json(path)
+    out = cubic_constants(c)
+    if "strain_magnitude" in record:
+        out["strain_magnitude"] = record["strain_magnitude"]
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, figures: list):
+    blocks.append(("h", 2, "Dataset"))
+    if table is None:
+        blocks.append(("p", "The label table is missing; see *Missing artifacts*."))
+        return
+    id_col = next((c for c in ("structure_id", "id") if c in table), None)
+    df = table.copy()
+    if "config_type" not in df:
+        df["config_type"] = "(no config_type column)"
+    if "status" not in df:
+        df["status"] = "(no status column)"
+    counts = pd.crosstab(df["config_type"], df["status"])
+    statuses = list(counts.columns)
+    n_ok = int((df["status"] == "ok").sum())
+    blocks.append(
+        (
+            "p",
+            f"{len(df)} DFT labels, {n_ok} with status `ok`. Only `ok` labels enter training; "
+            "every other label is listed below with its status and never enters silently.",
+        )
+    )
+    rows = [
+        [ct, *[int(counts.loc[ct, s]) for s in statuses], int(counts.loc[ct].sum())]
+        for ct in counts.index
+    ]
+    rows.append(["total", *[int(counts[s].sum()) for s in statuses], int(counts.values.sum())])
+    blocks.append(("table", ["config_type", *statuses, "total"], rows))
+    if "split" in df:
+        split_counts = df[df["status"] == "ok"].groupby("split").size()
+        blocks.append(
+            (
+                "p",
+                "Split of the `ok` labels: "
+                + ", ".join(f"{k} {v}" for k, v in split_counts.items())
+                + ".",
+            )
+        )
+    excluded = df[df["status"] != "ok"]
+    if len(excluded):
+        blocks.append(("p", f"**Excluded labels ({len(excluded)}):**"))
+        ex_rows = [
+            [
+                str(r.get(id_col, "?")) if id_col else "?",
+                str(r["config_type"]),
+                str(r["status"]),
+                str(r.get("message", "")),
+            ]
+            for _, r in excluded.iterrows()
+        ]
+        blocks.append(("table", ["structure_id", "config_type", "status", "message"], ex_rows))
+    else:
+        blocks.append(("p", "No label was excluded."))
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bottom = np.zeros(len(counts))
+    for s in statuses:
+        ax.bar(counts.index.astype(str), counts[s].to_numpy(), bottom=bottom, label=str(s))
+        bottom += counts[s].to_numpy()
+    ax.set_ylabel("number of labels")
+    ax.set_title("DFT labels by config_type and status")
+    ax.legend(fontsize=8)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "dataset.png", dpi=120)
+    plt.close(fig)
+    figures.append("dataset.png")
+    blocks.append(("img", "dataset summary", "dataset.png"))
+
+
+def _weights_section(histories: dict, out_dir: Path, blocks: list, figures: list, descriptions):
+    blocks.append(("h", 2, "Training runs and loss weights"))
+    blocks.append(
+        (
+            "p",
+            "Each run trains the same architecture on the same data; they differ only in how the "
+            "energy (E), force (F) and stress (S) loss terms are weighted. Adaptive schemes "
+            "recompute the weights every epoch from each term's learning progress; fixed schemes "
+            "keep them constant.",
+        )
+    )
+    if descriptions:
+        blocks.append(("ul", [f"**{k}**: {v}" for k, v in descriptions.items()]))
+    available = {k: h for k, h in histories.items() if h is not None}
+    if not available:
+        blocks.append(("p", "No training history is available."))
+        return
+    rows = []
+    for run, h in available.items():
+        last = h.iloc[-1]
+        rows.append([run, str(len(h)), *[_fmt(last.get(col)) for col in WEIGHT_COLUMNS.values()]])
+    blocks.append(("table", ["run", "epochs", "final w_E", "final w_F", "final w_S"], rows))
+    n = len(available)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    for ax, (run, h) in zip(axes[0], available.items(), strict=True):
+        epoch = h["epoch"].to_numpy() if "epoch" in h else np.arange(1, len(h) + 1)
+        for (term, col), style in zip(WEIGHT_COLUMNS.items(), ("-", "--", ":"), strict=True):
+            if col not in h:
+                continue
+            w = h[col].to_numpy(dtype=float)
+            label = term if np.any(w > 0) else f"{term} (0, not shown)"
+            ax.plot(epoch, np.where(w > 0, w, np.nan), ls=style, lw=1.8, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(run)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("loss weight")
+    fig.tight_layout()
+    fig.savefig(out_dir / "loss_weights.png", dpi=120)
+    plt.close(fig)
+    figures.append("loss_weights.png")
+    blocks.append(("img", "loss weights vs epoch", "loss_weights.png"))
+
+
+def _test_section(metrics: dict, parity: dict, out_dir: Path, blocks: list, figures: list):
+    blocks.append(("h", 2, "Test-set errors"))
+    blocks.append(
+        (
+            "p",
+            "Errors on the held-out test structures: energy per atom, every Cartesian force "
+            "component, every Voigt stress component (lower is better).",
+        )
+    )
+    header = ["run", "structures"] + [f"{h} ({u})" for _, h, u in TEST_METRICS]
+    rows = []
+    for run, m in metrics.items():
+        if m is None:
+            rows.append([run, "missing"] + ["—"] * len(TEST_METRICS))
+        else:
+            rows.append(
+                [run, _fmt(m.get("n_structures"))] + [_fmt(m.get(k)) for k, _, _ in TEST_METRICS]
+            )
+    blocks.append(("table", header, rows))
+    have = {k: m for k, m in metrics.items() if m is not None}
+    if have:
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+        runs = list(have)
+        x = np.arange(len(runs))
+        for ax, (comp, unit) in zip(
+            axes, [("energy", "meV/atom"), ("forces", "meV/Å"), ("stress", "GPa")], strict=True
+        ):
+            keys = [k for k, _, u in TEST_METRICS if k.startswith(comp)]
+            for j, key in enumerate(keys):
+                vals = [_float(have[r].get(key)) for r in runs]
+                ax.bar(x + (j - 0.5) * 0.38, vals, width=0.38, label=key.split("_")[1].upper())
+            ax.set_xticks(x, runs)
+            ax.set_ylabel(f"{comp} error ({unit})")
+            ax.legend(fontsize=8)
+        fig.suptitle("Test-set errors per run")
+        fig.tight_layout()
+        fig.savefig(out_dir / "test_errors.png", dpi=120)
+        plt.close(fig)
+        figures.append("test_errors.png")
+        blocks.append(("img", "test-set errors per run", "test_errors.png"))
+    for run, p in parity.items():
+        if p is None:
+            continue
+        name = f"parity_{_safe_name(run)}.png"
+        if p.resolve() != (out_dir / name).resolve():
+            shutil.copyfile(p, out_dir / name)
+        figures.append(name)
+        blocks.append(("p", f"Parity plot, run **{run}**:"))
+        blocks.append(("img", f"parity {run}", name))
+
+
+def _elastic_section(dft: dict | None, models: dict, blocks: list) -> dict[str, float]:
+    """Elastic table; returns each run's mean |% error| over C11, C12, C44."""
+    blocks.append(("h", 2, "Elastic constants"))
+    delta = f" = {dft['strain_magnitude']:g}" if dft and "strain_magnitude" in dft else ""
+    blocks.append(
+        (
+            "p",
+            "Clamped-ion elastic constants (GPa): the reference cell (the configured lattice "
+            f"constant, not relaxed) is strained by ±δ{delta} along each of the six Voigt "
+            "directions without relaxing the atoms, and C is the least-squares slope of stress "
+            "vs strain. DFT and every model use the same strained cells. Percentages are "
+            "(model − DFT)/DFT.",
+        )
+    )
+    header = ["quantity", "DFT"] + list(models)
+    rows = []
+    for key, name in ELASTIC_QUANTITIES:
+        row = [f"{name} (GPa)", _fixed(dft.get(key)) if dft else "missing"]
+        for m in models.values():
+            if m is None:
+                row.append("missing")
+                continue
+            cell = _fixed(m.get(key))
+            if dft and dft.get(key):
+                cell += f" ({100.0 * (m[key] - dft[key]) / dft[key]:+.1f}%)"
+            row.append(cell)
+        rows.append(row)
+    blocks.append(("table", header, rows))
+    warnings = []
+    for label, c in [("DFT", dft), *models.items()]:
+        if c is None:
+            continue
+        if not c["is_cubic"]:
+            warnings.append(
+                f"{label}: the tensor deviates from cubic symmetry by "
+                f"{c['cubic_deviation_GPa']:.2f} GPa "
+                f"({100 * c['cubic_deviation_rel']:.1f}% of C11, "
+                f"above {100 * CUBIC_WARN_REL:.0f}%); C11/C12/C44 are averages, see the JSON for "
+                "the full tensor."
+            )
+        if not c["positive_definite"]:
+            warnings.append(
+                f"{label}: the tensor is not positive definite (smallest eigenvalue "
+                f"{c['min_eigenvalue_GPa']:.1f} GPa): mechanically unstable."
+            )
+    if warnings:
+        blocks.append(("p", "**Warnings:**"))
+        blocks.append(("ul", warnings))
+    errors = {}
+    if dft:
+        for run, m in models.items():
+            if m is not None:
+                errs = [abs(m[k] - dft[k]) / abs(dft[k]) for k in ("C11", "C12", "C44") if dft[k]]
+                errors[run] = 100.0 * float(np.mean(errs)) if errs else float("nan")
+    return errors
+
+
+def _md_section(
+    md: dict, sv: dict, component: str, out_dir: Path, blocks: list, figures: list
+) -> dict[str, dict]:
+    blocks.append(("h", 2, "Deformation MD checked against DFT"))
+    blocks.append(
+        (
+            "p",
+            "Each model drives its own deformation MD (Langevin NVT, constant strain rate). "
+            f"Lines: σ_{component} from the potential (virial, no kinetic part) along the path; "
+            "circles: DFT stress at snapshots of that path; crosses: the model's static stress on "
+            "the same snapshots. Stress in GPa, tension positive.",
+        )
+    )
+    if any(v is not None for v in md.values()):
+        fig, ax = plt.subplots(figsize=(7.2, 4.8))
+        for i, (run, df) in enumerate(md.items()):
+            if df is not None:
+                draw_stress_strain(ax, df, sv.get(run), component, label=run, color=f"C{i}")
+        ax.legend(fontsize=7)
+        ax.set_title("Stress–strain along the deformation MD")
+        fig.tight_layout()
+        fig.savefig(out_dir / "stress_strain.png", dpi=120)
+        plt.close(fig)
+        figures.append("stress_strain.png")
+        blocks.append(("img", "stress-strain curves", "stress_strain.png"))
+    summaries = {}
+    rows = []
+    for run in md:
+        df = sv.get(run)
+        if df is None:
+            rows.append([run, "missing", "—", "—", "—", "—", "—"])
+            continue
+        s = stress_validation_summary(df)
+        summaries[run] = s
+        rows.append(
+            [
+                run,
+                f"{s['n_ok']}/{s['n_snapshots']}",
+                _fmt(s[f"mae_{component}_GPa"]),
+                _fmt(s[f"max_error_{component}_GPa"]),
+                _fmt(s["mae_GPa"]),
+                _fmt(s["max_error_GPa"]),
+                ", ".join(s["missing"]) or "none",
+            ]
+        )
+    blocks.append(
+        (
+            "table",
+            [
+                "run",
+                "snapshots with DFT",
+                f"MAE σ_{component} (GPa)",
+                f"max σ_{component} (GPa)",
+                "MAE all (GPa)",
+                "max all (GPa)",
+                "missing DFT labels",
+            ],
+            rows,
+        )
+    )
+    return summaries
+
+
+def _best_runs(metrics: dict, elastic_err: dict, sv_summaries: dict) -> list[str]:
+    criteria = []
+    for key, name, unit in (
+        ("energy_mae_meV_per_atom", "Test energy MAE", "meV/atom"),
+        ("forces_mae_meV_per_A", "Test force MAE", "meV/Å"),
+        ("stress_mae_GPa", "Test stress MAE", "GPa"),
+    ):
+        criteria.append((name, unit, {r: m.get(key) for r, m in metrics.items() if m}))
+    criteria.append(("Mean |error| of C11, C12, C44 vs DFT", "%", elastic_err))
+    criteria.append(
+        (
+            "MD-snapshot stress MAE vs DFT (all components)",
+            "GPa",
+            {r: s["mae_GPa"] for r, s in sv_summaries.items()},
+        )
+    )
+    sentences = []
+    for name, unit, values in criteria:
+        vals = {r: _float(v) for r, v in values.items() if math.isfinite(_float(v))}
+        if not vals:
+            sentences.append(f"{name}: no data.")
+            continue
+        best = min(vals.values())
+        winners = [r for r, v in vals.items() if v == best]
+        others = ", ".join(f"{r} {_fmt(v)}" for r, v in vals.items() if r not in winners)
+        text = f"{name}: **{' and '.join(winners)}** ({_fmt(best)} {unit}"
+        sentences.append(text + (f"; {others})." if others else ")."))
+    return sentences
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def write_report(
+    out_dir: str | Path,
+    *,
+    dataset_table: pd.DataFrame | str | Path | None,
+    runs: Mapping[str, RunArtifacts],
+    dft_elastic_json: str | Path | None,
+    md_component: str = "xx",
+    title: str = "dft2mlip report",
+    run_descriptions: Mapping[str, str] | None = None,
+    settings: Mapping[str, object] | None = None,
+    write_html: bool = True,
+) -> Path:
+    """Write ``summary.md`` (and ``report.html``) with figures into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir
+        Output folder (created); figures are written next to the Markdown.
+    dataset_table
+        The label table (``labels.parquet`` path, CSV path or DataFrame) with columns
+        structure_id, config_type, status and optionally message and split.
+    runs
+        Run name -> :class:`RunArtifacts`.
+    dft_elastic_json
+        DFT elastic tensor written by :func:`dft2mlip.validate.elastic.write_elastic_json`.
+    md_component
+        Stress component along the MD pulling direction (e.g. "xx").
+    run_descriptions, settings
+        Optional one-line description per run and key/value settings shown at the top.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``summary.md``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    missing = _Missing()
+    figures: list[str] = []
+
+    if isinstance(dataset_table, pd.DataFrame):
+        table = dataset_table
+    else:
+        table = _load("dataset label table", dataset_table, _read_table, missing)
+    metrics, histories, models_el, md, sv, parity = {}, {}, {}, {}, {}, {}
+    for run, art in runs.items():
+        metrics[run] = _load(f"{run}: test metrics", art.metrics_json, _read_metrics, missing)
+        histories[run] = _load(f"{run}: training history", art.history_csv, pd.read_csv, missing)
+        models_el[run] = _load(f"{run}: elastic tensor", art.elastic_json, _read_elastic, missing)
+        md[run] = _load(f"{run}: deformation MD table", art.md_csv, pd.read_csv, missing)
+        sv[run] = _load(
+            f"{run}: stress validation", art.stress_validation_csv, pd.read_csv, missing
+        )
+        parity[run] = missing.path(f"{run}: parity plot", art.parity_png)
+    dft_el = _load("DFT elastic tensor", dft_elastic_json, _read_elastic, missing)
+
+    blocks: list[tuple] = [("h", 1, title)]
+    blocks.append(
+        (
+            "p",
+            "This report compares machine-learning interatomic potentials trained on the same DFT "
+            f"labels with different loss weightings ({', '.join(runs) or 'no runs'}). Units: "
+            "energy eV (errors meV/atom), forces eV/Å (errors meV/Å), stress GPa with tension "
+            "positive (a compressed cell has negative stress).",
+        )
+    )
+    if settings:
+        blocks.append(("ul", [f"{k}: `{v}`" for k, v in settings.items()]))
+    _dataset_section(table, out_dir, blocks, figures)
+    _weights_section(histories, out_dir, blocks, figures, run_descriptions)
+    _test_section(metrics, parity, out_dir, blocks, figures)
+    elastic_err = _elastic_section(dft_el, models_el, blocks)
+    sv_summaries = _md_section(md, sv, md_component, out_dir, blocks, figures)
+    blocks.append(("h", 2, "Best run per metric"))
+    blocks.append(
+        (
+            "p",
+            "Lower is better for each metric. "
+            + " ".join(_best_runs(metrics, elastic_err, sv_summaries)),
+        )
+    )
+    blocks.append(("h", 2, "Missing artifacts"))
+    if missing.items:
+        blocks.append(
+            ("p", "These inputs were not available; their cells above show “missing” or “—”:")
+        )
+        blocks.append(("ul", missing.items))
+    else:
+        blocks.append(("p", "None: every artifact was found."))
+
+    summary = out_dir / "summary.md"
+    summary.write_text(_render_markdown(blocks))
+    if write_html:
+        (out_dir / "report.html").write_text(_render_html(blocks, title))
+    return summary
+
+
+def describe_run(run_cfg: Mapping[str, Any]) -> str:
+    """One line saying how a training run weighs its loss terms."""
+    norm = run_cfg.get("normalise", "none")
+    norm_text = "terms divided by their first-epoch loss" if norm == "initial" else "raw MSEs"
+    if run_cfg["scheme"] == "fixed":
+        w = run_cfg["weights"]
+        ratio = ":".join(f"{w.get(k, 0):g}" for k in ("energy", "forces", "stress"))
+        return f"fixed weights E:F:S = {ratio} ({norm_text}; stress in eV/Å³)"
+    variant = " (loss-weighted)" if run_cfg.get("loss_weighted") else ""
+    return (
+        f"{run_cfg['scheme']}{variant}, β = {run_cfg.get('beta')}, window {run_cfg.get('window')} "
+        f"epochs ({norm_text})"
+    )
+
+
+def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
+    """The settings a reader needs at the top of the report, from the run's config."""
+    mat, qe, md = config["material"], config["dft"]["qe"], config["validation"]["md"]
+    return {
+        "material": f"{mat['name']} ({mat['prototype']}, a = {mat['lattice_constant_A']} Å)",
+        "DFT": (
+            f"{config['dft']['engine']}: ecutwfc {qe['ecutwfc_Ry']} Ry, "
+            f"ecutrho {qe['ecutrho_Ry']} Ry, "
+            f"k-spacing {qe['kspacing_per_A']} Å⁻¹, {qe['occupations']} "
+            f"({qe['smearing']}, {qe['degauss_Ry']} Ry), conv_thr {qe['conv_thr_Ry']:g} Ry"
+        ),
+        "pseudopotentials": ", ".join(f"{el}: {f}" for el, f in qe["pseudopotentials"].items()),
+        "elastic constants": (
+            f"±{config['validation']['elastic']['strain_magnitude']} strain along each Voigt "
+            "direction, clamped ion, same cells for DFT and models"
+        ),
+        "deformation MD": (
+            f"{md['mode']} along {md['direction']}, {md['temperature_K']} K Langevin, "
+            f"{md['strain_rate_per_ps']}/ps to strain {md['max_strain']}, "
+            f"dt {md['timestep_fs']} fs, "
+            f"{md['snapshots']} DFT snapshots per run"
+        ),
+    }

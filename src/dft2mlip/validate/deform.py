@@ -1,0 +1,541 @@
+"""Deformation molecular dynamics with a trained potential, and its check against DFT.
+
+A cell is strained at a constant engineering strain rate under Langevin NVT (ASE), the
+stress–strain path is recorded, snapshots along the path are picked for DFT single points, and
+the model's static stress on those snapshots is compared with the DFT stress. Stresses are ASE
+Voigt vectors, tension positive; files and tables use GPa and say so in the column names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from ase import Atoms, units  # noqa: E402
+from ase.calculators.calculator import Calculator  # noqa: E402
+from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
+from ase.constraints import FixCom  # noqa: E402
+from ase.io import read, write  # noqa: E402
+from ase.md.langevin import Langevin  # noqa: E402
+from ase.md.velocitydistribution import Stationary  # noqa: E402
+
+try:  # ASE >= 3.29 (MaxwellBoltzmannDistribution is deprecated there)
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # pragma: no cover - older ASE
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    def thermalize_momenta(atoms: Atoms, temperature_K: float, *, rng=None) -> None:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+
+
+from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
+from dft2mlip.validate.metrics import VOIGT_COMPONENTS, model_static_stress, voigt_stress  # noqa: E402
+
+#: config location of the deformation-MD settings, used in error messages
+CONFIG_KEY = "validation.md"
+DIRECTIONS = {"x": 0, "y": 1, "z": 2}
+MAX_TIMESTEP_FS = 5.0
+MAX_STRAIN_PER_STEP = 1e-3
+#: target number of recorded MD rows when record_every is not given
+TARGET_ROWS = 150
+SNAPSHOT_CONFIG_TYPE = "md_snapshot"
+
+
+def _uniaxial(axis: int, strain: float) -> np.ndarray:
+    """Uniaxial strain along one Cartesian axis; the two lateral cell dimensions are fixed."""
+    f = np.eye(3)
+    f[axis, axis] += strain
+    return f
+
+
+#: deformation modes: (axis index, engineering strain) -> deformation gradient F (3x3).
+#: Add a mode here (e.g. hydrostatic: (1 + strain) * I; shear: I + strain * e_a e_b^T) and it
+#: becomes valid in DeformationSpec and run_deformation_md.
+DEFORMATION_MODES: dict[str, Callable[[int, float], np.ndarray]] = {"uniaxial": _uniaxial}
+
+
+def deformation_gradient(mode: str, direction: str, strain: float) -> np.ndarray:
+    """Deformation gradient F (3x3) for ``mode`` along ``direction`` at engineering ``strain``.
+
+    A cell with lattice vectors as rows deforms as ``new_cell = cell @ F.T`` (for the symmetric
+    F of uniaxial strain this is the project convention ``cell @ (I + eps)``).
+    """
+    if mode not in DEFORMATION_MODES:
+        raise ValueError(
+            f"deformation mode {mode!r} unknown; use one of {sorted(DEFORMATION_MODES)}"
+        )
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r} unknown; use one of x, y, z")
+    return DEFORMATION_MODES[mode](DIRECTIONS[direction], float(strain))
+
+
+@dataclass
+class DeformationSpec:
+    """Settings of a deformation MD run (``validation.md`` in the config).
+
+    Attributes
+    ----------
+    mode
+        Deformation mode; "uniaxial" (lateral cell dimensions fixed).
+    direction
+        Cartesian pulling direction, "x", "y" or "z".
+    repeat
+        Repetition of the conventional cell (used by the caller that builds the MD cell).
+    temperature_K
+        Langevin thermostat temperature (K).
+    timestep_fs
+        MD time step (fs), 0 < dt <= 5.
+    strain_rate_per_ps
+        Engineering strain rate (1/ps); negative compresses. |rate| * dt <= 1e-3 per step.
+    max_strain
+        Final |strain| (dimensionless), in (0, 0.5].
+    friction_per_fs
+        Langevin friction (1/fs).
+    snapshots
+        Number of MD snapshots that get DFT single points.
+    equilibration_ps
+        NVT time at zero strain before straining starts (ps; not recorded). Default 0.
+    """
+
+    mode: str
+    direction: str
+    repeat: tuple[int, int, int]
+    temperature_K: float
+    timestep_fs: float
+    strain_rate_per_ps: float
+    max_strain: float
+    friction_per_fs: float
+    snapshots: int
+    equilibration_ps: float = 0.0
+
+    def __post_init__(self) -> None:
+        k = CONFIG_KEY
+        if self.mode not in DEFORMATION_MODES:
+            raise ValueError(
+                f"{k}.mode = {self.mode!r} is not supported; use one of: "
+                + ", ".join(sorted(DEFORMATION_MODES))
+            )
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"{k}.direction = {self.direction!r} is not one of x, y, z")
+        try:
+            rep = tuple(int(r) for r in self.repeat)
+        except (TypeError, ValueError):
+            rep = ()
+        if len(rep) != 3 or min(rep) < 1 or list(rep) != [float(r) for r in self.repeat]:
+            raise ValueError(f"{k}.repeat = {self.repeat!r} must be three positive integers")
+        self.repeat = rep
+        numbers = (
+            "temperature_K",
+            "timestep_fs",
+            "strain_rate_per_ps",
+            "max_strain",
+            "friction_per_fs",
+            "equilibration_ps",
+        )
+        for name in numbers:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{k}.{name} = {value!r} must be a number")
+            if not math.isfinite(value):
+                raise ValueError(f"{k}.{name} = {value!r} must be finite")
+            setattr(self, name, float(value))
+        if self.temperature_K < 0:
+            raise ValueError(f"{k}.temperature_K = {self.temperature_K} K must be >= 0")
+        if self.timestep_fs <= 0:
+            raise ValueError(f"{k}.timestep_fs = {self.timestep_fs:g} fs must be positive")
+        if self.timestep_fs > MAX_TIMESTEP_FS:
+            raise ValueError(
+                f"{k}.timestep_fs = {self.timestep_fs:g} fs is above {MAX_TIMESTEP_FS:g} fs; "
+                "use 1-2 fs (below 1 fs for hydrogen)"
+            )
+        if self.strain_rate_per_ps == 0:
+            raise ValueError(f"{k}.strain_rate_per_ps = 0: the cell would not deform")
+        if not 0 < self.max_strain <= 0.5:
+            raise ValueError(f"{k}.max_strain = {self.max_strain:g} must be in (0, 0.5]")
+        if self.strain_per_step > MAX_STRAIN_PER_STEP:
+            raise ValueError(
+                f"{k}.strain_rate_per_ps × {k}.timestep_fs = {abs(self.strain_rate_per_ps):g}/ps × "
+                f"{self.timestep_fs:g} fs = {self.strain_per_step:.3g} strain per step is above "
+                f"{MAX_STRAIN_PER_STEP:g}; lower strain_rate_per_ps or timestep_fs"
+            )
+        if self.friction_per_fs <= 0:
+            raise ValueError(f"{k}.friction_per_fs = {self.friction_per_fs:g} must be positive")
+        if self.equilibration_ps < 0:
+            raise ValueError(f"{k}.equilibration_ps = {self.equilibration_ps:g} must be >= 0")
+        if isinstance(self.snapshots, bool) or int(self.snapshots) != self.snapshots:
+            raise ValueError(f"{k}.snapshots = {self.snapshots!r} must be an integer")
+        self.snapshots = int(self.snapshots)
+        if self.snapshots < 1:
+            raise ValueError(f"{k}.snapshots = {self.snapshots} must be at least 1")
+        if self.snapshots > self.n_steps:
+            raise ValueError(
+                f"{k}.snapshots = {self.snapshots} exceeds the {self.n_steps} MD steps; "
+                "lower snapshots or raise max_strain"
+            )
+
+    @classmethod
+    def from_config(cls, md_cfg: Mapping) -> DeformationSpec:
+        """Build from the ``validation.md`` config mapping; unknown or missing keys are errors."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(md_cfg) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{CONFIG_KEY} has unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}"
+            )
+        required = [f.name for f in fields(cls) if f.name != "equilibration_ps"]
+        missing = [n for n in required if n not in md_cfg]
+        if missing:
+            raise ValueError(f"{CONFIG_KEY} is missing key(s): {', '.join(missing)}")
+        return cls(**dict(md_cfg))
+
+    @property
+    def strain_per_step(self) -> float:
+        """|strain| increment per MD step (dimensionless)."""
+        return abs(self.strain_rate_per_ps) * self.timestep_fs * 1e-3
+
+    @property
+    def n_steps(self) -> int:
+        """Number of straining MD steps: round(max_strain / (|rate| * dt))."""
+        return max(1, round(self.max_strain / self.strain_per_step))
+
+    @property
+    def n_equilibration_steps(self) -> int:
+        """Number of zero-strain NVT steps before straining."""
+        return round(self.equilibration_ps * 1000.0 / self.timestep_fs)
+
+    @property
+    def record_every(self) -> int:
+        """Default recording interval (steps) giving about :data:`TARGET_ROWS` rows."""
+        return max(1, math.ceil(self.n_steps / TARGET_ROWS))
+
+    @property
+    def component(self) -> str:
+        """Voigt label of the stress component along the pulling direction (e.g. "xx")."""
+        return 2 * self.direction
+
+    def strain_at_step(self, step: int) -> float:
+        """Engineering strain at MD step ``step``: strain_rate_per_ps × step × timestep_fs."""
+        return self.strain_rate_per_ps * step * self.timestep_fs * 1e-3
+
+    def gradient_at_step(self, step: int) -> np.ndarray:
+        """Deformation gradient F (3x3) at MD step ``step``."""
+        return deformation_gradient(self.mode, self.direction, self.strain_at_step(step))
+
+
+STRESS_VIRIAL_COLUMNS = [f"stress_virial_{c}_GPa" for c in VOIGT_COMPONENTS]
+STRESS_TOTAL_COLUMNS = [f"stress_total_{c}_GPa" for c in VOIGT_COMPONENTS]
+
+
+def run_deformation_md(
+    atoms: Atoms,
+    calc: Calculator,
+    spec: DeformationSpec,
+    seed: int,
+    traj_path: str | Path,
+    csv_path: str | Path,
+    *,
+    record_every: int | None = None,
+) -> pd.DataFrame:
+    """Strain a cell at constant rate under Langevin NVT and record the stress–strain path.
+
+    The velocities start from a seeded Maxwell–Boltzmann distribution at ``temperature_K``
+    (centre-of-mass momentum removed, kept fixed by :class:`ase.constraints.FixCom`). After an
+    optional zero-strain equilibration, step ``i`` first sets the cell to
+    ``cell0 @ F(strain_i).T`` with ``strain_i = strain_rate_per_ps * i * timestep_fs`` (atoms
+    scaled with the cell), then advances the atoms one Langevin step; for "uniaxial" only the
+    pulled direction changes and the lateral cell dimensions stay fixed. As in LAMMPS
+    ``fix deform``, the first half-kick of a step reuses the forces of the previous step (the
+    affine remap changes them by O(strain per step)), so each step costs one force call.
+
+    Parameters
+    ----------
+    atoms
+        The cell to deform (not modified).
+    calc
+        ASE calculator (energy eV, forces eV/Å, stress eV/Å³).
+    spec
+        Deformation settings.
+    seed
+        Seed of the velocities and the Langevin noise.
+    traj_path, csv_path
+        Outputs: extxyz of the recorded frames (info md_strain, md_step, md_time_ps; energy,
+        forces and virial stress attached) and the CSV table returned here.
+    record_every
+        Recording interval in steps; default :attr:`DeformationSpec.record_every`. The start
+        (step 0) and the final step are always recorded.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per recorded step: step, time_ps, strain, temperature_K, potential_energy_eV,
+        kinetic_energy_eV, volume_A3, cell_length_{a,b,c}_A, stress_virial_<c>_GPa (static,
+        from the potential) and stress_total_<c>_GPa (virial plus the kinetic ideal-gas part),
+        c in xx, yy, zz, yz, xz, xy; tension positive.
+    """
+    every = spec.record_every if record_every is None else int(record_every)
+    if every < 1:
+        raise ValueError(f"record_every = {record_every} must be a positive number of steps")
+    rng = np.random.default_rng(seed)
+    work = atoms.copy()
+    work.calc = calc
+    work.set_constraint(FixCom())
+    cell0 = np.array(work.cell.array)
+    thermalize_momenta(work, spec.temperature_K, rng=rng)
+    Stationary(work)
+    dyn = Langevin(
+        work,
+        timestep=spec.timestep_fs * units.fs,
+        temperature_K=spec.temperature_K,
+        friction=spec.friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+
+    rows: list[dict] = []
+    frames: list[Atoms] = []
+
+    def record(step: int) -> None:
+        strain = spec.strain_at_step(step)
+        virial = np.asarray(work.get_stress(voigt=True, include_ideal_gas=False), dtype=float)
+        total = np.asarray(work.get_stress(voigt=True, include_ideal_gas=True), dtype=float)
+        energy = float(work.get_potential_energy())
+        row = {
+            "step": step,
+            "time_ps": step * spec.timestep_fs * 1e-3,
+            "strain": strain,
+            "temperature_K": float(work.get_temperature()),
+            "potential_energy_eV": energy,
+            "kinetic_energy_eV": float(work.get_kinetic_energy()),
+            "volume_A3": float(work.get_volume()),
+        }
+        lengths = work.cell.lengths()
+        row.update({f"cell_length_{v}_A": float(x) for v, x in zip("abc", lengths, strict=True)})
+        row.update(dict(zip(STRESS_VIRIAL_COLUMNS, virial * EV_PER_A3_TO_GPA, strict=True)))
+        row.update(dict(zip(STRESS_TOTAL_COLUMNS, total * EV_PER_A3_TO_GPA, strict=True)))
+        rows.append(row)
+        frame = Atoms(
+            numbers=work.numbers,
+            positions=work.positions,
+            cell=work.cell,
+            pbc=work.pbc,
+            momenta=work.get_momenta(),
+        )
+        frame.info.update({"md_strain": strain, "md_step": step, "md_time_ps": row["time_ps"]})
+        frame.calc = SinglePointCalculator(
+            frame, energy=energy, forces=work.get_forces(), stress=virial
+        )
+        frames.append(frame)
+
+    forces = work.get_forces(md=True)
+    for _ in range(spec.n_equilibration_steps):
+        forces = dyn.step(forces)
+    record(0)
+    for step in range(1, spec.n_steps + 1):
+        work.set_cell(cell0 @ spec.gradient_at_step(step).T, scale_atoms=True)
+        forces = dyn.step(forces)
+        if step % every == 0 or step == spec.n_steps:
+            record(step)
+
+    df = pd.DataFrame(rows)
+    for path in (traj_path, csv_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write(traj_path, frames, format="extxyz")
+    df.to_csv(csv_path, index=False)
+    return df
+
+
+def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap") -> list[Atoms]:
+    """Pick ``n`` frames of an MD path evenly spaced in strain for DFT single points.
+
+    The targets are ``final_strain * k / n`` for k = 1..n: the unstrained start is excluded and
+    the final frame is included; each target takes the nearest recorded frame.
+
+    Returns
+    -------
+    list of ase.Atoms
+        Bare structures (no calculator, no momenta) with info ``structure_id``
+        ``f"{id_prefix}-{k:02d}"`` (k = 0..n-1 in order of strain), ``config_type``
+        "md_snapshot", ``md_strain``, ``md_step``, ``md_time_ps``.
+    """
+    frames = read(traj_path, index=":", format="extxyz")
+    if not frames or any("md_strain" not in f.info for f in frames):
+        raise ValueError(f"{traj_path}: not a deformation-MD trajectory (frames need md_strain)")
+    strains = np.array([float(f.info["md_strain"]) for f in frames])
+    if n < 1:
+        raise ValueError(f"number of snapshots n = {n} must be at least 1")
+    candidates = np.flatnonzero(np.abs(strains) > 0)
+    final = strains[-1]
+    targets = final * np.arange(1, n + 1) / n
+    picked = [int(candidates[np.argmin(np.abs(strains[candidates] - t))]) for t in targets]
+    if len(set(picked)) != n:
+        raise ValueError(
+            f"{traj_path} has {len(candidates)} strained frames; cannot pick {n} distinct "
+            "snapshots evenly spaced in strain; record more often or ask for fewer snapshots"
+        )
+    snapshots = []
+    for k, i in enumerate(picked):
+        f = frames[i]
+        snap = Atoms(numbers=f.numbers, positions=f.positions, cell=f.cell, pbc=f.pbc)
+        snap.info.update(
+            {
+                "structure_id": f"{id_prefix}-{k:02d}",
+                "config_type": SNAPSHOT_CONFIG_TYPE,
+                "md_strain": float(f.info["md_strain"]),
+                "md_step": int(f.info["md_step"]),
+                "md_time_ps": float(f.info["md_time_ps"]),
+            }
+        )
+        snapshots.append(snap)
+    return snapshots
+
+
+def stress_validation(dft_atoms_list: list[Atoms], calc: Calculator) -> pd.DataFrame:
+    """Compare DFT stress with the model's static stress on MD snapshots.
+
+    Parameters
+    ----------
+    dft_atoms_list
+        DFT-labelled snapshots (REF_stress in eV/Å³ when status is "ok").
+    calc
+        The model calculator (static stress, no kinetic part).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per snapshot, ordered by md_strain: structure_id, md_strain, status,
+        dft_stress_<c>_GPa, model_stress_<c>_GPa, abs_error_<c>_GPa (c in xx, yy, zz, yz, xz,
+        xy). A snapshot without an "ok" DFT label keeps its row with NaN DFT stress and errors.
+    """
+    rows = []
+    for i, atoms in enumerate(dft_atoms_list):
+        status = str(atoms.info.get("status", "ok"))
+        if status == "ok" and "REF_stress" in atoms.info:
+            dft = voigt_stress(atoms.info["REF_stress"]) * EV_PER_A3_TO_GPA
+        else:
+            dft = np.full(6, np.nan)
+            if status == "ok":
+                status = "no_REF_stress"
+        model = model_static_stress(atoms, calc) * EV_PER_A3_TO_GPA
+        row = {
+            "structure_id": str(atoms.info.get("structure_id", f"#{i}")),
+            "md_strain": float(atoms.info.get("md_strain", np.nan)),
+            "status": status,
+        }
+        for j, c in enumerate(VOIGT_COMPONENTS):
+            row[f"dft_stress_{c}_GPa"] = dft[j]
+            row[f"model_stress_{c}_GPa"] = model[j]
+            row[f"abs_error_{c}_GPa"] = abs(model[j] - dft[j])
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values("md_strain", kind="stable").reset_index(drop=True)
+
+
+def stress_validation_summary(df: pd.DataFrame) -> dict:
+    """Summarise :func:`stress_validation`: errors in GPa over the snapshots with a DFT label.
+
+    Returns
+    -------
+    dict
+        n_snapshots, n_ok, missing (list of "id (status)"), mae_<c>_GPa and max_error_<c>_GPa
+        per component, mae_GPa and max_error_GPa over all components (NaN when n_ok is 0).
+    """
+    ok = df[df["status"] == "ok"]
+    out: dict = {
+        "n_snapshots": int(len(df)),
+        "n_ok": int(len(ok)),
+        "missing": [f"{r.structure_id} ({r.status})" for r in df.itertuples() if r.status != "ok"],
+    }
+    cols = [f"abs_error_{c}_GPa" for c in VOIGT_COMPONENTS]
+    for c, col in zip(VOIGT_COMPONENTS, cols, strict=True):
+        out[f"mae_{c}_GPa"] = float(ok[col].mean()) if len(ok) else float("nan")
+        out[f"max_error_{c}_GPa"] = float(ok[col].max()) if len(ok) else float("nan")
+    values = ok[cols].to_numpy().ravel()
+    out["mae_GPa"] = float(values.mean()) if values.size else float("nan")
+    out["max_error_GPa"] = float(values.max()) if values.size else float("nan")
+    return out
+
+
+def _running_mean(y: np.ndarray, window: int) -> np.ndarray:
+    return pd.Series(y).rolling(window, center=True, min_periods=1).mean().to_numpy()
+
+
+def draw_stress_strain(
+    ax,
+    md: pd.DataFrame | str | Path,
+    dft_points: pd.DataFrame | None = None,
+    component: str = "xx",
+    *,
+    label: str | None = None,
+    color: str | None = None,
+) -> None:
+    """Draw one MD stress–strain curve (virial, GPa) with DFT and model points on ``ax``."""
+    if component not in VOIGT_COMPONENTS:
+        raise ValueError(f"component {component!r} is not one of {', '.join(VOIGT_COMPONENTS)}")
+    df = pd.read_csv(md) if isinstance(md, str | Path) else md
+    x = df["strain"].to_numpy()
+    y = df[f"stress_virial_{component}_GPa"].to_numpy()
+    (line,) = ax.plot(x, y, lw=0.6, alpha=0.35, color=color)
+    color = line.get_color()
+    window = max(1, len(df) // 20)
+    prefix = f"{label}: " if label else ""
+    ax.plot(x, _running_mean(y, window), lw=1.8, color=color, label=f"{prefix}MD (virial)")
+    if dft_points is not None and len(dft_points):
+        ok = dft_points["status"] == "ok" if "status" in dft_points else slice(None)
+        pts = dft_points[ok]
+        ax.scatter(
+            pts["md_strain"],
+            pts[f"dft_stress_{component}_GPa"],
+            marker="o",
+            s=50,
+            facecolors="none",
+            edgecolors=color,
+            linewidths=1.6,
+            label=f"{prefix}DFT at snapshots",
+            zorder=3,
+        )
+        ax.scatter(
+            dft_points["md_strain"],
+            dft_points[f"model_stress_{component}_GPa"],
+            marker="x",
+            s=40,
+            color=color,
+            label=f"{prefix}model static at snapshots",
+            zorder=3,
+        )
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    ax.set_xlabel("engineering strain")
+    ax.set_ylabel(f"stress σ_{component} (GPa, tension > 0)")
+
+
+def plot_stress_strain(
+    md_csv: str | Path,
+    path: str | Path,
+    dft_points: pd.DataFrame | None,
+    component: str = "xx",
+    *,
+    title: str | None = None,
+) -> Path:
+    """Plot the MD stress–strain curve (virial, GPa) with DFT and model stresses at snapshots.
+
+    ``dft_points`` is a :func:`stress_validation` table (or None). The thin line is the raw MD
+    stress, the thick line a running mean over ~5% of the path.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    draw_stress_strain(ax, md_csv, dft_points, component)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

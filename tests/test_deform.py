@@ -1,0 +1,222 @@
+"""Deformation MD: spec validation, exact strain schedule, stress signs, snapshots, validation."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.io import read
+from ase.units import GPa
+
+from dft2mlip.validate.deform import (
+    DeformationSpec,
+    deformation_gradient,
+    plot_stress_strain,
+    run_deformation_md,
+    select_snapshots,
+    stress_validation,
+    stress_validation_summary,
+)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+A_CU = 3.59  # close to the EMT equilibrium lattice constant (3.590 Å)
+
+
+def _spec(**overrides):
+    cfg = {
+        "mode": "uniaxial",
+        "direction": "x",
+        "repeat": [2, 2, 2],
+        "temperature_K": 20.0,
+        "timestep_fs": 2.0,
+        "strain_rate_per_ps": 0.5,
+        "max_strain": 0.03,
+        "friction_per_fs": 0.02,
+        "snapshots": 3,
+    }
+    cfg.update(overrides)
+    return DeformationSpec.from_config(cfg)
+
+
+def _cell(spec):
+    return bulk("Cu", "fcc", a=A_CU, cubic=True).repeat(spec.repeat)
+
+
+@pytest.fixture(scope="module")
+def tension(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tension")
+    spec = _spec()
+    df = run_deformation_md(_cell(spec), EMT(), spec, 11, out / "md.extxyz", out / "md.csv")
+    return spec, df, out
+
+
+@pytest.fixture(scope="module")
+def compression(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compression")
+    spec = _spec(strain_rate_per_ps=-0.5, direction="y")
+    df = run_deformation_md(_cell(spec), EMT(), spec, 12, out / "md.extxyz", out / "md.csv")
+    return spec, df, out
+
+
+def test_default_config_spec():
+    md = yaml.safe_load(CONFIG.read_text())["validation"]["md"]
+    spec = DeformationSpec.from_config(md)
+    # n_steps = max_strain / (rate * dt) = 0.04 / (0.05/ps * 0.002 ps)
+    expected = round(md["max_strain"] / (md["strain_rate_per_ps"] * md["timestep_fs"] * 1e-3))
+    assert spec.n_steps == expected
+    assert 100 <= spec.n_steps // spec.record_every + 1 <= 201
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ({"timestep_fs": 8.0}, r"validation\.md\.timestep_fs = 8 fs is above 5 fs"),
+        ({"timestep_fs": 0.0}, r"validation\.md\.timestep_fs"),
+        ({"mode": "shear"}, r"validation\.md\.mode = 'shear'"),
+        ({"direction": "w"}, r"validation\.md\.direction = 'w'"),
+        ({"strain_rate_per_ps": 1.0}, r"validation\.md\.strain_rate_per_ps .* above 0\.001"),
+        ({"max_strain": 0.6}, r"validation\.md\.max_strain = 0\.6"),
+        ({"repeat": [1, 0, 1]}, r"validation\.md\.repeat"),
+        ({"snapshots": 0}, r"validation\.md\.snapshots"),
+        ({"friction_per_fs": 0.0}, r"validation\.md\.friction_per_fs"),
+        ({"temperature_K": "hot"}, r"validation\.md\.temperature_K = 'hot' must be a number"),
+        ({"strain_rate": 0.1}, r"validation\.md has unknown key\(s\) strain_rate"),
+    ],
+)
+def test_spec_rejects_bad_values_naming_the_key(override, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _spec(**override)
+
+
+def test_missing_key_is_named():
+    cfg = {"mode": "uniaxial", "direction": "x"}
+    with pytest.raises(ValueError, match="missing key.*timestep_fs"):
+        DeformationSpec.from_config(cfg)
+
+
+def test_uniaxial_gradient_changes_only_the_pulled_axis():
+    f = deformation_gradient("uniaxial", "z", 0.02)
+    np.testing.assert_array_equal(f, np.diag([1.0, 1.0, 1.02]))
+
+
+def test_cell_follows_schedule_exactly(tension):
+    spec, df, out = tension
+    frames = read(out / "md.extxyz", index=":")
+    assert len(frames) == len(df) and df["step"].iloc[-1] == spec.n_steps
+    cell0 = np.diag([2 * A_CU] * 3)
+    rate_per_fs = spec.strain_rate_per_ps * 1e-3
+    for frame, row in zip(frames, df.itertuples(), strict=True):
+        t_fs = row.step * spec.timestep_fs
+        expected = cell0 @ np.diag([1.0 + rate_per_fs * t_fs, 1.0, 1.0])
+        np.testing.assert_allclose(frame.cell.array, expected, atol=1e-12)
+        assert frame.info["md_strain"] == pytest.approx(rate_per_fs * t_fs, abs=1e-15)
+        assert frame.info["md_step"] == row.step
+        assert frame.info["md_time_ps"] == pytest.approx(t_fs * 1e-3)
+    np.testing.assert_allclose(df["cell_length_a_A"], 2 * A_CU * (1 + df["strain"]), atol=1e-12)
+    np.testing.assert_allclose(df["cell_length_b_A"], 2 * A_CU, atol=1e-12)
+    assert df["strain"].iloc[-1] == pytest.approx(spec.max_strain)
+
+
+def _static_stress_gpa(spec, strain):
+    atoms = _cell(spec)
+    atoms.set_cell(
+        atoms.cell.array @ deformation_gradient("uniaxial", spec.direction, strain),
+        scale_atoms=True,
+    )
+    atoms.calc = EMT()
+    return atoms.get_stress(voigt=True) / GPa
+
+
+def test_tension_gives_positive_stress_close_to_static(tension):
+    spec, df, _ = tension
+    final = df.iloc[-1]
+    assert final["stress_virial_xx_GPa"] > 1.0
+    assert final["stress_virial_xx_GPa"] > final["stress_virial_yy_GPa"] > 0
+    # at 20 K the MD stress stays near the static stress of the perfect strained lattice
+    static = _static_stress_gpa(spec, final["strain"])
+    assert final["stress_virial_xx_GPa"] == pytest.approx(static[0], abs=0.3)
+
+
+def test_compression_gives_negative_stress(compression):
+    spec, df, _ = compression
+    final = df.iloc[-1]
+    assert final["strain"] == pytest.approx(-spec.max_strain)
+    assert final["stress_virial_yy_GPa"] < -1.0
+    static = _static_stress_gpa(spec, final["strain"])
+    assert final["stress_virial_yy_GPa"] == pytest.approx(static[1], abs=0.3)
+    assert final["cell_length_b_A"] == pytest.approx(2 * A_CU * (1 - spec.max_strain))
+
+
+def test_kinetic_stress_is_minus_momentum_flux(tension):
+    """Total - virial on the diagonal averages to -2 KE / (3 V): thermal pressure is compressive."""
+    _, df, _ = tension
+    kin = (
+        df[[f"stress_total_{c}_GPa" for c in ("xx", "yy", "zz")]].to_numpy()
+        - df[[f"stress_virial_{c}_GPa" for c in ("xx", "yy", "zz")]].to_numpy()
+    )
+    expected = -2 * df["kinetic_energy_eV"] / (3 * df["volume_A3"]) / GPa
+    np.testing.assert_allclose(kin.mean(axis=1), expected, rtol=1e-9, atol=1e-12)
+    assert (expected < 0).all()
+
+
+def test_same_seed_reproduces(tmp_path, tension):
+    spec, df, _ = tension
+    again = run_deformation_md(
+        _cell(spec), EMT(), spec, 11, tmp_path / "a.extxyz", tmp_path / "a.csv"
+    )
+    pd.testing.assert_frame_equal(again, df)
+    assert pd.read_csv(tmp_path / "a.csv").shape == df.shape
+
+
+@pytest.mark.parametrize("case", ["tension", "compression"])
+def test_select_snapshots_evenly_spaced_in_strain(case, request):
+    spec, df, out = request.getfixturevalue(case)
+    snaps = select_snapshots(out / "md.extxyz", 3)
+    strains = np.array([s.info["md_strain"] for s in snaps])
+    assert len(snaps) == 3
+    assert np.all(np.diff(np.abs(strains)) > 0) and np.all(strains != 0)
+    assert strains[-1] == df["strain"].iloc[-1]  # the final frame is included
+    step = abs(df["strain"].diff().iloc[1])
+    np.testing.assert_allclose(strains, df["strain"].iloc[-1] * np.arange(1, 4) / 3, atol=step)
+    for k, s in enumerate(snaps):
+        assert s.info["structure_id"] == f"md-snap-{k:02d}"
+        assert s.info["config_type"] == "md_snapshot"
+        assert s.calc is None and "momenta" not in s.arrays
+    with pytest.raises(ValueError, match="cannot pick 500 distinct"):
+        select_snapshots(out / "md.extxyz", 500)
+
+
+def test_stress_validation_reports_errors_and_missing(tmp_path, tension):
+    spec, _, out = tension
+    snaps = select_snapshots(out / "md.extxyz", 3)
+    offset_gpa = np.array([0.2, -0.1, 0.0, 0.05, 0.0, 0.0])
+    labelled = []
+    for i, s in enumerate(reversed(snaps)):  # order of the input does not matter
+        a = s.copy()
+        if i == 0:
+            a.info["status"] = "scf_not_converged"
+        else:
+            a.info["status"] = "ok"
+            a.info["REF_stress"] = _static(s) - offset_gpa * GPa
+        labelled.append(a)
+    df = stress_validation(labelled, EMT())
+    assert list(df["structure_id"]) == ["md-snap-00", "md-snap-01", "md-snap-02"]
+    assert df.loc[2, "status"] == "scf_not_converged" and np.isnan(df.loc[2, "dft_stress_xx_GPa"])
+    np.testing.assert_allclose(df.loc[:1, "abs_error_xx_GPa"], 0.2, atol=1e-9)
+    summary = stress_validation_summary(df)
+    assert summary["n_ok"] == 2 and summary["missing"] == ["md-snap-02 (scf_not_converged)"]
+    assert summary["mae_xx_GPa"] == pytest.approx(0.2)
+    assert summary["max_error_yz_GPa"] == pytest.approx(0.05)
+    assert summary["mae_GPa"] == pytest.approx(np.abs(offset_gpa).mean())
+    assert np.isfinite(df["model_stress_xx_GPa"]).all()
+    png = plot_stress_strain(out / "md.csv", tmp_path / "ss.png", df, component="xx")
+    assert png.stat().st_size > 1000
+
+
+def _static(atoms):
+    a = atoms.copy()
+    a.calc = EMT()
+    return a.get_stress(voigt=True)
