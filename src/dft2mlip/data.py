@@ -1,0 +1,425 @@
+"""DFT labels and the training dataset built from them.
+
+Label file (one per structure): single-frame extxyz. ``atoms.info`` holds ``structure_id``,
+``config_type``, ``status`` ("ok" | "scf_not_converged" | "failed"), ``message``,
+``dft_engine``, ``settings_hash``, ``energy_kind``, ``provenance`` (JSON string) and, when the
+status is "ok", ``REF_energy`` (eV) and ``REF_stress`` (eV/Å³, Voigt ``[xx, yy, zz, yz, xz,
+xy]``, tension positive); ``atoms.arrays["REF_forces"]`` (N, 3) in eV/Å. Labels that are not ok
+carry the input structure only. Any other ``info`` of the structure is preserved.
+
+Dataset: ``{train,val,test}.extxyz`` with the ``REF_*`` keys (MACE reads them as is) and
+``labels.parquet`` with one row per label, failed ones included with split "excluded".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shlex
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from dft2mlip.units import EV_PER_A3_TO_GPA
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "scf_not_converged", "failed")
+SPLITS = ("train", "val", "test")
+REF_INFO_KEYS = ("REF_energy", "REF_stress")
+REF_ARRAY_KEYS = ("REF_forces",)
+# info keys that are Label fields; read back verbatim as strings (extxyz would turn a
+# settings_hash like "0123456789ab" into an int)
+_STRING_KEYS = (
+    "structure_id",
+    "config_type",
+    "status",
+    "message",
+    "dft_engine",
+    "settings_hash",
+    "energy_kind",
+    "provenance",
+)
+_LABEL_ONLY_KEYS = ("status", "message", "provenance")
+# extxyz cannot hold an empty string value (the next key would be read as its value)
+_EMPTY_MESSAGE = "(none)"
+VOIGT_NAMES = ("xx", "yy", "zz", "yz", "xz", "xy")
+
+
+@dataclass
+class Label:
+    """One DFT label: the structure, its status and, when ok, the reference results.
+
+    When ``status == "ok"``, ``atoms.info["REF_energy"]`` (eV), ``atoms.info["REF_stress"]``
+    (6, eV/Å³, tension positive) and ``atoms.arrays["REF_forces"]`` (N, 3, eV/Å) are set.
+    """
+
+    structure_id: str
+    config_type: str
+    status: str
+    message: str
+    atoms: Atoms
+    provenance: dict = field(default_factory=dict)
+    energy_kind: str = "free_energy"
+    settings_hash: str = ""
+    dft_engine: str = "qe"
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(
+                f"label {self.structure_id}: status must be one of {STATUSES}, got {self.status!r}"
+            )
+        if self.status == "ok":
+            missing = [k for k in REF_INFO_KEYS if k not in self.atoms.info]
+            missing += [k for k in REF_ARRAY_KEYS if k not in self.atoms.arrays]
+            if missing:
+                raise ValueError(f"label {self.structure_id} is ok but lacks {missing}")
+            if np.shape(self.atoms.info["REF_stress"]) != (6,):
+                raise ValueError(
+                    f"label {self.structure_id}: REF_stress must be a 6-vector (Voigt), "
+                    f"got shape {np.shape(self.atoms.info['REF_stress'])}"
+                )
+
+    @property
+    def energy(self) -> float | None:
+        """Reference energy (eV), None unless ok."""
+        return float(self.atoms.info["REF_energy"]) if self.status == "ok" else None
+
+    @property
+    def forces(self) -> np.ndarray | None:
+        """Reference forces (N, 3; eV/Å), None unless ok."""
+        return np.asarray(self.atoms.arrays["REF_forces"]) if self.status == "ok" else None
+
+    @property
+    def stress(self) -> np.ndarray | None:
+        """Reference stress (6, Voigt; eV/Å³, tension positive), None unless ok."""
+        return np.asarray(self.atoms.info["REF_stress"], float) if self.status == "ok" else None
+
+
+def _clean_text(text: str) -> str:
+    """One line without characters that extxyz's key=value header cannot round-trip."""
+    return " ".join(str(text).replace('"', "'").replace("\\", "/").split())
+
+
+def _clean_json_value(value):
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, Mapping):
+        return {str(k): _clean_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean_json_value(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return _clean_json_value(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _strip_ref(atoms: Atoms) -> None:
+    for key in REF_INFO_KEYS:
+        atoms.info.pop(key, None)
+    for key in REF_ARRAY_KEYS:
+        if key in atoms.arrays:
+            del atoms.arrays[key]
+
+
+def write_label(label: Label, path: str | os.PathLike) -> None:
+    """Write a label file (single-frame extxyz, see the module docstring).
+
+    Parameters
+    ----------
+    label
+        The label. Labels that are not ok are written without ``REF_*`` keys.
+    path
+        Output file; parent directories are created.
+    """
+    for name in ("structure_id", "config_type", "dft_engine", "settings_hash", "energy_kind"):
+        if not str(getattr(label, name)).strip():
+            raise ValueError(
+                f"label {label.structure_id!r}: {name} is empty; set it before writing"
+            )
+    atoms = label.atoms.copy()
+    atoms.calc = None
+    atoms.constraints = []
+    for key in [k for k, v in atoms.info.items() if isinstance(v, str) and not v.strip()]:
+        del atoms.info[key]  # empty strings would corrupt the extxyz header
+    if label.status != "ok":
+        _strip_ref(atoms)
+    else:
+        atoms.info["REF_energy"] = float(atoms.info["REF_energy"])
+        atoms.info["REF_stress"] = np.asarray(atoms.info["REF_stress"], dtype=float)
+    provenance = json.dumps(_clean_json_value(label.provenance), sort_keys=True, ensure_ascii=False)
+    atoms.info.update(
+        structure_id=label.structure_id,
+        config_type=label.config_type,
+        status=label.status,
+        message=_clean_text(label.message) or _EMPTY_MESSAGE,
+        dft_engine=label.dft_engine,
+        settings_hash=label.settings_hash,
+        energy_kind=label.energy_kind,
+        provenance=provenance,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    ase.io.write(tmp, atoms, format="extxyz")
+    os.replace(tmp, path)  # never leave a half-written label behind
+
+
+def _raw_header(path: Path) -> dict[str, str]:
+    """The extxyz comment line as verbatim strings (no number/bool conversion)."""
+    with open(path, encoding="utf-8") as handle:
+        handle.readline()
+        header = handle.readline()
+    raw = {}
+    for token in shlex.split(header, posix=True):
+        key, sep, value = token.partition("=")
+        if sep:
+            raw[key] = value
+    return raw
+
+
+def read_label(path: str | os.PathLike) -> Label:
+    """Read a label file written by :func:`write_label`.
+
+    Parameters
+    ----------
+    path
+        Label file (single-frame extxyz).
+
+    Returns
+    -------
+    Label
+        ``atoms.info`` keeps ``structure_id``, ``config_type``, the ``REF_*`` keys and any
+        extra structure info; the other label fields are moved to the Label.
+    """
+    path = Path(path)
+    frames = ase.io.read(path, format="extxyz", index=":")
+    if len(frames) != 1:
+        raise ValueError(f"label file {path} holds {len(frames)} frames; expected exactly 1")
+    atoms = frames[0]
+    raw = _raw_header(path)
+    missing = [k for k in _STRING_KEYS if k not in raw]
+    if missing:
+        raise ValueError(
+            f"label file {path} lacks {missing}; it was not written by dft2mlip.data.write_label"
+        )
+    info = {key: raw[key] for key in _STRING_KEYS}
+    for key in _STRING_KEYS:
+        atoms.info.pop(key, None)
+    atoms.info["structure_id"] = info["structure_id"]
+    atoms.info["config_type"] = info["config_type"]
+    try:
+        provenance = json.loads(info["provenance"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"label file {path}: provenance is not valid JSON ({err})") from err
+    if info["status"] == "ok" and "REF_stress" in atoms.info:
+        atoms.info["REF_stress"] = np.asarray(atoms.info["REF_stress"], dtype=float)
+        atoms.info["REF_energy"] = float(atoms.info["REF_energy"])
+    return Label(
+        structure_id=info["structure_id"],
+        config_type=info["config_type"],
+        status=info["status"],
+        message="" if info["message"] == _EMPTY_MESSAGE else info["message"],
+        atoms=atoms,
+        provenance=provenance,
+        energy_kind=info["energy_kind"],
+        settings_hash=info["settings_hash"],
+        dft_engine=info["dft_engine"],
+    )
+
+
+def _split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Sizes of train/val/test for ``n`` labels; val and test get >= 1 when n >= 3."""
+
+    def nearest(x: float) -> int:
+        return int(math.floor(x + 0.5))
+
+    n_val, n_test = nearest(fractions["val"] * n), nearest(fractions["test"] * n)
+    if n >= 3:
+        n_val, n_test = max(1, n_val), max(1, n_test)
+    while n_val + n_test > n - 1 and (n_val > 1 or n_test > 1):  # keep >= 1 for training
+        if n_val >= n_test:
+            n_val -= 1
+        else:
+            n_test -= 1
+    if n < 3:
+        n_val = n_test = 0
+    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
+
+
+def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+    if set(fractions) != set(SPLITS):
+        raise ValueError(
+            f"dataset.fractions must have exactly the keys {list(SPLITS)}, got {list(fractions)}"
+        )
+    values = {k: float(fractions[k]) for k in SPLITS}
+    if any(v < 0 for v in values.values()) or values["train"] <= 0:
+        raise ValueError(f"dataset.fractions must be >= 0 with train > 0, got {values}")
+    if abs(sum(values.values()) - 1.0) > 1e-6:
+        raise ValueError(f"dataset.fractions must sum to 1, got {sum(values.values())}")
+    return values
+
+
+def _dataset_frame(label: Label) -> Atoms:
+    atoms = label.atoms.copy()
+    atoms.calc = None
+    for key in _LABEL_ONLY_KEYS:
+        atoms.info.pop(key, None)
+    atoms.info.update(
+        structure_id=label.structure_id,
+        config_type=label.config_type,
+        dft_engine=label.dft_engine,
+        settings_hash=label.settings_hash,
+        energy_kind=label.energy_kind,
+    )
+    return atoms
+
+
+def _row(label: Label, split: str, path: Path) -> dict:
+    atoms = label.atoms
+    row = {
+        "structure_id": label.structure_id,
+        "config_type": label.config_type,
+        "formula": atoms.get_chemical_formula(mode="metal"),
+        "n_atoms": len(atoms),
+        "status": label.status,
+        "message": label.message,
+        "split": split,
+        "energy_eV": math.nan,
+        "energy_per_atom_eV": math.nan,
+        "max_force_eV_per_A": math.nan,
+        **{f"stress_{name}_GPa": math.nan for name in VOIGT_NAMES},
+        "pressure_GPa": math.nan,
+        "dft_engine": label.dft_engine,
+        "settings_hash": label.settings_hash,
+        "energy_kind": label.energy_kind,
+        "provenance": json.dumps(label.provenance, sort_keys=True),
+        "label_path": str(path),
+    }
+    if label.status == "ok":
+        stress_gpa = label.stress * EV_PER_A3_TO_GPA
+        row.update(
+            energy_eV=label.energy,
+            energy_per_atom_eV=label.energy / len(atoms),
+            max_force_eV_per_A=float(np.linalg.norm(label.forces, axis=1).max()),
+            pressure_GPa=float(-stress_gpa[:3].mean()),
+            **{f"stress_{n}_GPa": float(s) for n, s in zip(VOIGT_NAMES, stress_gpa, strict=True)},
+        )
+    return row
+
+
+def build_dataset(
+    label_paths: Sequence[str | os.PathLike],
+    fractions: Mapping[str, float],
+    seed: int,
+    out_dir: str | os.PathLike,
+) -> pd.DataFrame:
+    """Collect labels into train/val/test extxyz files and a per-label parquet table.
+
+    Parameters
+    ----------
+    label_paths
+        Label files (see :func:`write_label`).
+    fractions
+        ``config["dataset"]["fractions"]``: ``train``, ``val``, ``test`` summing to 1.
+    seed
+        Seed of the split (numpy ``default_rng``). The split depends on the seed and the set of
+        ok structure ids, not on the order of ``label_paths``.
+    out_dir
+        Directory for ``train.extxyz``, ``val.extxyz``, ``test.extxyz``, ``labels.parquet`` and
+        ``summary.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``labels.parquet`` table: one row per label (energies eV, forces eV/Å, stresses
+        GPa, tension positive; ``pressure_GPa = -trace/3``); labels that are not ok have
+        split "excluded".
+
+    Raises
+    ------
+    ValueError
+        If ok labels were computed with different settings (settings_hash), naming the ids, or
+        if a structure id occurs twice.
+    """
+    values = _check_fractions(fractions)
+    labels: dict[str, tuple[Label, Path]] = {}
+    for path in map(Path, label_paths):
+        label = read_label(path)
+        if label.structure_id in labels:
+            raise ValueError(
+                f"structure id {label.structure_id} occurs twice: "
+                f"{labels[label.structure_id][1]} and {path}"
+            )
+        labels[label.structure_id] = (label, path)
+    ids = sorted(labels)
+    ok_ids = [i for i in ids if labels[i][0].status == "ok"]
+
+    by_hash: dict[str, list[str]] = {}
+    for sid in ok_ids:
+        by_hash.setdefault(labels[sid][0].settings_hash, []).append(sid)
+    if len(by_hash) > 1:
+        groups = "; ".join(f"{h}: {', '.join(s)}" for h, s in sorted(by_hash.items()))
+        raise ValueError(
+            "ok labels were computed with different DFT settings (settings_hash), so they "
+            f"cannot share a dataset: {groups}. Recompute the outdated labels with the "
+            "current dft settings"
+        )
+
+    counts = _split_counts(len(ok_ids), values)
+    order = np.random.default_rng(int(seed)).permutation(len(ok_ids))
+    shuffled = [ok_ids[i] for i in order]
+    split_of = {sid: "test" for sid in shuffled[: counts["test"]]}
+    split_of.update(
+        {sid: "val" for sid in shuffled[counts["test"] : counts["test"] + counts["val"]]}
+    )
+    split_of.update({sid: "train" for sid in shuffled[counts["test"] + counts["val"] :]})
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        frames = [_dataset_frame(labels[sid][0]) for sid in ids if split_of.get(sid) == split]
+        target = out / f"{split}.extxyz"
+        if frames:
+            ase.io.write(target, frames, format="extxyz")
+        else:
+            target.write_text("")
+            log.warning("split %s is empty (%d ok labels)", split, len(ok_ids))
+
+    table = pd.DataFrame(
+        [_row(labels[sid][0], split_of.get(sid, "excluded"), labels[sid][1]) for sid in ids]
+    )
+    table.to_parquet(out / "labels.parquet", index=False)
+
+    excluded = [labels[sid][0] for sid in ids if sid not in split_of]
+    if excluded:
+        log.warning(
+            "%d of %d labels excluded from the dataset: %s",
+            len(excluded),
+            len(ids),
+            "; ".join(f"{lab.structure_id} ({lab.status}: {lab.message})" for lab in excluded),
+        )
+    summary = {
+        "n_labels": len(ids),
+        "status": dict(Counter(labels[sid][0].status for sid in ids)),
+        "split": {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
+        | {"excluded": len(excluded)},
+        "settings_hash": next(iter(by_hash), None),
+        "energy_kind": sorted({labels[sid][0].energy_kind for sid in ok_ids}),
+        "seed": int(seed),
+        "fractions": values,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info("dataset in %s: %s", out, summary["split"])
+    return table

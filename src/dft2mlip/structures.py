@@ -1,0 +1,316 @@
+"""Candidate structures for DFT labelling and for the elastic-constant reference.
+
+Lengths are in Å. Strains are dimensionless Voigt vectors ``[xx, yy, zz, yz, xz, xy]`` with
+ENGINEERING shear (``e4 = 2 eps_yz``), so that ``sigma_i = C_ij e_j``. A Voigt strain ``e`` is
+applied as ``new_cell = cell @ (I + eps)`` with ``eps`` the symmetric strain tensor; atoms keep
+their fractional coordinates (they are scaled with the cell).
+
+Structure ids are derived from the config alone (:func:`training_structure_ids`), so a workflow
+can build its DAG before any structure exists. Every random number comes from
+``numpy.random.default_rng`` seeded from ``(seed, section, index)``: changing one section (or
+appending structures to it) never changes the structures of another section, and the first ``n``
+structures of a section do not depend on its ``count``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk
+
+#: config section -> (id prefix, config_type), in the order ids are listed
+SECTIONS: dict[str, tuple[str, str]] = {
+    "hydrostatic": ("hydro", "hydrostatic"),
+    "strained": ("strain", "strained"),
+    "rattled": ("rattle", "rattled"),
+    "supercell": ("super", "supercell"),
+}
+# fixed integers that key each section's random stream (never reorder or reuse)
+_SECTION_STREAM = {"hydrostatic": 1, "strained": 2, "rattled": 3, "supercell": 4}
+_VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def voigt_to_strain_tensor(voigt_strain: Sequence[float]) -> np.ndarray:
+    """Symmetric 3x3 strain tensor from a Voigt strain vector (engineering shear).
+
+    Parameters
+    ----------
+    voigt_strain
+        ``[e_xx, e_yy, e_zz, e_yz, e_xz, e_xy]``, dimensionless, shear components engineering
+        (``e_yz = 2 eps_yz``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``eps`` with ``eps[1, 2] = eps[2, 1] = e_yz / 2`` etc.
+    """
+    e = np.asarray(voigt_strain, dtype=float)
+    if e.shape != (6,):
+        raise ValueError(f"a Voigt strain needs 6 components, got shape {e.shape}")
+    xx, yy, zz, yz, xz, xy = e
+    return np.array([[xx, xy / 2, xz / 2], [xy / 2, yy, yz / 2], [xz / 2, yz / 2, zz]], dtype=float)
+
+
+def strain_tensor_to_voigt(strain: np.ndarray) -> np.ndarray:
+    """Voigt strain vector (engineering shear) from a symmetric 3x3 strain tensor.
+
+    Parameters
+    ----------
+    strain
+        Symmetric 3x3 strain tensor (dimensionless).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[e_xx, e_yy, e_zz, 2 eps_yz, 2 eps_xz, 2 eps_xy]``.
+    """
+    eps = np.asarray(strain, dtype=float)
+    if eps.shape != (3, 3) or not np.allclose(eps, eps.T, atol=1e-14):
+        raise ValueError("a strain tensor must be a symmetric 3x3 matrix")
+    return np.array(
+        [eps[i, j] if i == j else 2.0 * eps[i, j] for i, j in _VOIGT_PAIRS], dtype=float
+    )
+
+
+def apply_voigt_strain(atoms: Atoms, voigt_strain: Sequence[float]) -> Atoms:
+    """Return a copy of ``atoms`` with the cell strained as ``cell @ (I + eps)``.
+
+    Parameters
+    ----------
+    atoms
+        Periodic structure (Å).
+    voigt_strain
+        Voigt strain vector with engineering shear (see :func:`voigt_to_strain_tensor`).
+
+    Returns
+    -------
+    ase.Atoms
+        A new object; atoms keep their fractional coordinates. ``info`` is copied unchanged.
+    """
+    eps = voigt_to_strain_tensor(voigt_strain)
+    strained = atoms.copy()
+    strained.set_cell(np.asarray(atoms.cell) @ (np.eye(3) + eps), scale_atoms=True)
+    return strained
+
+
+def _bulk(material: Mapping, cubic: bool) -> Atoms:
+    """Build the material's cell with ``ase.build.bulk``; errors name the config keys."""
+    try:
+        prototype = material["prototype"]
+        elements = list(material["elements"])
+        a = float(material["lattice_constant_A"])
+    except KeyError as err:
+        raise ValueError(f"material.{err.args[0]} is missing from the config") from err
+    if not elements:
+        raise ValueError("material.elements is empty; list the chemical symbols, e.g. [Si]")
+    if not a > 0:
+        raise ValueError(f"material.lattice_constant_A must be > 0 Å, got {a}")
+    try:
+        return bulk("".join(elements), crystalstructure=prototype, a=a, cubic=cubic)
+    except (ValueError, KeyError, RuntimeError) as err:
+        kind = "conventional cubic" if cubic else "primitive"
+        raise ValueError(
+            f"cannot build the {kind} cell of material.prototype={prototype!r} with "
+            f"material.elements={elements}: {err}. Use a prototype known to ase.build.bulk "
+            "(e.g. diamond, fcc, bcc, zincblende, rocksalt)"
+        ) from err
+
+
+def primitive_cell(material: Mapping) -> Atoms:
+    """Primitive cell of the configured material.
+
+    Parameters
+    ----------
+    material
+        ``config["material"]``: ``prototype`` (``ase.build.bulk`` crystal structure),
+        ``elements`` (list of symbols), ``lattice_constant_A`` (Å).
+
+    Returns
+    -------
+    ase.Atoms
+        Periodic primitive cell (Å).
+    """
+    return _bulk(material, cubic=False)
+
+
+def conventional_cell(material: Mapping, repeat: Sequence[int]) -> Atoms:
+    """Conventional cubic cell of the configured material, repeated.
+
+    Parameters
+    ----------
+    material
+        ``config["material"]`` (see :func:`primitive_cell`).
+    repeat
+        Three positive integers, repetitions along the cubic axes.
+
+    Returns
+    -------
+    ase.Atoms
+        Periodic supercell (Å), e.g. 8 atoms for diamond and ``repeat=[1, 1, 1]``.
+    """
+    reps = tuple(int(r) for r in repeat)
+    if len(reps) != 3 or min(reps) < 1:
+        raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
+    return _bulk(material, cubic=True).repeat(reps)
+
+
+def _section_count(section: str, params: Mapping | None) -> int:
+    if not params:
+        return 0
+    if section == "hydrostatic":
+        return len(params.get("strains", []) or [])
+    count = int(params.get("count", 0) or 0)
+    if count < 0:
+        raise ValueError(f"structures.{section}.count must be >= 0, got {count}")
+    return count
+
+
+def training_structure_ids(spec: Mapping) -> list[str]:
+    """Ids of the training structures, derived from the config only (no atoms are built).
+
+    Parameters
+    ----------
+    spec
+        ``config["structures"]``. A section that is absent or has count 0 gives no ids.
+
+    Returns
+    -------
+    list[str]
+        ``hydro-000..``, ``strain-000..``, ``rattle-000..``, ``super-000..`` in that order.
+    """
+    unknown = set(spec) - set(SECTIONS)
+    if unknown:
+        raise ValueError(
+            f"unknown section(s) structures.{sorted(unknown)}; known: {list(SECTIONS)}"
+        )
+    ids = []
+    for section, (prefix, _) in SECTIONS.items():
+        n = _section_count(section, spec.get(section))
+        if n > 999:
+            raise ValueError(f"structures.{section} asks for {n} structures; at most 999")
+        ids.extend(f"{prefix}-{i:03d}" for i in range(n))
+    return ids
+
+
+def _rng(seed: int, section: str, index: int) -> np.random.Generator:
+    """Independent random stream for structure ``index`` of ``section``."""
+    return np.random.default_rng(
+        np.random.SeedSequence(entropy=int(seed), spawn_key=(_SECTION_STREAM[section], index))
+    )
+
+
+def _random_voigt_strain(rng: np.random.Generator, max_strain: float) -> np.ndarray:
+    """Voigt vector of a symmetric strain tensor whose six components are U(-max, max)."""
+    eps_components = rng.uniform(-max_strain, max_strain, size=6)
+    eps = np.zeros((3, 3))
+    for value, (i, j) in zip(eps_components, _VOIGT_PAIRS, strict=True):
+        eps[i, j] = eps[j, i] = value
+    return strain_tensor_to_voigt(eps)
+
+
+def _labelled(atoms: Atoms, structure_id: str, config_type: str, voigt: np.ndarray) -> Atoms:
+    atoms.info["structure_id"] = structure_id
+    atoms.info["config_type"] = config_type
+    atoms.info["voigt_strain"] = np.asarray(voigt, dtype=float)
+    return atoms
+
+
+def _positive(section: str, key: str, value) -> float:
+    value = float(value)
+    if not value >= 0:
+        raise ValueError(f"structures.{section}.{key} must be >= 0, got {value}")
+    return value
+
+
+def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str, Atoms]:
+    """Build the training structures described by ``config["structures"]``.
+
+    Parameters
+    ----------
+    material
+        ``config["material"]`` (see :func:`primitive_cell`).
+    spec
+        ``config["structures"]``: ``hydrostatic.strains`` (isotropic linear strains),
+        ``strained`` (``count``, ``max_strain``: every component of a random symmetric strain
+        tensor uniform in ``[-max_strain, max_strain]``), ``rattled`` (``count``,
+        ``max_strain``, ``rattle_A``: Gaussian displacements with this standard deviation per
+        Cartesian component, Å), ``supercell`` (``count``, ``repeat`` of the conventional cubic
+        cell, ``max_strain``, ``rattle_A``).
+    seed
+        Global seed (``config["seed"]``).
+
+    Returns
+    -------
+    dict[str, ase.Atoms]
+        Keys exactly :func:`training_structure_ids`, in order. Each Atoms has ``info``
+        ``structure_id``, ``config_type`` and ``voigt_strain`` (the applied Voigt strain).
+    """
+    ids = training_structure_ids(spec)
+    prim = primitive_cell(material)
+    out: dict[str, Atoms] = {}
+    for section, (_, config_type) in SECTIONS.items():
+        params = spec.get(section)
+        section_ids = [i for i in ids if i.startswith(SECTIONS[section][0] + "-")]
+        if not section_ids:
+            continue
+        if section == "hydrostatic":
+            for sid, s in zip(section_ids, params["strains"], strict=True):
+                voigt = np.array([s, s, s, 0.0, 0.0, 0.0], dtype=float)
+                out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, config_type, voigt)
+            continue
+        max_strain = _positive(section, "max_strain", params.get("max_strain", 0.0))
+        rattle = _positive(section, "rattle_A", params.get("rattle_A", 0.0))
+        if section == "supercell":
+            base = conventional_cell(material, params.get("repeat", [1, 1, 1]))
+        else:
+            base = prim
+        for index, sid in enumerate(section_ids):
+            rng = _rng(seed, section, index)
+            voigt = _random_voigt_strain(rng, max_strain)
+            atoms = apply_voigt_strain(base, voigt)
+            if section in ("rattled", "supercell") and rattle > 0:
+                atoms.positions += rng.normal(0.0, rattle, size=atoms.positions.shape)
+            out[sid] = _labelled(atoms, sid, config_type, voigt)
+    return out
+
+
+def elastic_structure_ids() -> list[str]:
+    """Ids of the elastic-constant reference structures.
+
+    Returns
+    -------
+    list[str]
+        ``["elastic-e1p", "elastic-e1m", ..., "elastic-e6p", "elastic-e6m"]``.
+    """
+    return [f"elastic-e{i}{sign}" for i in range(1, 7) for sign in ("p", "m")]
+
+
+def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
+    """Primitive cell strained by ``+/- magnitude`` along each Voigt direction (clamped ion).
+
+    Parameters
+    ----------
+    material
+        ``config["material"]`` (see :func:`primitive_cell`).
+    magnitude
+        Voigt strain magnitude (dimensionless; engineering shear for directions 4-6).
+
+    Returns
+    -------
+    dict[str, ase.Atoms]
+        Keys :func:`elastic_structure_ids`; ``info`` ``structure_id``, ``config_type``
+        ("elastic") and ``voigt_strain``. Atoms are scaled with the cell (no relaxation).
+    """
+    magnitude = float(magnitude)
+    if not magnitude > 0:
+        raise ValueError(f"validation.elastic.strain_magnitude must be > 0, got {magnitude}")
+    prim = primitive_cell(material)
+    out = {}
+    for sid in elastic_structure_ids():
+        direction = int(sid[len("elastic-e")]) - 1
+        voigt = np.zeros(6)
+        voigt[direction] = magnitude if sid.endswith("p") else -magnitude
+        out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt)
+    return out

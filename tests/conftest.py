@@ -1,0 +1,64 @@
+"""Shared fixtures: the Si material, cheap-but-real pw.x settings, a pw.x availability guard."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from dft2mlip.dft.settings import QESettings
+from dft2mlip.structures import apply_voigt_strain, primitive_cell
+
+SI_MATERIAL = {
+    "name": "Si",
+    "prototype": "diamond",
+    "elements": ["Si"],
+    "lattice_constant_A": 5.431,
+}
+SI_PSEUDO = "Si.pbe-nl-rrkjus_psl.1.0.0.UPF"
+#: cheap pw.x settings for tests: 20 Ry, 8x density cutoff, 4x4x4 k for the 2-atom cell
+TINY_QE = {
+    "pseudopotentials": {"Si": SI_PSEUDO},
+    "ecutwfc_Ry": 20.0,
+    "ecutrho_Ry": 160.0,
+    "kspacing_per_A": 0.6,
+    "occupations": "smearing",
+    "smearing": "mv",
+    "degauss_Ry": 0.01,
+    "conv_thr_Ry": 1e-8,
+    "electron_maxstep": 100,
+    "mixing_beta": 0.7,
+}
+
+
+def fixture_structure():
+    """Strained (with shear), displaced 2-atom Si of the committed pw.x fixtures (tests/data/qe):
+    nonzero forces and off-diagonal stress."""
+    voigt = np.array([0.01, -0.005, 0.002, 0.004, -0.003, 0.006])
+    atoms = apply_voigt_strain(primitive_cell(SI_MATERIAL), voigt)
+    atoms.positions[1] += [0.03, -0.02, 0.01]
+    atoms.info.update(structure_id="fixture-si2", config_type="strained", voigt_strain=voigt)
+    return atoms
+
+
+@pytest.fixture
+def si_material() -> dict:
+    """``config["material"]`` of diamond Si."""
+    return dict(SI_MATERIAL)
+
+
+@pytest.fixture
+def tiny_qe_settings() -> QESettings:
+    """Cheap QE settings; skips when the Si pseudopotential is not installed."""
+    settings = QESettings.from_config(TINY_QE)
+    if not (settings.pseudo_path / SI_PSEUDO).is_file():
+        pytest.skip(f"{SI_PSEUDO} not in {settings.pseudo_path} (Debian quantum-espresso-data)")
+    return settings
+
+
+@pytest.fixture
+def pw_x() -> str:
+    """Path of pw.x; skips the test when Quantum ESPRESSO is not installed."""
+    path = shutil.which("pw.x")
+    if path is None:
+        pytest.skip("pw.x not installed (Debian quantum-espresso, conda-forge qe)")
+    return path

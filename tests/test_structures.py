@@ -1,0 +1,215 @@
+"""Candidate structures: ids, reproducibility, strain convention, section independence."""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+from conftest import SI_MATERIAL
+
+from dft2mlip.structures import (
+    apply_voigt_strain,
+    conventional_cell,
+    elastic_structure_ids,
+    elastic_structures,
+    primitive_cell,
+    strain_tensor_to_voigt,
+    training_structure_ids,
+    training_structures,
+    voigt_to_strain_tensor,
+)
+
+SPEC = {
+    "hydrostatic": {"strains": [-0.03, -0.015, 0.015, 0.03]},
+    "strained": {"count": 10, "max_strain": 0.03},
+    "rattled": {"count": 8, "max_strain": 0.01, "rattle_A": 0.06},
+    "supercell": {"count": 2, "repeat": [1, 1, 1], "max_strain": 0.015, "rattle_A": 0.08},
+}
+SEED = 20241203
+
+
+@pytest.fixture(scope="module")
+def structures():
+    return training_structures(SI_MATERIAL, SPEC, SEED)
+
+
+def applied_strain(reference_cell, cell) -> np.ndarray:
+    """Voigt strain (engineering shear) that maps reference_cell onto cell: cell = ref @ (I+eps)."""
+    eps = np.linalg.solve(np.asarray(reference_cell), np.asarray(cell)) - np.eye(3)
+    np.testing.assert_allclose(eps, eps.T, atol=1e-12)  # a pure (symmetric) strain
+    return strain_tensor_to_voigt((eps + eps.T) / 2)
+
+
+def test_ids_follow_the_config():
+    ids = training_structure_ids(SPEC)
+    assert ids[:5] == ["hydro-000", "hydro-001", "hydro-002", "hydro-003", "strain-000"]
+    counts = {p: sum(i.startswith(p + "-") for i in ids) for p in ("hydro", "strain", "rattle")}
+    assert counts == {"hydro": 4, "strain": 10, "rattle": 8}
+    assert ids[-2:] == ["super-000", "super-001"]
+    assert all(re.fullmatch(r"(hydro|strain|rattle|super)-\d{3}", i) for i in ids)
+    assert len(set(ids)) == len(ids) == 24
+    assert training_structure_ids(SPEC) == ids  # deterministic
+    assert training_structure_ids({"strained": {"count": 2, "max_strain": 0.01}}) == [
+        "strain-000",
+        "strain-001",
+    ]
+    assert training_structure_ids({**SPEC, "rattled": {"count": 0}, "supercell": None}) == [
+        i for i in ids if i.startswith(("hydro", "strain"))
+    ]
+    assert training_structure_ids({}) == []
+    with pytest.raises(ValueError, match="structures"):
+        training_structure_ids({"strainedd": {"count": 2}})
+
+
+def test_keys_and_info(structures):
+    assert list(structures) == training_structure_ids(SPEC)
+    kinds = {
+        "hydro": "hydrostatic",
+        "strain": "strained",
+        "rattle": "rattled",
+        "super": "supercell",
+    }
+    for sid, atoms in structures.items():
+        assert atoms.info["structure_id"] == sid
+        assert atoms.info["config_type"] == kinds[sid.split("-")[0]]
+        assert np.shape(atoms.info["voigt_strain"]) == (6,)
+        assert all(atoms.pbc)
+    assert len(structures["super-000"]) == 8 and len(structures["strain-000"]) == 2
+
+
+def test_reproducible_with_seed_and_seed_matters(structures):
+    again = training_structures(SI_MATERIAL, SPEC, SEED)
+    other = training_structures(SI_MATERIAL, SPEC, SEED + 1)
+    for sid, atoms in structures.items():
+        np.testing.assert_array_equal(again[sid].positions, atoms.positions)
+        np.testing.assert_array_equal(again[sid].cell, atoms.cell)
+        if not sid.startswith("hydro"):  # hydrostatic strains come from the config
+            assert not np.allclose(other[sid].cell, atoms.cell)
+
+
+def test_recorded_strain_is_the_applied_strain(structures):
+    prim = primitive_cell(SI_MATERIAL).cell
+    conv = conventional_cell(SI_MATERIAL, [1, 1, 1]).cell
+    for sid, atoms in structures.items():
+        reference = conv if sid.startswith("super") else prim
+        np.testing.assert_allclose(
+            applied_strain(reference, atoms.cell), atoms.info["voigt_strain"], atol=1e-12
+        )
+    for sid, strain in zip(
+        [f"hydro-{i:03d}" for i in range(4)], SPEC["hydrostatic"]["strains"], strict=True
+    ):
+        np.testing.assert_allclose(structures[sid].info["voigt_strain"], [strain] * 3 + [0] * 3)
+        assert structures[sid].get_volume() == pytest.approx(
+            primitive_cell(SI_MATERIAL).get_volume() * (1 + strain) ** 3
+        )
+
+
+def test_random_strains_cover_all_six_components_within_bounds(structures):
+    for section, prefix in (("strained", "strain"), ("rattled", "rattle"), ("supercell", "super")):
+        limit = SPEC[section]["max_strain"]
+        voigt = np.array(
+            [a.info["voigt_strain"] for s, a in structures.items() if s.startswith(prefix + "-")]
+        )
+        tensor = np.array([voigt_to_strain_tensor(v) for v in voigt])
+        assert np.abs(tensor).max() <= limit + 1e-15  # every tensor component in [-max, max]
+        assert np.all(np.abs(voigt).max(axis=0) > 0)  # shear included
+    strained = np.array([structures[f"strain-{i:03d}"].info["voigt_strain"] for i in range(10)])
+    assert np.abs(strained[:, 3:]).max() > SPEC["strained"]["max_strain"]  # engineering: 2 eps
+    assert np.all(np.abs(strained).max(axis=0) > 0.3 * SPEC["strained"]["max_strain"])
+
+
+def test_rattled_atoms_are_displaced(structures):
+    for sid, rattle in (("rattle-000", 0.06), ("super-000", 0.08)):
+        atoms = structures[sid]
+        base = (
+            primitive_cell(SI_MATERIAL)
+            if sid.startswith("rattle")
+            else conventional_cell(SI_MATERIAL, [1, 1, 1])
+        )
+        ideal = apply_voigt_strain(base, atoms.info["voigt_strain"])
+        displacement = atoms.positions - ideal.positions
+        assert 0.1 * rattle < np.abs(displacement).max() < 6 * rattle
+    for i in range(10):  # strained cells stay ideal (clamped ion)
+        atoms = structures[f"strain-{i:03d}"]
+        np.testing.assert_allclose(
+            atoms.get_scaled_positions(), primitive_cell(SI_MATERIAL).get_scaled_positions()
+        )
+
+
+def test_changing_one_section_leaves_the_others_alone(structures):
+    changed = copy.deepcopy(SPEC)
+    changed["strained"] = {"count": 13, "max_strain": 0.05}
+    changed["hydrostatic"]["strains"].append(0.045)
+    changed["supercell"]["count"] = 3
+    new = training_structures(SI_MATERIAL, changed, SEED)
+    for sid, atoms in structures.items():
+        if sid.startswith(("rattle", "super", "hydro")):
+            np.testing.assert_array_equal(new[sid].positions, atoms.positions)
+            np.testing.assert_array_equal(new[sid].cell, atoms.cell)
+    assert "super-002" in new and "hydro-004" in new
+    # appending to a section does not change its first structures
+    longer = training_structures(
+        SI_MATERIAL, {**SPEC, "strained": {"count": 12, "max_strain": 0.03}}, SEED
+    )
+    for i in range(10):
+        sid = f"strain-{i:03d}"
+        np.testing.assert_array_equal(longer[sid].cell, structures[sid].cell)
+
+
+def test_apply_voigt_strain_convention():
+    atoms = primitive_cell(SI_MATERIAL)
+    gamma = 0.02  # engineering shear e4 = 2 eps_yz
+    sheared = apply_voigt_strain(atoms, [0, 0, 0, gamma, 0, 0])
+    assert sheared is not atoms
+    np.testing.assert_array_equal(atoms.cell, primitive_cell(SI_MATERIAL).cell)  # untouched
+    # a vector along z picks up a y component gamma/2 * z (and vice versa): symmetric eps
+    r = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    deformed = r @ (np.eye(3) + voigt_to_strain_tensor([0, 0, 0, gamma, 0, 0]))
+    np.testing.assert_allclose(deformed, [[0, gamma / 2, 1], [0, 1, gamma / 2]])
+    np.testing.assert_allclose(sheared.get_scaled_positions(), atoms.get_scaled_positions())
+    # small strain: relative volume change is the trace
+    e = np.array([1e-4, -2e-4, 3e-4, 1e-4, 2e-4, -1e-4])
+    dv = apply_voigt_strain(atoms, e).get_volume() / atoms.get_volume() - 1
+    assert dv == pytest.approx(e[:3].sum(), rel=1e-3)
+    for v in np.random.default_rng(0).uniform(-0.1, 0.1, (5, 6)):
+        np.testing.assert_allclose(strain_tensor_to_voigt(voigt_to_strain_tensor(v)), v)
+
+
+def test_elastic_set_is_plus_minus_pairs():
+    ids = elastic_structure_ids()
+    assert ids == [f"elastic-e{i}{s}" for i in range(1, 7) for s in "pm"]
+    magnitude = 0.005
+    elastic = elastic_structures(SI_MATERIAL, magnitude)
+    assert list(elastic) == ids
+    prim = primitive_cell(SI_MATERIAL)
+    for direction in range(6):
+        plus = elastic[f"elastic-e{direction + 1}p"]
+        minus = elastic[f"elastic-e{direction + 1}m"]
+        expected = np.zeros(6)
+        expected[direction] = magnitude
+        np.testing.assert_allclose(plus.info["voigt_strain"], expected)
+        np.testing.assert_allclose(minus.info["voigt_strain"], -expected)
+        np.testing.assert_allclose(applied_strain(prim.cell, plus.cell), expected, atol=1e-14)
+        np.testing.assert_allclose(applied_strain(prim.cell, minus.cell), -expected, atol=1e-14)
+        for atoms in (plus, minus):
+            assert atoms.info["config_type"] == "elastic"
+            np.testing.assert_allclose(atoms.get_scaled_positions(), prim.get_scaled_positions())
+    with pytest.raises(ValueError, match="strain_magnitude"):
+        elastic_structures(SI_MATERIAL, 0.0)
+
+
+def test_cells_and_errors():
+    assert len(primitive_cell(SI_MATERIAL)) == 2
+    conv = conventional_cell(SI_MATERIAL, [2, 1, 1])
+    assert len(conv) == 16
+    np.testing.assert_allclose(conv.cell.lengths(), [2 * 5.431, 5.431, 5.431])
+    gaas = {"prototype": "zincblende", "elements": ["Ga", "As"], "lattice_constant_A": 5.65}
+    assert primitive_cell(gaas).get_chemical_formula() == "AsGa"
+    with pytest.raises(ValueError, match="material.prototype"):
+        primitive_cell({**SI_MATERIAL, "prototype": "perovskite-ish"})
+    with pytest.raises(ValueError, match="lattice_constant_A"):
+        primitive_cell({**SI_MATERIAL, "lattice_constant_A": -1.0})
+    with pytest.raises(ValueError, match="repeat"):
+        conventional_cell(SI_MATERIAL, [1, 0, 1])
+    with pytest.raises(ValueError, match="structures.strained.count"):
+        training_structure_ids({"strained": {"count": -1}})
