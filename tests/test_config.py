@@ -113,6 +113,16 @@ def test_pseudopotential_file_absent_names_directory(config, tmp_path):
             "training.runs.fixed.weights.energy",
         ),
         (
+            lambda c: c["training"]["runs"].update(
+                dft={"scheme": "fixed", "weights": {"energy": 1}}
+            ),
+            "training.runs.dft",
+        ),
+        (
+            lambda c: c["training"]["runs"].update(Fixed=c["training"]["runs"]["fixed"]),
+            "training.runs.",
+        ),
+        (
             lambda c: c["training"]["runs"]["adaptive"].update(beta=0.0),
             "training.runs.adaptive.beta",
         ),

@@ -85,7 +85,23 @@ def _check_fractions(fractions: Mapping[str, float]) -> None:
         )
 
 
+#: run names that would share output paths with the DFT reference (results/validate/dft/...)
+RESERVED_RUN_NAMES = ("dft",)
+
+
 def _check_runs(runs: Mapping[str, Mapping]) -> None:
+    lowered = [name.lower() for name in runs]
+    for name in runs:
+        if name.lower() in RESERVED_RUN_NAMES:
+            raise ConfigError(
+                f"config key 'training.runs.{name}': the name '{name}' is reserved for the DFT "
+                "reference outputs; rename the run"
+            )
+        if lowered.count(name.lower()) > 1:
+            raise ConfigError(
+                f"config key 'training.runs.{name}': run names differ only in case, which collides "
+                "on case-insensitive file systems; rename one"
+            )
     for name, run in runs.items():
         key = f"training.runs.{name}"
         if run["scheme"] == "fixed":

@@ -10,6 +10,8 @@ rule dataset:
         summary=f"{RESULTS}/dataset/summary.json",
     log:
         f"{LOGS}/dataset.log",
+    benchmark:
+        f"{BENCH}/dataset.tsv",
     params:
         fractions=config["dataset"]["fractions"],
         seed=config["seed"],

@@ -7,6 +7,8 @@ rule dft_input:
         settings=f"{RESULTS}/dft/{{group}}/{{sid}}/settings.json",
     log:
         f"{LOGS}/dft_input/{{group}}/{{sid}}.log",
+    benchmark:
+        f"{BENCH}/dft_input/{{group}}/{{sid}}.tsv",
     params:
         qe=config["dft"]["qe"],
     conda:
@@ -50,6 +52,10 @@ rule dft_parse:
         label=f"{RESULTS}/dft/{{group}}/{{sid}}/label.extxyz",
     log:
         f"{LOGS}/dft_parse/{{group}}/{{sid}}.log",
+    benchmark:
+        f"{BENCH}/dft_parse/{{group}}/{{sid}}.tsv",
+    params:
+        qe=config["dft"]["qe"],
     conda:
         "../../envs/qe.yaml"
     script:

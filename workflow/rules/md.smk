@@ -40,6 +40,8 @@ rule md_snapshots:
         ),
     log:
         f"{LOGS}/md_snapshots/{{run}}.log",
+    benchmark:
+        f"{BENCH}/md_snapshots/{{run}}.tsv",
     conda:
         "../../envs/qe.yaml"
     script:

@@ -10,6 +10,8 @@ rule report:
         ),
     log:
         f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCH}/report.tsv",
     params:
         runs=training_runs(),
         config=config,

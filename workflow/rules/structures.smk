@@ -4,6 +4,8 @@ rule structures:
         structure_files(),
     log:
         f"{LOGS}/structures.log",
+    benchmark:
+        f"{BENCH}/structures.tsv",
     params:
         material=config["material"],
         spec=config["structures"],

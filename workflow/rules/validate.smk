@@ -14,6 +14,8 @@ rule test_metrics:
         ),
     log:
         f"{LOGS}/test_metrics/{{run}}.log",
+    benchmark:
+        f"{BENCH}/test_metrics/{{run}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -28,6 +30,8 @@ rule elastic_dft:
         elastic=f"{RESULTS}/validate/dft/elastic.json",
     log:
         f"{LOGS}/elastic/dft.log",
+    benchmark:
+        f"{BENCH}/elastic/dft.tsv",
     conda:
         "../../envs/qe.yaml"
     script:
@@ -43,6 +47,8 @@ rule elastic_model:
         elastic=f"{RESULTS}/validate/{{run}}/elastic.json",
     log:
         f"{LOGS}/elastic/{{run}}.log",
+    benchmark:
+        f"{BENCH}/elastic/{{run}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -66,6 +72,8 @@ rule stress_validation:
         ),
     log:
         f"{LOGS}/stress_validation/{{run}}.log",
+    benchmark:
+        f"{BENCH}/stress_validation/{{run}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
