@@ -1,4 +1,4 @@
-"""Snakemake script: train one model with the run's loss-weighting scheme."""
+"""Snakemake script: train one model with the run's loss-weighting scheme (resumes last.pt)."""
 
 from dft2mlip.logutil import log_to
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from dft2mlip.train.trainer import train_run
 
 t = snakemake.params.training
+out_dir = Path(snakemake.output.model).parent
 summary = train_run(
     snakemake.input.train,
     snakemake.input.val,
-    Path(snakemake.output.model).parent,
+    out_dir,
     run_name=snakemake.wildcards.run,
     model_cfg=snakemake.params.model_cfg,
     run_cfg=snakemake.params.run_cfg,
@@ -22,5 +23,15 @@ summary = train_run(
     dtype=t["dtype"],
     seed=snakemake.params.seed,
     threads=snakemake.threads,
+    lr_scheduler=t["lr_scheduler"],
+    lr_factor=t["lr_factor"],
+    lr_patience=t["lr_patience"],
+    min_lr=t["min_lr"],
+    ema_decay=t["ema_decay"],
+    early_stopping_patience=t["early_stopping_patience"],
+    clip_grad_norm=t["clip_grad_norm"],
+    device=t["device"],
 )
+if Path(summary["mace_model_path"]) != Path(snakemake.output.mace_model):
+    raise RuntimeError(f"trainer wrote {summary['mace_model_path']}, rule expects another path")
 log.info("training summary: %s", summary)

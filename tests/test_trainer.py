@@ -56,7 +56,16 @@ def emt_frames(n, seed, *, max_strain=0.02, rattle=0.05):
 
 
 def train(
-    tmp, name, run_cfg, *, epochs=EPOCHS, batch_size=3, train_file="train.xyz", val_file="val.xyz"
+    tmp,
+    name,
+    run_cfg,
+    *,
+    epochs=EPOCHS,
+    batch_size=3,
+    train_file="train.xyz",
+    val_file="val.xyz",
+    lr=0.01,
+    **options,
 ):
     return train_run(
         tmp / train_file,
@@ -67,10 +76,11 @@ def train(
         run_cfg=run_cfg,
         epochs=epochs,
         batch_size=batch_size,
-        lr=0.01,
+        lr=lr,
         dtype="float64",
         seed=3,
         threads=1,
+        **options,
     )
 
 
@@ -158,7 +168,9 @@ def test_checkpoint_loads_weights_only_and_is_best_epoch(adaptive, data_dir):
     assert hist.loc[hist["epoch"] == ckpt["epoch"], "best"].item() == 1
     assert ckpt["normalisation"]["mode"] == "initial"
     assert set(ckpt["normalisation"]["refs"]) == {"energy", "forces", "stress"}
-    assert "optimizer" in ckpt and "rng" in ckpt
+    state = torch.load(data_dir / "adaptive" / "last.pt", weights_only=True)
+    assert state["epoch"] == EPOCHS and len(state["history"]) == EPOCHS
+    assert {"optimizer", "rng", "weighting", "normalisation", "model_state"} <= set(state)
     before = torch.get_default_dtype()
     model, info = load_model(data_dir / "adaptive" / "model.pt")
     assert torch.get_default_dtype() == before
@@ -169,8 +181,12 @@ def test_checkpoint_loads_weights_only_and_is_best_epoch(adaptive, data_dir):
 def test_calculator_reproduces_trainer_validation_metrics(adaptive, data_dir):
     """RMSEs recomputed through the ASE calculator equal the best epoch's history row."""
     _, hist = adaptive
+    assert_calculator_matches_best_row(data_dir, data_dir / "adaptive", hist)
+
+
+def assert_calculator_matches_best_row(data_dir, out, hist):
     best = hist.loc[hist["val_score"].idxmin()]
-    calc = MLIPCalculator(data_dir / "adaptive" / "model.pt")
+    calc = MLIPCalculator(out / "model.pt")
     de, df, ds = [], [], []
     for atoms in ase.io.read(data_dir / "val.xyz", ":"):
         atoms.calc = calc
@@ -188,13 +204,15 @@ def test_calculator_reproduces_trainer_validation_metrics(adaptive, data_dir):
 def test_same_seed_gives_same_history(data_dir):
     a = train(data_dir, "repeat_a", FIXED, epochs=2)
     b = train(data_dir, "repeat_b", FIXED, epochs=2)
-    ha = pd.read_csv(data_dir / "repeat_a" / "history.csv").drop(columns="wall_s")
-    hb = pd.read_csv(data_dir / "repeat_b" / "history.csv").drop(columns="wall_s")
+    ha = pd.read_csv(data_dir / "repeat_a" / "history.csv").drop(columns=["wall_s", "cpu_s"])
+    hb = pd.read_csv(data_dir / "repeat_b" / "history.csv").drop(columns=["wall_s", "cpu_s"])
     pd.testing.assert_frame_equal(ha, hb, check_exact=True)
     assert a["best_val"] == b["best_val"]
 
 
-@pytest.mark.parametrize("run_cfg", [FIXED, ADAPTIVE])
+@pytest.mark.parametrize(
+    "run_cfg", [FIXED, ADAPTIVE, {"scheme": "uncertainty"}, {"scheme": "gradnorm"}]
+)
 def test_stress_weight_without_stress_labels_is_an_error(data_dir, run_cfg):
     with pytest.raises(ValueError, match=r"run nostress.*REF_stress"):
         train_run(
@@ -241,10 +259,11 @@ def test_nan_loss_raises_and_keeps_last_good_checkpoint(data_dir, monkeypatch):
         return out
 
     monkeypatch.setattr(trainer, "component_sums", poisoned)
-    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 0"):
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 0.*last\.pt.*epoch 1"):
         train(data_dir, "nan", {"scheme": "fixed", "weights": {"energy": 1.0, "forces": 1.0}})
     ckpt = torch.load(data_dir / "nan" / "model.pt", weights_only=True)
     assert ckpt["epoch"] == 1
+    assert torch.load(data_dir / "nan" / "last.pt", weights_only=True)["epoch"] == 1
     assert len(pd.read_csv(data_dir / "nan" / "history.csv")) == 1
 
 
@@ -279,3 +298,145 @@ def test_bad_training_arguments_are_rejected(data_dir):
         train(data_dir, "bad", FIXED, epochs=0)
     with pytest.raises(ValueError, match=r"training\.runs\.bad\.normalise"):
         train(data_dir, "bad", dict(FIXED, normalise="sometimes"))
+
+
+# ------------------------------------------------------------------------------------------
+# the other weighting schemes, LR schedules, EMA, early stopping, progress bar, settings
+
+
+@pytest.mark.parametrize("scheme", ["relobralo", "dwa", "uncertainty", "gradnorm"])
+def test_every_scheme_trains_with_positive_finite_weights(data_dir, scheme):
+    run_cfg = {"scheme": scheme, "normalise": "initial"}
+    summary = train(data_dir, scheme, run_cfg, epochs=4)
+    hist = pd.read_csv(data_dir / scheme / "history.csv")
+    weights = hist[["weight_energy", "weight_forces", "weight_stress"]].to_numpy()
+    assert np.all(np.isfinite(weights)) and np.all(weights > 0)
+    assert hist["loss_forces"].iloc[-1] < hist["loss_forces"].iloc[0]
+    state = torch.load(data_dir / scheme / "last.pt", weights_only=True)["weighting"]
+    assert state["scheme"] == scheme
+    if scheme == "uncertainty":
+        # the log-variances are trained by the optimiser: they moved away from 0
+        assert np.abs(state["log_variances"]).min() > 1e-3
+    else:
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-12)
+    if scheme in ("gradnorm", "dwa", "relobralo"):
+        assert np.ptp(weights, axis=0).max() > 1e-3  # the weights moved during training
+    assert summary["scheme"] == scheme
+
+
+def test_cosine_schedule_follows_formula(data_dir):
+    epochs, lr0, min_lr = 5, 0.01, 1e-3
+    train(data_dir, "cosine", FIXED, epochs=epochs, lr_scheduler="cosine", min_lr=min_lr)
+    lr = pd.read_csv(data_dir / "cosine" / "history.csv")["lr"].to_numpy()
+    e = np.arange(epochs)
+    expected = min_lr + (lr0 - min_lr) * (1 + np.cos(np.pi * e / epochs)) / 2
+    np.testing.assert_allclose(lr, expected, rtol=1e-12)
+
+
+def test_plateau_schedule_lowers_lr_only_after_no_improvement(data_dir):
+    train(
+        data_dir, "plateau", ADAPTIVE, epochs=10, lr_scheduler="plateau", lr_patience=0,
+        lr_factor=0.5,
+    )  # fmt: skip
+    hist = pd.read_csv(data_dir / "plateau" / "history.csv")
+    lr = hist["lr"].to_numpy()
+    assert lr[0] == 0.01 and np.all(np.diff(lr) <= 0)
+    for i in np.flatnonzero(np.diff(lr) < 0):
+        assert hist["best"].iloc[i] == 0  # lowered after an epoch that did not improve
+        assert lr[i + 1] == pytest.approx(0.5 * lr[i], rel=1e-12)
+    assert (np.diff(lr) < 0).any(), "10 epochs at lr 0.01 should see a non-improving epoch"
+
+
+def test_ema_model_is_validated_and_saved(data_dir):
+    """With EMA the best model is the averaged one: the calculator reproduces its metrics, and
+    it differs from the raw parameters kept for training."""
+    out = data_dir / "ema"
+    train(data_dir, "ema", ADAPTIVE, epochs=4, ema_decay=0.9)
+    hist = pd.read_csv(out / "history.csv")
+    assert_calculator_matches_best_row(data_dir, out, hist)
+    state = torch.load(out / "last.pt", weights_only=True)
+    params = [k for k, v in state["model_state"].items() if v.is_floating_point()]
+    assert len(state["ema"]["shadow"]) > 0 and state["ema"]["num_updates"] == 4 * 4
+    best = torch.load(out / "model.pt", weights_only=True)["model_state"]
+    assert any(not torch.equal(best[k], state["model_state"][k]) for k in params)
+
+
+def test_early_stopping(data_dir):
+    summary = train(data_dir, "early", FIXED, epochs=40, lr=0.05, early_stopping_patience=2)
+    hist = pd.read_csv(data_dir / "early" / "history.csv")
+    assert summary["stopped_early"] and len(hist) < 40
+    assert hist["best"].iloc[-2:].sum() == 0  # the last two epochs did not improve
+    assert summary["best_epoch"] == len(hist) - 2
+
+
+def test_progress_bar_on_request(data_dir, capfd):
+    train(data_dir, "bar", FIXED, epochs=2, progress=True)
+    err = capfd.readouterr().err
+    assert "train bar" in err and "2/2" in err
+
+
+def test_float32_run(data_dir):
+    summary = train_run(
+        data_dir / "train.xyz",
+        data_dir / "val.xyz",
+        data_dir / "f32",
+        run_name="f32",
+        model_cfg=TINY_MODEL,
+        run_cfg=FIXED,
+        epochs=2,
+        batch_size=3,
+        lr=0.01,
+        dtype="float32",
+        seed=3,
+        threads=1,
+    )
+    ckpt = torch.load(data_dir / "f32" / "model.pt", weights_only=True)
+    assert ckpt["metadata"]["dtype"] == "float32"
+    assert all(
+        v.dtype == torch.float32 for v in ckpt["model_state"].values() if v.is_floating_point()
+    )
+    assert math.isfinite(summary["best_val_score"])
+
+
+def test_device_auto_is_cuda_only_when_available():
+    assert trainer.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert trainer.resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"training\.device.*CUDA is not available"):
+            trainer.resolve_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"lr_scheduler": "step"}, r"training\.lr_scheduler"),
+        ({"ema_decay": 1.0}, r"training\.ema_decay"),
+        ({"early_stopping_patience": -1}, r"training\.early_stopping_patience"),
+        ({"device": "tpu"}, r"training\.device"),
+    ],
+)
+def test_bad_trainer_options_are_rejected(data_dir, options, match):
+    with pytest.raises(ValueError, match=match):
+        train(data_dir, "bad_options", FIXED, epochs=1, **options)
+
+
+def test_collate_builds_the_batches_mace_builds(data_dir):
+    """Our one-cat-per-key collation equals MACE's Batch.from_data_list, key by key."""
+    from mace.tools import torch_geometric
+
+    frames = ase.io.read(data_dir / "train.xyz", ":")  # one frame lacks REF_stress
+    frames[2] = frames[2].repeat((2, 1, 1))  # graphs of different sizes
+    data = models.configs_to_data(models.atoms_to_configs(frames), [13], 4.0, "float64")
+    ours = list(models.make_loader(data, 3, shuffle=True, seed=4))
+    theirs = list(
+        torch_geometric.DataLoader(
+            data, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(4)
+        )
+    )
+    assert len(ours) == len(theirs) == 4
+    for a, b in zip(ours, theirs, strict=True):
+        da, db = a.to_dict(), b.to_dict()
+        assert da.keys() == db.keys()
+        for key in da:
+            assert da[key].dtype == db[key].dtype and torch.equal(da[key], db[key]), key
+        assert a.num_graphs == b.num_graphs

@@ -1,4 +1,4 @@
-"""Loss-weighting schemes: SoftAdapt behaviour and bookkeeping, fixed-weight validation."""
+"""Loss-weighting schemes on synthetic loss curves: formulas, behaviour, bookkeeping, bad input."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ import numpy as np
 import pytest
 
 from dft2mlip.train.weighting import (
+    DWA,
+    SCHEMES,
     FixedWeighting,
+    GradNorm,
+    ReLoBRaLo,
     SoftAdapt,
+    UncertaintyWeighting,
     make_weighting,
     normalise_mode,
+    update_interval,
 )
 
 COMPS = ("energy", "forces", "stress")
@@ -214,8 +220,10 @@ def test_make_weighting_from_config_sections():
 
 
 def test_make_weighting_unknown_scheme_lists_known_ones():
-    with pytest.raises(ValueError, match=r"training\.runs\.mine\.scheme.*fixed.*softadapt"):
-        make_weighting("mine", {"scheme": "gradnorm"}, COMPS)
+    with pytest.raises(
+        ValueError, match=r"training\.runs\.mine\.scheme.*fixed.*softadapt.*gradnorm"
+    ):
+        make_weighting("mine", {"scheme": "magic"}, COMPS)
 
 
 def test_make_weighting_beta_error_names_run():
@@ -246,3 +254,279 @@ def test_normalise_mode():
     assert normalise_mode("a", {}) == "none"
     with pytest.raises(ValueError, match=r"training\.runs\.a\.normalise"):
         normalise_mode("a", {"normalise": "running"})
+
+
+# ------------------------------------------------------------------------------------------
+# ReLoBRaLo, DWA, uncertainty weighting, GradNorm
+
+
+def softmax(z):
+    e = np.exp(np.asarray(z) - np.max(z))
+    return e / e.sum()
+
+
+def relobralo_reference(seq, alpha, tau, rho):
+    """Bischof & Kraus (2021) written out with a fixed ρ (weights normalised to sum 1)."""
+    w = np.full(3, 1 / 3)
+    for t in range(1, len(seq)):
+        bal_prev = softmax(np.array(seq[t]) / (tau * np.array(seq[t - 1])))
+        bal_init = softmax(np.array(seq[t]) / (tau * np.array(seq[0])))
+        w = alpha * (rho * w + (1 - rho) * bal_init) + (1 - alpha) * bal_prev
+    return w / w.sum()
+
+
+SEQ = [[1.0, 2.0, 3.0], [0.8, 1.5, 3.1], [0.7, 1.2, 3.0], [0.65, 1.0, 2.9], [0.6, 0.9, 2.95]]
+
+
+@pytest.mark.parametrize("lookback", [0.0, 1.0])
+def test_relobralo_matches_formula(lookback):
+    rl = ReLoBRaLo(COMPS, alpha=0.8, temperature=0.5, lookback=lookback, seed=1)
+    for losses in SEQ:
+        weights = rl.update(as_dict(losses))
+    expected = relobralo_reference(SEQ, 0.8, 0.5, rho=lookback)
+    assert [weights[c] for c in COMPS] == pytest.approx(list(expected), rel=1e-12)
+
+
+def test_dwa_matches_formula():
+    dwa = DWA(COMPS, temperature=2.0)
+    assert dwa.update(as_dict(SEQ[0])) == pytest.approx(as_dict([1 / 3] * 3))
+    for losses in SEQ[1:]:
+        weights = dwa.update(as_dict(losses))
+    expected = softmax(np.array(SEQ[-1]) / np.array(SEQ[-2]) / 2.0)
+    assert [weights[c] for c in COMPS] == pytest.approx(list(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: ReLoBRaLo(COMPS, alpha=0.5, lookback=1.0), lambda: DWA(COMPS)]
+)
+def test_stalled_term_gains_weight_ratio_schemes(make):
+    scheme = make()
+    energy, forces, stress = 1.0, 1.0, 1.0
+    for _ in range(10):
+        energy *= 0.8
+        forces *= 0.9
+        weights = scheme.update(as_dict([energy, forces, stress]))  # stress stalls
+    assert weights["stress"] > weights["forces"] > weights["energy"]
+    assert weights["stress"] > 1 / 3
+
+
+def _random_sequence_weights(scheme, rng, n_steps):
+    comps = scheme.components
+    scales = 10.0 ** rng.uniform(-8, 3, len(comps))
+    for _ in range(n_steps):
+        if rng.random() < 0.1:
+            losses = {c: 1.0 for c in comps}
+        else:
+            losses = {c: float(s * rng.lognormal(0, 1)) for c, s in zip(comps, scales, strict=True)}
+        yield np.array(list(scheme.update(losses).values()))
+
+
+@pytest.mark.parametrize("kind", ["relobralo", "dwa"])
+def test_ratio_schemes_positive_finite_normalised(kind):
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        comps = COMPS[: int(rng.integers(2, 4))]
+        if kind == "relobralo":
+            scheme = ReLoBRaLo(
+                comps,
+                alpha=float(rng.uniform()),
+                temperature=float(rng.uniform(0.01, 5)),
+                lookback=float(rng.uniform()),
+                seed=int(rng.integers(100)),
+            )
+        else:
+            scheme = DWA(comps, temperature=float(rng.uniform(0.01, 5)))
+        for w in _random_sequence_weights(scheme, rng, int(rng.integers(1, 40))):
+            assert np.all(np.isfinite(w)) and np.all(w > 0)
+            assert w.sum() == pytest.approx(1.0, abs=1e-12)
+
+
+def _fresh(kind):
+    return {
+        "softadapt": lambda: SoftAdapt(COMPS, beta=1.1, window=3),
+        "relobralo": lambda: ReLoBRaLo(COMPS, alpha=0.7, lookback=0.5, seed=3),
+        "dwa": lambda: DWA(COMPS),
+        "gradnorm": lambda: GradNorm(COMPS, alpha=1.0, lr=0.05),
+        "uncertainty": lambda: UncertaintyWeighting(COMPS),
+    }[kind]()
+
+
+def _drive(scheme, losses):
+    """One interval: GradNorm learns from gradient norms (here: made-up ones), others update."""
+    if isinstance(scheme, GradNorm):
+        scheme.step_from_norms(losses, {c: 1.0 + i for i, c in enumerate(COMPS)})
+        return scheme.weights
+    return scheme.update(losses)
+
+
+@pytest.mark.parametrize("kind", ["softadapt", "relobralo", "dwa", "gradnorm"])
+def test_state_round_trip_continues_identically_all_schemes(kind):
+    rng = np.random.default_rng(1)
+    seq = [as_dict(rng.uniform(0.1, 1.0, 3)) for _ in range(20)]
+    a = _fresh(kind)
+    for losses in seq[:7]:
+        _drive(a, losses)
+    b = _fresh(kind)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    for losses in seq[7:]:
+        assert _drive(b, losses) == _drive(a, losses)
+
+
+def test_relobralo_random_lookback_is_seeded_and_restored():
+    """Same seed, same draws; the RNG state travels in the state dict."""
+    seq = [as_dict(x) for x in np.random.default_rng(2).uniform(0.1, 1, (30, 3))]
+    a, b = ReLoBRaLo(COMPS, lookback=0.5, seed=9), ReLoBRaLo(COMPS, lookback=0.5, seed=9)
+    c = ReLoBRaLo(COMPS, lookback=0.5, seed=10)
+    wa = [a.update(x) for x in seq]
+    assert wa == [b.update(x) for x in seq]
+    assert wa != [c.update(x) for x in seq]
+
+
+def test_uncertainty_log_variances_learn_the_loss_scale():
+    """½(exp(−s) L + s) is stationary at s = log L (weight ½ exp(−s) = 1/(2L)), and the
+    optimiser moves every s_k towards log L_k, whatever the scale of L_k."""
+    import torch
+
+    values = [4.0, 0.25, 1e-3]
+    losses = {c: torch.tensor(v, dtype=torch.float64) for c, v in zip(COMPS, values, strict=True)}
+    target = np.log(values)
+    unc = UncertaintyWeighting(COMPS)
+    with torch.no_grad():
+        unc.log_variances.copy_(torch.tensor(target))
+    unc.combine(losses).backward()
+    np.testing.assert_allclose(unc.log_variances.grad.numpy(), 0.0, atol=1e-12)
+    assert unc.weights["stress"] == pytest.approx(0.5 / 1e-3, rel=1e-12)
+
+    unc = UncertaintyWeighting(COMPS)
+    opt = torch.optim.Adam(unc.parameters(), lr=0.1)
+    for _ in range(150):
+        opt.zero_grad()
+        unc.combine(losses).backward()
+        opt.step()
+    s = unc.log_variances.detach().numpy()
+    assert np.all(np.abs(s - target) < 0.5 * np.abs(target))  # at least halfway from s = 0
+    clone = UncertaintyWeighting(COMPS)
+    clone.load_state_dict(json.loads(json.dumps(unc.state_dict())))
+    assert clone.weights == unc.weights
+
+
+def test_uncertainty_combine_formula_and_missing_component():
+    import torch
+
+    unc = UncertaintyWeighting(COMPS)
+    with torch.no_grad():
+        unc.log_variances.copy_(torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64))
+    losses = {"energy": torch.tensor(2.0, dtype=torch.float64), "forces": torch.tensor(3.0)}
+    expected = 0.5 * (np.exp(-0.5) * 2.0 + 0.5) + 0.5 * (np.exp(1.0) * 3.0 - 1.0)
+    assert float(unc.combine(losses).detach()) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gradnorm_equalises_weighted_gradient_norms():
+    """α = 0: GradNorm drives w_k ‖∇_W L_k‖ to a common value, whatever the raw scales."""
+    import torch
+
+    torch.manual_seed(0)
+    shared = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
+    x = torch.randn(3, 4, dtype=torch.float64)
+    scales = torch.tensor([100.0, 1.0, 0.01], dtype=torch.float64)
+    gn = GradNorm(COMPS, alpha=0.0, lr=0.01)
+    for _ in range(1500):
+        y = x @ shared
+        losses = {c: scales[i] * y[i] ** 2 for i, c in enumerate(COMPS)}
+        gn.batch_step(losses, [shared])
+    y = x @ shared
+    norms = []
+    for i, _ in enumerate(COMPS):
+        (g,) = torch.autograd.grad(scales[i] * y[i] ** 2, [shared], retain_graph=True)
+        norms.append(float(g.norm()))
+    weighted = np.array(list(gn.weights.values())) * norms
+    assert weighted.max() / weighted.min() < 1.2
+    w = np.array(list(gn.weights.values()))
+    assert np.all(w > 0) and w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert w[2] > w[1] > w[0]  # the smallest raw gradient gets the largest weight
+
+
+def test_gradnorm_slow_term_gains_weight():
+    """Equal gradient norms: the term whose loss fell least (largest L/L0) gains weight (α > 0)."""
+    gn = GradNorm(COMPS, alpha=1.5, lr=0.01)
+    norms = {c: 1.0 for c in COMPS}
+    gn.step_from_norms(as_dict([1.0, 1.0, 1.0]), norms)  # records L(0)
+    for _ in range(20):
+        gn.step_from_norms(as_dict([0.5, 0.5, 1.0]), norms)
+    w = gn.weights
+    assert w["stress"] > 1 / 3 > w["energy"]
+    assert w["energy"] == pytest.approx(w["forces"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "run_cfg, match",
+    [
+        ({"scheme": "relobralo", "temperature": 0}, r"training\.runs\.r.*temperature"),
+        ({"scheme": "relobralo", "alpha": 1.5}, r"training\.runs\.r.*alpha"),
+        ({"scheme": "relobralo", "lookback": -0.1}, r"training\.runs\.r.*lookback"),
+        ({"scheme": "dwa", "temperature": -2}, r"training\.runs\.r.*temperature"),
+        ({"scheme": "gradnorm", "alpha": -1}, r"training\.runs\.r.*alpha"),
+        ({"scheme": "gradnorm", "weights_lr": 0}, r"training\.runs\.r.*weights_lr"),
+        ({"scheme": "softadapt", "beta": -0.5}, r"training\.runs\.r.*beta"),
+        ({"scheme": "dwa", "components": ["energy", "virial"]}, r"training\.runs\.r\.components"),
+    ],
+)
+def test_make_weighting_rejects_bad_options(run_cfg, match):
+    with pytest.raises(ValueError, match=match):
+        make_weighting("r", run_cfg, COMPS)
+
+
+def test_make_weighting_builds_every_scheme():
+    for scheme in SCHEMES:
+        cfg = {"scheme": scheme, "weights": {"energy": 1.0}}
+        w = make_weighting("r", cfg, COMPS).weights
+        assert all(math.isfinite(v) and v >= 0 for v in w.values()), scheme
+    with pytest.raises(ValueError, match=r"training\.runs\.r: uncertainty.*stress"):
+        make_weighting("r", {"scheme": "uncertainty"}, ("energy", "forces"))
+
+
+def test_update_interval():
+    assert update_interval("r", {}) == 0
+    assert update_interval("r", {"update_interval_batches": 4}) == 4
+    with pytest.raises(ValueError, match=r"training\.runs\.r\.update_interval_batches"):
+        update_interval("r", {"update_interval_batches": -1})
+
+
+@pytest.mark.parametrize(
+    "run, match",
+    [
+        ({"scheme": "relobralo", "alpha": 1.5}, r"training\.runs\.new.*alpha"),
+        ({"scheme": "softadapt", "beta": 0.0}, r"training\.runs\.new\.beta"),
+        ({"scheme": "fixed", "weights": {"energy": 0.0, "forces": 0.0}}, "all weights are zero"),
+        ({"scheme": "fixed", "weights": {"energy": -1.0}}, r"training\.runs\.new\.weights\.energy"),
+        ({"scheme": "unknown"}, r"training\.runs\.new\.scheme"),
+    ],
+)
+def test_config_rejects_bad_runs_before_any_work(run, match):
+    """The same checks run in check_config, when Snakemake builds the DAG."""
+    from pathlib import Path
+
+    import yaml
+
+    from dft2mlip.config import ConfigError, check_config, validate_config
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    cfg["training"]["runs"]["new"] = run
+    with pytest.raises(ConfigError, match=match):
+        validate_config(cfg)
+        check_config(cfg)
+
+
+def test_config_accepts_every_scheme():
+    from pathlib import Path
+
+    import yaml
+
+    from dft2mlip.config import check_config, validate_config
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    cfg["training"]["runs"] = {s: {"scheme": s, "weights": {"energy": 1.0}} for s in SCHEMES}
+    cfg["training"]["runs"]["gradnorm"].update(alpha=0.5, weights_lr=0.01)
+    cfg["training"]["runs"]["relobralo"].update(update_interval_batches=4, temperature=0.2)
+    validate_config(cfg)
+    check_config(cfg)

@@ -1,0 +1,90 @@
+"""Model export: the trained model in our ASE calculator and in MACE's own MACECalculator.
+
+``model.model`` is the whole torch module saved the way ``mace_run_train`` saves ``*.model``, so
+MACE's tools (MACECalculator, mace_create_lammps_model) take it on. Both calculators must give
+the same energy, forces and stress (eV, eV/Å, eV/Å³ ASE Voigt, tension positive).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from training_helpers import TINY_MODEL, write_dataset
+
+from dft2mlip.calculator import MLIPCalculator
+from dft2mlip.train.trainer import train_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def trained(request, tmp_path_factory):
+    work = tmp_path_factory.mktemp(f"export_{request.param}")
+    train, val = write_dataset(work)
+    train_run(
+        train,
+        val,
+        work / "out",
+        run_name="export",
+        model_cfg=TINY_MODEL,
+        run_cfg={"scheme": "softadapt", "normalise": "initial"},
+        epochs=3,
+        batch_size=3,
+        lr=0.01,
+        dtype=request.param,
+        seed=2,
+        threads=1,
+        device="cpu",
+    )
+    return request.param, work / "out"
+
+
+def structures():
+    """Strained, sheared and rattled Al cells, including a supercell (other neighbour lists)."""
+    rng = np.random.default_rng(4)
+    out = []
+    for repeat in [(1, 1, 1), (2, 1, 1)]:
+        atoms = bulk("Al", "fcc", a=4.02, cubic=True) * repeat
+        eps = rng.uniform(-0.03, 0.03, (3, 3))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+        atoms.rattle(0.08, seed=int(rng.integers(1000)))
+        out.append(atoms)
+    compressed = bulk("Al", "fcc", a=3.9)  # primitive, non-orthogonal cell
+    out.append(compressed)
+    return out
+
+
+def test_mace_calculator_gives_identical_energy_forces_stress(trained):
+    from mace.calculators import MACECalculator
+
+    dtype, out = trained
+    ours = MLIPCalculator(out / "model.pt")
+    before = torch.get_default_dtype()
+    theirs = MACECalculator(model_paths=str(out / "model.model"), device="cpu", default_dtype=dtype)
+    torch.set_default_dtype(before)  # MACECalculator changes torch's global default dtype
+    rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (1e-5, 1e-6)
+    for atoms in structures():
+        a, b = atoms.copy(), atoms.copy()
+        a.calc, b.calc = ours, theirs
+        e_a, e_b = a.get_potential_energy(), b.get_potential_energy()
+        assert e_a == pytest.approx(e_b, rel=rtol, abs=atol)
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(a.get_stress(), b.get_stress(), rtol=rtol, atol=atol)
+        if len(atoms) > 1:  # rattled: forces are not trivially zero
+            assert np.abs(a.get_forces()).max() > 1e-5
+        assert np.abs(a.get_stress()).max() > 1e-6
+
+
+def test_exported_model_is_the_best_checkpoint(trained):
+    """model.model holds the same parameters as model.pt (the best validation epoch)."""
+    _, out = trained
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    whole = torch.load(out / "model.model", weights_only=False)
+    state = whole.state_dict()
+    assert set(state) == set(ckpt["model_state"])
+    for key, value in ckpt["model_state"].items():
+        assert torch.equal(state[key].cpu(), value), key
+    assert float(whole.r_max) == TINY_MODEL["r_max_A"]
+    assert [int(z) for z in whole.atomic_numbers] == [13]
