@@ -1,4 +1,5 @@
-"""Snakemake script: labels -> extxyz splits + parquet table (failed labels kept with status)."""
+"""Snakemake script: labels (+ imported data) -> extxyz splits + parquet table (failed labels kept
+with their status)."""
 
 from dft2mlip.logutil import log_to
 
@@ -13,6 +14,7 @@ table = build_dataset(
     snakemake.params.fractions,
     snakemake.params.seed,
     Path(snakemake.output.table).parent,
+    imported_paths=snakemake.input.imported,
 )
 log.info(
     "dataset: %d labels, status counts %s", len(table), table["status"].value_counts().to_dict()

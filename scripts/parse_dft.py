@@ -1,30 +1,28 @@
-"""Snakemake script: parse one pw.x output into a label file (units/signs of the project)."""
+"""Snakemake script: parse one DFT run into a label file (units and signs of the project,
+provenance)."""
 
 from dft2mlip.logutil import log_to
 
 log = log_to(snakemake.log[0])
 
 import json
+from pathlib import Path
 
 from ase.io import read
 
 from dft2mlip.data import write_label
-from dft2mlip.dft.qe import parse_pw_output
-from dft2mlip.dft.settings import QESettings
+from dft2mlip.dft.labels import parse_run
 
-with open(snakemake.input.settings) as fh:
-    settings_hash = json.load(fh)["settings_hash"]
 with open(snakemake.input.run_info) as fh:
     run_info = json.load(fh)
-structure = read(snakemake.input.structure)
-# with the settings, the cutoffs and pseudopotential md5 sums pw.x reports are checked too
-settings = QESettings.from_config(snakemake.params.qe)
-if settings.settings_hash() != settings_hash:
-    raise RuntimeError(
-        f"{snakemake.input.settings} was written with other DFT settings than the config's "
-        f"({settings_hash} vs {settings.settings_hash()}); rerun with --rerun-triggers params"
-    )
-label = parse_pw_output(snakemake.input.pw_out, structure, settings_hash, settings=settings)
-label.provenance["run"] = run_info
+label = parse_run(
+    snakemake.params.engine,
+    snakemake.params.engine_cfg,
+    Path(snakemake.input.out).parent,
+    read(snakemake.input.structure),
+    snakemake.input.settings,
+    run_info,
+    chosen_path=(snakemake.input.chosen or [None])[0],
+)
 write_label(label, snakemake.output.label)
 log.info("%s: status %s %s", label.structure_id, label.status, label.message)

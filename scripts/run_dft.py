@@ -1,24 +1,31 @@
-"""Snakemake script: run pw.x on one input. A failed run is recorded (run.json), not raised:
-the parse step gives the label its status, so nothing is silently dropped."""
+"""Snakemake script: run one DFT single point under custodian. A failed run is recorded
+(run.json, with every correction applied), not raised: the parse step gives the label its
+status, so nothing is silently dropped."""
 
 from dft2mlip.logutil import log_to
 
 log = log_to(snakemake.log[0])
 
-import dataclasses
 import json
+from pathlib import Path
 
-from dft2mlip.dft.run import run_pw
+from dft2mlip.dft.labels import run_input
 
-result = run_pw(
-    snakemake.input.pw_in,
-    snakemake.output.pw_out,
+record = run_input(
+    snakemake.params.engine,
+    Path(snakemake.input.inp).parent,
     executable=snakemake.params.executable,
     nprocs=snakemake.threads,
     mpi_launcher=snakemake.params.mpi_launcher,
+    max_errors=snakemake.params.max_errors,
+    walltime_s=snakemake.params.walltime_s,
 )
 with open(snakemake.output.run_info, "w") as fh:
-    json.dump(dataclasses.asdict(result), fh, indent=2)
+    json.dump(record, fh, indent=2, default=str)
 log.info(
-    "%s: return code %s in %.1f s", snakemake.wildcards.sid, result.returncode, result.wall_time_s
+    "%s: %.1f s, %d correction(s), custodian: %s",
+    snakemake.wildcards.sid,
+    record["wall_time_s"],
+    record["n_corrections"],
+    record["custodian_error"] or "finished",
 )

@@ -237,3 +237,22 @@ def test_real_pw_label_flows_into_the_dataset(tmp_path):
         provenance["pseudopotentials"]["Si"]["md5"]
         == label.provenance["pseudopotentials"]["Si"]["md5"]
     )
+
+
+def test_multi_label_files_round_trip_and_fingerprints(tmp_path):
+    from dft2mlip.data import read_labels, structure_fingerprint, write_labels
+
+    labels = [make_label("a", seed=1), make_label("b", status="failed", seed=2)]
+    write_labels(labels, tmp_path / "many.extxyz")
+    back = read_labels(tmp_path / "many.extxyz")
+    assert [(b.structure_id, b.status) for b in back] == [("a", "ok"), ("b", "failed")]
+    assert np.allclose(back[0].stress, labels[0].stress) and back[1].stress is None
+    write_labels([], tmp_path / "empty.extxyz")
+    assert read_labels(tmp_path / "empty.extxyz") == []
+    atoms = labels[0].atoms
+    shifted = atoms.copy()
+    shifted.positions += atoms.cell[0]  # a lattice translation: the same structure
+    assert structure_fingerprint(shifted) == structure_fingerprint(atoms)
+    moved = atoms.copy()
+    moved.positions[1] += [0.01, 0.0, 0.0]
+    assert structure_fingerprint(moved) != structure_fingerprint(atoms)

@@ -133,16 +133,8 @@ def _strip_ref(atoms: Atoms) -> None:
             del atoms.arrays[key]
 
 
-def write_label(label: Label, path: str | os.PathLike) -> None:
-    """Write a label file (single-frame extxyz, see the module docstring).
-
-    Parameters
-    ----------
-    label
-        The label. Labels that are not ok are written without ``REF_*`` keys.
-    path
-        Output file; parent directories are created.
-    """
+def _label_frame(label: Label) -> Atoms:
+    """The extxyz frame of a label (see :func:`write_label`)."""
     for name in ("structure_id", "config_type", "dft_engine", "settings_hash", "energy_kind"):
         if not str(getattr(label, name)).strip():
             raise ValueError(
@@ -169,24 +161,107 @@ def write_label(label: Label, path: str | os.PathLike) -> None:
         energy_kind=label.energy_kind,
         provenance=provenance,
     )
+    return atoms
+
+
+def write_label(label: Label, path: str | os.PathLike) -> None:
+    """Write a label file (single-frame extxyz, see the module docstring).
+
+    Parameters
+    ----------
+    label
+        The label. Labels that are not ok are written without ``REF_*`` keys.
+    path
+        Output file; parent directories are created.
+    """
+    write_labels([label], path)
+
+
+def write_labels(labels: Sequence[Label], path: str | os.PathLike) -> None:
+    """Write several labels into one extxyz file (one frame each; e.g. imported data).
+
+    Parameters
+    ----------
+    labels
+        The labels (may be empty: an empty file is written).
+    path
+        Output file; parent directories are created; written atomically.
+    """
+    frames = [_label_frame(label) for label in labels]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    ase.io.write(tmp, atoms, format="extxyz")
+    if frames:
+        ase.io.write(tmp, frames, format="extxyz")
+    else:
+        tmp.write_text("")
     os.replace(tmp, path)  # never leave a half-written label behind
 
 
-def _raw_header(path: Path) -> dict[str, str]:
-    """The extxyz comment line as verbatim strings (no number/bool conversion)."""
+def _raw_headers(path: Path) -> list[dict[str, str]]:
+    """The extxyz comment line of every frame as verbatim strings (no number conversion)."""
+    headers = []
     with open(path, encoding="utf-8") as handle:
-        handle.readline()
-        header = handle.readline()
-    raw = {}
-    for token in shlex.split(header, posix=True):
-        key, sep, value = token.partition("=")
-        if sep:
-            raw[key] = value
-    return raw
+        while True:
+            count = handle.readline()
+            if not count.strip():
+                break
+            header = handle.readline()
+            raw = {}
+            for token in shlex.split(header, posix=True):
+                key, sep, value = token.partition("=")
+                if sep:
+                    raw[key] = value
+            headers.append(raw)
+            for _ in range(int(count)):
+                handle.readline()
+    return headers
+
+
+def _label_from_frame(atoms: Atoms, raw: Mapping[str, str], where: str) -> Label:
+    missing = [k for k in _STRING_KEYS if k not in raw]
+    if missing:
+        raise ValueError(
+            f"label file {where} lacks {missing}; it was not written by dft2mlip.data.write_label"
+        )
+    info = {key: raw[key] for key in _STRING_KEYS}
+    for key in _STRING_KEYS:
+        atoms.info.pop(key, None)
+    atoms.info["structure_id"] = info["structure_id"]
+    atoms.info["config_type"] = info["config_type"]
+    try:
+        provenance = json.loads(info["provenance"])
+    except json.JSONDecodeError as err:
+        raise ValueError(f"label file {where}: provenance is not valid JSON ({err})") from err
+    if info["status"] == "ok" and "REF_stress" in atoms.info:
+        atoms.info["REF_stress"] = np.asarray(atoms.info["REF_stress"], dtype=float)
+        atoms.info["REF_energy"] = float(atoms.info["REF_energy"])
+    return Label(
+        structure_id=info["structure_id"],
+        config_type=info["config_type"],
+        status=info["status"],
+        message="" if info["message"] == _EMPTY_MESSAGE else info["message"],
+        atoms=atoms,
+        provenance=provenance,
+        energy_kind=info["energy_kind"],
+        settings_hash=info["settings_hash"],
+        dft_engine=info["dft_engine"],
+    )
+
+
+def read_labels(path: str | os.PathLike) -> list[Label]:
+    """Read every label of a file written by :func:`write_labels` (or :func:`write_label`)."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return []
+    frames = ase.io.read(path, format="extxyz", index=":")
+    headers = _raw_headers(path)
+    if len(headers) != len(frames):
+        raise ValueError(f"label file {path}: {len(frames)} frames but {len(headers)} headers")
+    return [
+        _label_from_frame(atoms, raw, f"{path} (frame {i})")
+        for i, (atoms, raw) in enumerate(zip(frames, headers, strict=True))
+    ]
 
 
 def read_label(path: str | os.PathLike) -> Label:
@@ -207,36 +282,7 @@ def read_label(path: str | os.PathLike) -> Label:
     frames = ase.io.read(path, format="extxyz", index=":")
     if len(frames) != 1:
         raise ValueError(f"label file {path} holds {len(frames)} frames; expected exactly 1")
-    atoms = frames[0]
-    raw = _raw_header(path)
-    missing = [k for k in _STRING_KEYS if k not in raw]
-    if missing:
-        raise ValueError(
-            f"label file {path} lacks {missing}; it was not written by dft2mlip.data.write_label"
-        )
-    info = {key: raw[key] for key in _STRING_KEYS}
-    for key in _STRING_KEYS:
-        atoms.info.pop(key, None)
-    atoms.info["structure_id"] = info["structure_id"]
-    atoms.info["config_type"] = info["config_type"]
-    try:
-        provenance = json.loads(info["provenance"])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"label file {path}: provenance is not valid JSON ({err})") from err
-    if info["status"] == "ok" and "REF_stress" in atoms.info:
-        atoms.info["REF_stress"] = np.asarray(atoms.info["REF_stress"], dtype=float)
-        atoms.info["REF_energy"] = float(atoms.info["REF_energy"])
-    return Label(
-        structure_id=info["structure_id"],
-        config_type=info["config_type"],
-        status=info["status"],
-        message="" if info["message"] == _EMPTY_MESSAGE else info["message"],
-        atoms=atoms,
-        provenance=provenance,
-        energy_kind=info["energy_kind"],
-        settings_hash=info["settings_hash"],
-        dft_engine=info["dft_engine"],
-    )
+    return _label_from_frame(frames[0], _raw_headers(path)[0], str(path))
 
 
 def _split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
@@ -286,6 +332,39 @@ def _dataset_frame(label: Label) -> Atoms:
     return atoms
 
 
+def provenance_columns(provenance: Mapping) -> dict:
+    """Flat table columns from a label's provenance (engine/code version, pseudopotentials or
+    POTCARs with hashes, corrections applied by the error handlers, parser, import source)."""
+    prov = dict(provenance or {})
+    pseudos = prov.get("pseudopotentials") or {}
+    if pseudos:
+        pseudo_text = "; ".join(
+            f"{el}:{entry.get('file', '?')}:md5={entry.get('md5', '?')}"
+            for el, entry in sorted(pseudos.items())
+        )
+    else:
+        hashes = prov.get("potcar_sha256") or {}
+        parts = []
+        for title in prov.get("potcars", []):  # e.g. "PAW_PBE Si 05Jan2001"
+            words = str(title).split()
+            symbol = words[1] if len(words) > 1 else str(title)
+            parts.append(f"{title}:sha256={hashes[symbol]}" if symbol in hashes else str(title))
+        pseudo_text = "; ".join(parts)
+    run = prov.get("run") or {}
+    corrections = run.get("corrections") or prov.get("corrections") or []
+    return {
+        "code_version": str(prov.get("code_version", "")),
+        "pseudopotentials": pseudo_text,
+        "n_scf_iterations": prov.get("n_scf_iterations", math.nan),
+        "n_corrections": len(corrections),
+        "corrections": "; ".join(
+            f"{c.get('handler')}: {', '.join(c.get('errors', []))}" for c in corrections
+        ),
+        "parser": str(prov.get("parser", "")),
+        "source": str((prov.get("import") or {}).get("source", "pipeline")),
+    }
+
+
 def _row(label: Label, split: str, path: Path) -> dict:
     atoms = label.atoms
     row = {
@@ -304,6 +383,7 @@ def _row(label: Label, split: str, path: Path) -> dict:
         "dft_engine": label.dft_engine,
         "settings_hash": label.settings_hash,
         "energy_kind": label.energy_kind,
+        **provenance_columns(label.provenance),
         "provenance": json.dumps(label.provenance, sort_keys=True),
         "label_path": str(path),
     }
@@ -319,11 +399,59 @@ def _row(label: Label, split: str, path: Path) -> dict:
     return row
 
 
+def structure_fingerprint(atoms: Atoms, decimals: int = 4) -> str:
+    """Species, cell (Å) and wrapped fractional positions rounded to ``decimals``: equal
+    fingerprints mean the same structure (duplicate labels)."""
+    frac = np.round(atoms.get_scaled_positions(wrap=True), decimals) % 1.0
+    cell = np.round(np.asarray(atoms.cell), decimals - 1)
+    rows = sorted(zip(atoms.get_chemical_symbols(), map(tuple, frac), strict=True))
+    return json.dumps([cell.tolist(), [[s, *p] for s, p in rows]])
+
+
+def _check_imported(
+    labels: dict[str, tuple[Label, Path]], imported_ids: list[str], pipeline_hash: str | None
+) -> dict[str, str]:
+    """Exclusion reasons for imported labels (duplicates, other settings); raises on 'error'."""
+    excluded: dict[str, str] = {}
+    seen = {
+        structure_fingerprint(label.atoms): sid
+        for sid, (label, _) in labels.items()
+        if sid not in imported_ids and label.status == "ok"
+    }
+    for sid in imported_ids:
+        label = labels[sid][0]
+        if label.status != "ok":
+            continue
+        fingerprint = structure_fingerprint(label.atoms)
+        if fingerprint in seen:
+            excluded[sid] = f"duplicate of {seen[fingerprint]}"
+            log.warning("imported label %s duplicates %s: excluded", sid, seen[fingerprint])
+            continue
+        seen[fingerprint] = sid
+        if pipeline_hash is None or label.settings_hash == pipeline_hash:
+            continue
+        policy = (label.provenance.get("import") or {}).get("on_settings_mismatch", "warn")
+        why = (
+            f"settings_hash {label.settings_hash} differs from the pipeline's {pipeline_hash} "
+            "(other DFT settings)"
+        )
+        if policy == "error":
+            raise ValueError(
+                f"imported label {sid}: {why}; set on_settings_mismatch to warn or exclude in "
+                "its dataset.import entry, or recompute it"
+            )
+        if policy == "exclude":
+            excluded[sid] = why
+        log.warning("imported label %s: %s (%s)", sid, why, policy)
+    return excluded
+
+
 def build_dataset(
     label_paths: Sequence[str | os.PathLike],
     fractions: Mapping[str, float],
     seed: int,
     out_dir: str | os.PathLike,
+    imported_paths: Sequence[str | os.PathLike] = (),
 ) -> pd.DataFrame:
     """Collect labels into train/val/test extxyz files and a per-label parquet table.
 
@@ -339,6 +467,11 @@ def build_dataset(
     out_dir
         Directory for ``train.extxyz``, ``val.extxyz``, ``test.extxyz``, ``labels.parquet`` and
         ``summary.json``.
+    imported_paths
+        Multi-label files of imported data (:func:`dft2mlip.dft.importing.import_source`,
+        :func:`write_labels`). An imported label that duplicates a structure already present
+        is excluded; one with another settings hash than the pipeline's labels is warned
+        about, excluded or refused, per its source's ``on_settings_mismatch``.
 
     Returns
     -------
@@ -363,12 +496,25 @@ def build_dataset(
                 f"{labels[label.structure_id][1]} and {path}"
             )
         labels[label.structure_id] = (label, path)
+    imported_ids: list[str] = []
+    for path in map(Path, imported_paths):
+        for label in read_labels(path):
+            if label.structure_id in labels:
+                raise ValueError(
+                    f"structure id {label.structure_id} occurs twice: "
+                    f"{labels[label.structure_id][1]} and {path}"
+                )
+            labels[label.structure_id] = (label, path)
+            imported_ids.append(label.structure_id)
     ids = sorted(labels)
-    ok_ids = [i for i in ids if labels[i][0].status == "ok"]
 
     by_hash: dict[str, list[str]] = {}
-    for sid in ok_ids:
-        by_hash.setdefault(labels[sid][0].settings_hash, []).append(sid)
+    for sid in ids:
+        if labels[sid][0].status == "ok" and sid not in imported_ids:
+            by_hash.setdefault(labels[sid][0].settings_hash, []).append(sid)
+    pipeline_hash = next(iter(by_hash), None) if len(by_hash) == 1 else None
+    excluded_reason = _check_imported(labels, imported_ids, pipeline_hash)
+    ok_ids = [i for i in ids if labels[i][0].status == "ok" and i not in excluded_reason]
     if len(by_hash) > 1:
         groups = "; ".join(f"{h}: {', '.join(s)}" for h, s in sorted(by_hash.items()))
         raise ValueError(
@@ -400,6 +546,9 @@ def build_dataset(
     table = pd.DataFrame(
         [_row(labels[sid][0], split_of.get(sid, "excluded"), labels[sid][1]) for sid in ids]
     )
+    table["excluded_reason"] = [
+        excluded_reason.get(sid, "" if sid in split_of else labels[sid][0].status) for sid in ids
+    ]
     table.to_parquet(out / "labels.parquet", index=False)
 
     excluded = [labels[sid][0] for sid in ids if sid not in split_of]
@@ -416,6 +565,15 @@ def build_dataset(
         "split": {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
         | {"excluded": len(excluded)},
         "settings_hash": next(iter(by_hash), None),
+        "imported": {
+            "n_labels": len(imported_ids),
+            "in_splits": sum(1 for sid in imported_ids if sid in split_of),
+            "excluded": {sid: excluded_reason[sid] for sid in sorted(excluded_reason)},
+            "settings_hashes": sorted(
+                {labels[sid][0].settings_hash for sid in imported_ids if sid in split_of}
+                - set(by_hash)
+            ),
+        },
         "energy_kind": sorted({labels[sid][0].energy_kind for sid in ok_ids}),
         "seed": int(seed),
         "fractions": values,

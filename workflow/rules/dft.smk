@@ -1,16 +1,18 @@
 rule dft_input:
-    """pw.x input for one structure; identical settings for every label (settings hash)."""
+    """DFT input of one structure (pw.in, or INCAR/POSCAR/POTCAR); identical settings for every label."""
     input:
         structure=dft_structure_input,
+        chosen=convergence_chosen_settings(),
     output:
-        pw_in=f"{RESULTS}/dft/{{group}}/{{sid}}/pw.in",
+        inp=f"{RESULTS}/dft/{{group}}/{{sid}}/{dft_input_name()}",
         settings=f"{RESULTS}/dft/{{group}}/{{sid}}/settings.json",
     log:
         f"{LOGS}/dft_input/{{group}}/{{sid}}.log",
     benchmark:
-        f"{BENCH}/dft_input/{{group}}/{{sid}}.tsv",
+        f"{BENCH}/dft_input/{{group}}/{{sid}}.tsv"
     params:
-        qe=config["dft"]["qe"],
+        engine=dft_engine(),
+        engine_cfg=dft_engine_config(),
     conda:
         "../../envs/qe.yaml"
     script:
@@ -18,19 +20,23 @@ rule dft_input:
 
 
 rule dft_run:
-    """One DFT single point (pw.x, MPI over the rule's threads). A failed run is kept for parsing."""
+    """One DFT single point under custodian (restarts, SCF recovery; never a physics change).
+    A failed run is kept for parsing."""
     input:
-        pw_in=rules.dft_input.output.pw_in,
+        inp=rules.dft_input.output.inp,
     output:
-        pw_out=f"{RESULTS}/dft/{{group}}/{{sid}}/pw.out",
+        out=f"{RESULTS}/dft/{{group}}/{{sid}}/{dft_output_name()}",
         run_info=f"{RESULTS}/dft/{{group}}/{{sid}}/run.json",
     log:
         f"{LOGS}/dft_run/{{group}}/{{sid}}.log",
     benchmark:
         f"{BENCH}/dft_run/{{group}}/{{sid}}.tsv"
     params:
-        executable=config["dft"]["qe"]["executable"],
+        engine=dft_engine(),
+        executable=dft_engine_config()["executable"],
         mpi_launcher=mpi_launcher,
+        max_errors=config["dft"]["max_errors"],
+        walltime_s=config["dft"]["walltime_s"],
     threads: 2
     resources:
         mem_mb=2000,
@@ -42,20 +48,22 @@ rule dft_run:
 
 
 rule dft_parse:
-    """Energy, forces, stress in the project's units and signs; a status for every label."""
+    """Energy, forces, stress in the project's units and signs; a status and provenance for every label."""
     input:
-        pw_out=rules.dft_run.output.pw_out,
+        out=rules.dft_run.output.out,
         structure=dft_structure_input,
         settings=rules.dft_input.output.settings,
         run_info=rules.dft_run.output.run_info,
+        chosen=convergence_chosen_settings(),
     output:
         label=f"{RESULTS}/dft/{{group}}/{{sid}}/label.extxyz",
     log:
         f"{LOGS}/dft_parse/{{group}}/{{sid}}.log",
     benchmark:
-        f"{BENCH}/dft_parse/{{group}}/{{sid}}.tsv",
+        f"{BENCH}/dft_parse/{{group}}/{{sid}}.tsv"
     params:
-        qe=config["dft"]["qe"],
+        engine=dft_engine(),
+        engine_cfg=dft_engine_config(),
     conda:
         "../../envs/qe.yaml"
     script:

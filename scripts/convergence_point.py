@@ -1,0 +1,31 @@
+"""Snakemake script: one point of the convergence study (two structures at one cutoff/k-spacing)."""
+
+from dft2mlip.logutil import log_to
+
+log = log_to(snakemake.log[0])
+
+import json
+from pathlib import Path
+
+from dft2mlip.dft.convergence import ConvergenceSpec, reference_structures, run_point, settings_at
+
+p = snakemake.params
+spec = ConvergenceSpec.from_config(p.spec)
+cutoff, spacing = next((c, k) for pid, c, k in spec.points() if pid == snakemake.wildcards.point)
+result = run_point(
+    p.engine,
+    settings_at(p.engine, p.engine_cfg, cutoff, spacing),
+    reference_structures(p.material, p.seed, spec.strain, spec.rattle_A),
+    Path(snakemake.output.result).parent / "runs",
+    run_kwargs={
+        "nprocs": snakemake.threads,
+        "mpi_launcher": p.mpi_launcher,
+        "max_errors": p.max_errors,
+        "walltime_s": p.walltime_s,
+    },
+)
+result.update(point=snakemake.wildcards.point, cutoff=cutoff, kspacing_per_A=spacing)
+Path(snakemake.output.result).write_text(json.dumps(result, indent=1))
+log.info(
+    "%s: %s", snakemake.wildcards.point, {n: s["status"] for n, s in result["structures"].items()}
+)

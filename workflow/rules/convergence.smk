@@ -1,0 +1,49 @@
+rule convergence_point:
+    """One cutoff x k-spacing point of the convergence study (strained+rattled and unstrained cell)."""
+    output:
+        result=f"{RESULTS}/convergence/points/{{point}}/result.json",
+    log:
+        f"{LOGS}/convergence_point/{{point}}.log",
+    benchmark:
+        f"{BENCH}/convergence_point/{{point}}.tsv"
+    wildcard_constraints:
+        point="c[0-9.]+_k[0-9.]+",
+    params:
+        engine=dft_engine(),
+        engine_cfg=dft_engine_config(),
+        spec=config["dft"]["convergence"],
+        material=config["material"],
+        seed=config["seed"],
+        mpi_launcher=mpi_launcher,
+        max_errors=config["dft"]["max_errors"],
+        walltime_s=config["dft"]["walltime_s"],
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/convergence_point.py"
+
+
+rule convergence_select:
+    """Errors against the tightest point; the cheapest point within tolerance feeds every DFT input."""
+    input:
+        results=convergence_point_results(),
+    output:
+        csv=f"{RESULTS}/convergence/convergence.csv",
+        plot=f"{RESULTS}/convergence/convergence_study.png",
+        chosen=f"{RESULTS}/convergence/chosen_settings.json",
+    log:
+        f"{LOGS}/convergence_select.log",
+    benchmark:
+        f"{BENCH}/convergence_select.tsv"
+    params:
+        engine=dft_engine(),
+        spec=config["dft"]["convergence"],
+        point_ids=convergence_point_ids(),
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/convergence_select.py"
