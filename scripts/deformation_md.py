@@ -14,15 +14,27 @@ from dft2mlip.validate.deform import (
 
 spec = DeformationSpec.from_config(snakemake.params.md)
 atoms = conventional_cell(snakemake.params.material, spec.repeat)
+calc = MLIPCalculator(snakemake.input.model)
+# the config check used model.r_max_A; the checkpoint's own cutoff is the one that counts
+spec.check_supercell(
+    atoms.cell.array, calc.r_max, r_max_key=f"the r_max of {snakemake.input.model}"
+)
 frames = run_deformation_md(
     atoms,
-    MLIPCalculator(snakemake.input.model),
+    calc,
     spec,
     seed=snakemake.params.seed,
     traj_path=snakemake.output.trajectory,
     csv_path=snakemake.output.csv,
 )
-plot_stress_strain(snakemake.output.csv, snakemake.output.plot, dft_points=None)
+plot_stress_strain(
+    snakemake.output.csv,
+    snakemake.output.plot,
+    dft_points=None,
+    component=spec.component,
+    title=f"{snakemake.wildcards.run}: {spec.mode} {spec.direction}, lateral {spec.lateral}",
+    strain_label=spec.strain_label,
+)
 log.info(
     "%s: %d MD records, final strain %.4f",
     snakemake.wildcards.run,

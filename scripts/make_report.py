@@ -7,14 +7,17 @@ log = log_to(snakemake.log[0])
 from pathlib import Path
 
 from dft2mlip.report import RunArtifacts, describe_run, report_settings, write_report
+from dft2mlip.validate.deform import DeformationSpec
 
 inp = snakemake.input
 cfg = snakemake.params.config
+spec = DeformationSpec.from_config(cfg["validation"]["md"])
 runs = {
     run: RunArtifacts(
         metrics_json=inp.metrics[i],
         history_csv=inp.history[i],
         elastic_json=inp.elastic[i],
+        elastic_relaxed_json=inp.elastic_relaxed[i],
         md_csv=inp.md[i],
         stress_validation_csv=inp.stress_validation[i],
         parity_png=inp.parity[i],
@@ -26,7 +29,11 @@ summary = write_report(
     dataset_table=inp.labels,
     runs=runs,
     dft_elastic_json=inp.dft_elastic,
-    md_component=2 * cfg["validation"]["md"]["direction"],
+    dft_elastic_relaxed_json=(list(inp.dft_elastic_relaxed) or [None])[0],
+    md_component=spec.component,
+    md_strain_label=spec.strain_label,
+    # the study's folder when it ran (its files are inputs), else None: "no study was run"
+    convergence_dir=Path(inp.convergence[0]).parent if inp.convergence else None,
     title=f"dft2mlip report: {cfg['material']['name']}",
     run_descriptions={run: describe_run(cfg["training"]["runs"][run]) for run in runs},
     settings=report_settings(cfg),

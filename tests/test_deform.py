@@ -75,8 +75,19 @@ def test_default_config_spec():
     [
         ({"timestep_fs": 8.0}, r"validation\.md\.timestep_fs = 8 fs is above 5 fs"),
         ({"timestep_fs": 0.0}, r"validation\.md\.timestep_fs"),
-        ({"mode": "shear"}, r"validation\.md\.mode = 'shear'"),
+        ({"mode": "twist"}, r"validation\.md\.mode = 'twist' is not supported"),
         ({"direction": "w"}, r"validation\.md\.direction = 'w'"),
+        ({"mode": "shear"}, r"validation\.md\.direction = 'x' is not valid for .*'shear'.*xy"),
+        ({"direction": "xy"}, r"validation\.md\.direction = 'xy' is not valid .*'uniaxial'"),
+        ({"lateral": "free"}, r"validation\.md\.lateral = 'free'"),
+        (
+            {"mode": "shear", "direction": "xy", "lateral": "relaxed"},
+            r"validation\.md\.lateral = 'relaxed' applies to mode 'uniaxial' only",
+        ),
+        ({"lateral": "relaxed", "barostat_time_ps": 0.005}, r"validation\.md\.barostat_time_ps"),
+        ({"barostat_modulus_GPa": -1.0}, r"validation\.md\.barostat_modulus_GPa"),
+        ({"strain_rate_per_ps": -0.6}, r"validation\.md\.strain_rate_per_ps .* above 0\.001"),
+        ({"strain_rate_per_ps": 0}, r"validation\.md\.strain_rate_per_ps = 0"),
         ({"strain_rate_per_ps": 1.0}, r"validation\.md\.strain_rate_per_ps .* above 0\.001"),
         ({"max_strain": 0.6}, r"validation\.md\.max_strain = 0\.6"),
         ({"repeat": [1, 0, 1]}, r"validation\.md\.repeat"),
@@ -220,3 +231,156 @@ def _static(atoms):
     a = atoms.copy()
     a.calc = EMT()
     return a.get_stress(voigt=True)
+
+
+# ----------------------------------------------------------------------------- modes
+
+
+def test_gradients_of_every_mode():
+    np.testing.assert_array_equal(
+        deformation_gradient("shear", "xz", 0.02),
+        [[1.0, 0.0, 0.01], [0.0, 1.0, 0.0], [0.01, 0.0, 1.0]],
+    )
+    np.testing.assert_array_equal(deformation_gradient("hydrostatic", "y", -0.01), 0.99 * np.eye(3))
+    with pytest.raises(ValueError, match="direction 'x' is not valid for mode 'shear'"):
+        deformation_gradient("shear", "x", 0.01)
+
+
+def _run(tmp_path, name, seed, **overrides):
+    spec = _spec(**overrides)
+    df = run_deformation_md(
+        _cell(spec), EMT(), spec, seed, tmp_path / f"{name}.extxyz", tmp_path / f"{name}.csv"
+    )
+    return spec, df, read(tmp_path / f"{name}.extxyz", index=":")
+
+
+def test_pure_shear_follows_schedule_and_gives_positive_shear_stress(tmp_path):
+    spec, df, frames = _run(tmp_path, "shear", 3, mode="shear", direction="xy")
+    assert spec.component == "xy"
+    length = 2 * A_CU
+    for frame, row in zip(frames, df.itertuples(), strict=True):
+        gamma = spec.strain_rate_per_ps * row.step * spec.timestep_fs * 1e-3
+        expected = length * np.array([[1, gamma / 2, 0], [gamma / 2, 1, 0], [0, 0, 1]])
+        np.testing.assert_allclose(frame.cell.array, expected, atol=1e-12)
+    final = df.iloc[-1]
+    assert final["strain"] == pytest.approx(spec.max_strain)
+    # positive engineering shear gives positive sigma_xy: C44 * gamma, near the static value
+    static = _static_stress_gpa_for(spec, final["strain"])
+    assert final["stress_virial_xy_GPa"] > 0.5
+    assert final["stress_virial_xy_GPa"] == pytest.approx(static[5], abs=0.3)
+
+
+def test_hydrostatic_compression_is_isotropic_and_compressive(tmp_path):
+    spec, df, frames = _run(
+        tmp_path, "hydro", 4, mode="hydrostatic", direction="z", strain_rate_per_ps=-0.5
+    )
+    assert spec.component == "zz"
+    final = df.iloc[-1]
+    np.testing.assert_allclose(
+        frames[-1].cell.array, 2 * A_CU * (1 - spec.max_strain) * np.eye(3), atol=1e-12
+    )
+    diag = final[[f"stress_virial_{c}_GPa" for c in ("xx", "yy", "zz")]].to_numpy(float)
+    assert np.all(diag < -3.0)  # 3 B * strain: about -12 GPa for EMT Cu at -3 %
+    assert np.ptp(diag) < 0.1 * abs(diag.mean())
+    assert final["volume_A3"] == pytest.approx((2 * A_CU * (1 - spec.max_strain)) ** 3)
+
+
+def _static_stress_gpa_for(spec, strain):
+    atoms = _cell(spec)
+    f = deformation_gradient(spec.mode, spec.direction, strain)
+    atoms.set_cell(atoms.cell.array @ f.T, scale_atoms=True)
+    atoms.calc = EMT()
+    return atoms.get_stress(voigt=True) / GPa
+
+
+@pytest.fixture(scope="module")
+def lateral_pair(tmp_path_factory):
+    """The same slow uniaxial tension with fixed and with relaxed lateral cell lengths."""
+    out = tmp_path_factory.mktemp("lateral")
+    common = {
+        "strain_rate_per_ps": 0.1,
+        "max_strain": 0.02,
+        "barostat_time_ps": 0.05,
+        "barostat_modulus_GPa": 150.0,
+    }
+    runs = {}
+    for lateral in ("fixed", "relaxed"):
+        spec = _spec(lateral=lateral, **common)
+        df = run_deformation_md(
+            _cell(spec), EMT(), spec, 5, out / f"{lateral}.extxyz", out / f"{lateral}.csv"
+        )
+        runs[lateral] = (spec, df)
+    return runs
+
+
+def test_relaxed_lateral_boundary_gives_uniaxial_stress(lateral_pair):
+    spec, fixed = lateral_pair["fixed"]
+    _, relaxed = lateral_pair["relaxed"]
+    # the loading axis follows the schedule exactly in both
+    for df in (fixed, relaxed):
+        np.testing.assert_allclose(df["cell_length_a_A"], 2 * A_CU * (1 + df["strain"]), atol=1e-12)
+    late = slice(int(0.6 * len(fixed)), None)
+    lat_fixed = fixed[["stress_total_yy_GPa", "stress_total_zz_GPa"]].iloc[late].to_numpy()
+    lat_relaxed = relaxed[["stress_total_yy_GPa", "stress_total_zz_GPa"]].iloc[late].to_numpy()
+    # fixed lateral lengths: tension builds a lateral stress (C12 * strain); relaxed: near zero
+    assert lat_fixed.mean() > 1.0
+    assert abs(lat_relaxed.mean()) < 0.25 * lat_fixed.mean()
+    # the crystal contracts laterally (Poisson effect) and is softer along the load (E < C11)
+    assert relaxed["cell_length_b_A"].iloc[-1] < 2 * A_CU * (1 - 0.2 * spec.max_strain)
+    assert relaxed["cell_length_c_A"].iloc[-1] < 2 * A_CU * (1 - 0.2 * spec.max_strain)
+    assert relaxed["stress_virial_xx_GPa"].iloc[-1] < fixed["stress_virial_xx_GPa"].iloc[-1]
+    assert relaxed["stress_virial_xx_GPa"].iloc[-1] > 0
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_supercell_smaller_than_cutoff_is_rejected_naming_both_keys():
+    spec = _spec(repeat=[1, 1, 1])
+    with pytest.raises(ValueError, match=r"validation\.md\.repeat = \[1, 1, 1\].*model\.r_max_A"):
+        spec.check_supercell(_cell(spec).cell.array, 4.0, r_max_key="model.r_max_A")
+    big = _spec(repeat=[2, 2, 2])
+    big.check_supercell(_cell(big).cell.array, 4.0, r_max_key="model.r_max_A")  # 7.18 Å: fine
+    # shear narrows the cell: 7.18 Å at the start but 7.153 Å at gamma = 0.1
+    shear = _spec(repeat=[2, 2, 2], mode="shear", direction="xy", max_strain=0.1)
+    with pytest.raises(ValueError, match=r"7\.15 Å, below the model cutoff"):
+        shear.check_supercell(_cell(shear).cell.array, 7.16, r_max_key="model.r_max_A")
+    _spec(repeat=[2, 2, 2], mode="shear", direction="xy", max_strain=0.01).check_supercell(
+        _cell(shear).cell.array, 7.16, r_max_key="model.r_max_A"
+    )
+
+
+def _tiny_config(**md):
+    from dft2mlip.config import validate_config
+
+    cfg = yaml.safe_load((Path(__file__).parent / "workflow" / "config_tiny.yaml").read_text())
+    cfg["validation"]["md"].update(md)
+    return validate_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("md", "model", "pattern"),
+    [
+        ({}, {"r_max_A": 6.0}, r"validation\.md\.repeat = \[1, 1, 1\].*model\.r_max_A = 6 Å"),
+        ({"mode": "shear", "direction": "z"}, {}, r"validation\.md\.direction = 'z'"),
+        ({"timestep_fs": 4.0, "strain_rate_per_ps": 0.5}, {}, r"strain per step is above"),
+    ],
+)
+def test_check_config_rejects_bad_md_before_any_work(md, model, pattern):
+    from dft2mlip.config import ConfigError, check_config
+
+    cfg = _tiny_config(**md)
+    cfg["model"].update(model)
+    with pytest.raises(ConfigError, match=pattern):
+        check_config(cfg)
+
+
+def test_schema_rejects_unknown_mode_and_long_timestep():
+    from dft2mlip.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"validation\.md\.mode"):
+        _tiny_config(mode="torsion")
+    with pytest.raises(ConfigError, match=r"validation\.md\.timestep_fs"):
+        _tiny_config(timestep_fs=6.0)
+    with pytest.raises(ConfigError, match=r"validation\.md\.direction"):
+        _tiny_config(direction="diagonal")

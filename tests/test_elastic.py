@@ -16,6 +16,7 @@ from dft2mlip.validate.elastic import (
     elastic_from_structures,
     fit_elastic_tensor,
     read_elastic_json,
+    relax_positions,
     write_elastic_json,
 )
 
@@ -159,3 +160,94 @@ def test_json_round_trip(tmp_path, emt_c):
     np.testing.assert_allclose(back, c)
     assert record["label"] == "EMT" and record["clamped_ion"] is True
     assert record["cubic"]["C44"] == pytest.approx(cubic_constants(c)["C44"])
+
+
+# ----------------------------------------------------------------------------- relaxed ion
+
+
+def _forces(atoms):
+    a = atoms.copy()
+    a.calc = EMT()
+    return a.get_forces()
+
+
+def test_relaxed_equals_clamped_for_a_bravais_lattice(emt_c):
+    """fcc Cu has one atom per primitive cell: no internal strain, both protocols agree."""
+    c_clamped, structures = emt_c
+    c_relaxed = elastic_from_structures(structures, EMT(), relax_fmax_eV_per_A=1e-4)
+    np.testing.assert_allclose(c_relaxed, c_clamped, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def hcp_case():
+    """EMT Cu in the hcp structure (two atoms per cell: basal strains move them relative to
+    each other) with the ±δ strain set of the project."""
+    cell = bulk("Cu", "hcp", a=2.55, c=2.55 * 1.633)
+    structures = []
+    for j in range(6):
+        for sign in (1, -1):
+            voigt = np.zeros(6)
+            voigt[j] = sign * DELTA
+            s = apply_voigt_strain(cell, voigt)
+            s.info.update(
+                structure_id=f"hcp-e{j + 1}{'p' if sign > 0 else 'm'}", voigt_strain=voigt
+            )
+            structures.append(s)
+    clamped = elastic_from_structures(structures, EMT())
+    relaxed = elastic_from_structures(
+        structures, EMT(), relax_fmax_eV_per_A=1e-5, relax_max_steps=200
+    )
+    return cell, clamped, relaxed
+
+
+def test_relaxation_softens_the_hcp_tensor(hcp_case):
+    _, clamped, relaxed = hcp_case
+    softening = np.linalg.eigvalsh(clamped - relaxed)
+    # relaxing the atoms can only lower the energy of a strained cell: C_clamped - C_relaxed is
+    # positive semidefinite, and for hcp it is not zero
+    assert softening.min() > -0.2
+    assert softening.max() > 1.0
+
+
+def test_hcp_relaxed_matches_the_internal_strain_correction(hcp_case):
+    """C_relaxed = C_clamped - Lambda^T H^+ Lambda / V with H the force-constant matrix and
+    Lambda = dF/de the forces induced by strain at clamped positions, both from central finite
+    differences of EMT forces (an independent route to the relaxation's effect)."""
+    cell, clamped, relaxed = hcp_case
+    n3 = 3 * len(cell)
+    h_u, h_e = 1e-4, 1e-5
+    hessian = np.zeros((n3, n3))
+    for k in range(n3):
+        plus, minus = cell.copy(), cell.copy()
+        plus.positions[k // 3, k % 3] += h_u
+        minus.positions[k // 3, k % 3] -= h_u
+        hessian[:, k] = -(_forces(plus) - _forces(minus)).ravel() / (2 * h_u)
+    hessian = 0.5 * (hessian + hessian.T)
+    lam = np.zeros((n3, 6))
+    for j in range(6):
+        e = np.zeros(6)
+        e[j] = h_e
+        lam[:, j] = (
+            _forces(apply_voigt_strain(cell, e)) - _forces(apply_voigt_strain(cell, -e))
+        ).ravel()
+        lam[:, j] /= 2 * h_e
+    correction = lam.T @ np.linalg.pinv(hessian, rcond=1e-8) @ lam / cell.get_volume() / GPa
+    assert np.abs(correction).max() > 1.0  # the effect is there to be measured
+    np.testing.assert_allclose(relaxed, clamped - correction, atol=0.5)
+
+
+def test_relax_that_cannot_converge_names_the_key(hcp_case):
+    cell, *_ = hcp_case
+    strained = apply_voigt_strain(cell, [DELTA, -DELTA, 0, 0, 0, 0])
+    strained.info["structure_id"] = "hcp-basal"
+    with pytest.raises(RuntimeError, match="hcp-basal.*validation.elastic.relax_max_steps"):
+        relax_positions(strained, EMT(), fmax_eV_per_A=1e-6, max_steps=1)
+
+
+def test_protocol_is_recorded(tmp_path, emt_c):
+    c, _ = emt_c
+    path = write_elastic_json(c, tmp_path / "r.json", "EMT", protocol="relaxed_ion")
+    _, record = read_elastic_json(path)
+    assert record["protocol"] == "relaxed_ion" and record["clamped_ion"] is False
+    with pytest.raises(ValueError, match="protocol 'frozen'"):
+        write_elastic_json(c, tmp_path / "x.json", "EMT", protocol="frozen")

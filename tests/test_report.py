@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dft2mlip.report import RunArtifacts, write_report  # noqa: E402
-from dft2mlip.validate.elastic import write_elastic_json  # noqa: E402
+from dft2mlip.report import REPORT_FIGURES, RunArtifacts, write_report  # noqa: E402
+from dft2mlip.validate.elastic import write_elastic_failure, write_elastic_json  # noqa: E402
 from dft2mlip.validate.metrics import write_metrics_json  # noqa: E402
 
 COMPONENTS = ("xx", "yy", "zz", "yz", "xz", "xy")
@@ -38,7 +38,7 @@ def _metrics(e, f, s):
     }
 
 
-def _run(tmp_path, name, metrics, weights, c, md_slope, dft_offset):
+def _run(tmp_path, name, metrics, weights, c, md_slope, dft_offset, c_relaxed=None):
     d = tmp_path / name
     d.mkdir()
     write_metrics_json(metrics, d / "metrics.json")
@@ -48,6 +48,8 @@ def _run(tmp_path, name, metrics, weights, c, md_slope, dft_offset):
         hist[f"weight_{term}"] = w if np.isscalar(w) else w(epochs)
     hist.to_csv(d / "history.csv", index=False)
     write_elastic_json(c, d / "elastic.json", name)
+    if c_relaxed is not None:
+        write_elastic_json(c_relaxed, d / "elastic_relaxed.json", name, protocol="relaxed_ion")
     strain = np.linspace(0, 0.04, 41)
     md = pd.DataFrame({"step": np.arange(41), "strain": strain})
     for comp in COMPONENTS:
@@ -77,6 +79,7 @@ def _run(tmp_path, name, metrics, weights, c, md_slope, dft_offset):
         metrics_json=d / "metrics.json",
         history_csv=d / "history.csv",
         elastic_json=d / "elastic.json",
+        elastic_relaxed_json=d / "elastic_relaxed.json" if c_relaxed is not None else None,
         md_csv=d / "md.csv",
         stress_validation_csv=d / "stress_validation.csv",
         parity_png=d / "parity.png",
@@ -97,6 +100,14 @@ def artifacts(tmp_path):
     write_elastic_json(
         _cubic(160.0, 64.0, 76.0), tmp_path / "dft_elastic.json", "DFT", strain_magnitude=0.005
     )
+    write_elastic_json(
+        _cubic(160.0, 64.0, 50.0),
+        tmp_path / "dft_elastic_relaxed.json",
+        "DFT",
+        protocol="relaxed_ion",
+        strain_magnitude=0.005,
+        relax_fmax_eV_per_A=0.002,
+    )
     runs = {
         "adaptive": _run(
             tmp_path,
@@ -106,6 +117,7 @@ def artifacts(tmp_path):
             _cubic(168.0, 64.0, 76.0),  # C11 +5 %
             120.0,
             0.05,
+            c_relaxed=_cubic(160.0, 64.0, 60.0),  # C44 +20 %
         ),
         "fixed": _run(
             tmp_path,
@@ -115,6 +127,7 @@ def artifacts(tmp_path):
             _cubic(176.0, 64.0, 76.0),  # C11 +10 %
             110.0,
             0.30,
+            c_relaxed=_cubic(160.0, 64.0, 55.0),  # C44 +10 %
         ),
         "no-stress": RunArtifacts(
             metrics_json=tmp_path / "no-stress" / "metrics.json",  # never written
@@ -132,6 +145,7 @@ def test_report_tables_figures_and_best_runs(artifacts):
         dataset_table=tmp_path / "labels.parquet",
         runs=runs,
         dft_elastic_json=tmp_path / "dft_elastic.json",
+        dft_elastic_relaxed_json=tmp_path / "dft_elastic_relaxed.json",
         run_descriptions={"adaptive": "SoftAdapt", "fixed": "E:F:S = 1:100:1"},
     )
     text = summary.read_text()
@@ -139,7 +153,7 @@ def test_report_tables_figures_and_best_runs(artifacts):
         assert run in text
     # every linked figure exists; the expected ones are there
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert {"dataset.png", "loss_weights.png", "test_errors.png", "stress_strain.png"} <= set(links)
+    assert set(REPORT_FIGURES) - {"convergence.png"} <= set(links)
     assert "parity_adaptive.png" in links and "parity_fixed.png" in links
     for link in links:
         assert (out / link).read_bytes()[:4] == b"\x89PNG"
@@ -149,7 +163,14 @@ def test_report_tables_figures_and_best_runs(artifacts):
     # test errors, elastic % errors derived from the synthetic tensors, clamped ion stated
     assert "| adaptive | 5 | 2.00 | 3.00 | 80.0 | 120 | 0.100 | 0.150 |" in text
     assert "168.0 (+5.0%)" in text and "176.0 (+10.0%)" in text
-    assert "Clamped-ion" in text and "±δ = 0.005" in text
+    assert "±δ = 0.005" in text
+    # relaxed ion: its own table with the force threshold, % errors vs the relaxed DFT tensor
+    clamped_part, relaxed_part = text.split("### Relaxed ion (GPa)")
+    assert "### Clamped ion (GPa)" in clamped_part and "0.002 eV/Å" in relaxed_part
+    assert "| C44 (GPa) | 50.0 | 60.0 (+20.0%) | 55.0 (+10.0%) | missing |" in relaxed_part
+    assert "| C44 (GPa) | 76.0 | 76.0 (+0.0%) | 76.0 (+0.0%) | missing |" in clamped_part
+    # no convergence study in this run: said so, not linked
+    assert "No convergence study was run" in text and "convergence.png" not in links
     # stress validation: MAE over ok snapshots, the failed one named as missing
     assert "| adaptive | 2/3 | 0.0500 | 0.0500 |" in text
     assert "adaptive-md-snap-02 (failed)" in text
@@ -157,7 +178,10 @@ def test_report_tables_figures_and_best_runs(artifacts):
     assert "Test energy MAE: **fixed** (1.00 meV/atom; adaptive 2.00)" in text
     assert "Test force MAE: **adaptive**" in text
     assert "Test stress MAE: **adaptive**" in text
-    assert "Mean |error| of C11, C12, C44 vs DFT: **adaptive** (1.67 %" in text
+    assert "Clamped-ion mean |error| of C11, C12, C44 vs DFT: **adaptive** (1.67 %" in text
+    assert "Relaxed-ion mean |error| of C11, C12, C44 vs DFT: **fixed** (3.33 %" in text
+    # per-component errors on the MD snapshots (GPa): 0.05 offset on every component
+    assert "| adaptive | MAE | 0.0500 | 0.0500 | 0.0500 | 0.0500 | 0.0500 | 0.0500 |" in text
     # the run with no artifacts is reported, not fatal
     assert "no-stress: test metrics: missing" in text
     assert "no-stress: elastic tensor: not provided" in text
@@ -168,6 +192,12 @@ def test_report_tables_figures_and_best_runs(artifacts):
 def test_missing_and_broken_artifacts_do_not_crash(artifacts):
     tmp_path, runs = artifacts
     (tmp_path / "fixed" / "metrics.json").write_text("{not json")
+    write_elastic_failure(
+        tmp_path / "fixed" / "elastic_relaxed.json",
+        "fixed",
+        protocol="relaxed_ion",
+        message="relaxing e4p did not converge",
+    )
     summary = write_report(
         tmp_path / "r2",
         dataset_table=tmp_path / "nope.parquet",
@@ -179,6 +209,67 @@ def test_missing_and_broken_artifacts_do_not_crash(artifacts):
     assert "dataset label table: missing" in text
     assert "DFT elastic tensor: not provided" in text
     assert "fixed: test metrics: unreadable" in text
+    assert "relaxed_ion tensor not computed: relaxing e4p did not converge" in text
     assert "| fixed | missing |" in text
     assert not (tmp_path / "r2" / "report.html").exists()
-    assert not (tmp_path / "r2" / "dataset.png").exists()
+    # every figure a workflow declares exists (placeholders), but missing data are not linked
+    for name in REPORT_FIGURES:
+        assert (tmp_path / "r2" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "dataset.png" not in text
+
+
+def test_convergence_study_is_rendered_when_present(artifacts):
+    tmp_path, runs = artifacts
+    conv = tmp_path / "convergence"
+    conv.mkdir()
+    pd.DataFrame(
+        {
+            "ecutwfc_Ry": [20, 30, 40, 50],
+            "stress_error_GPa": [0.3, 0.05, 0.01, 0.0],
+            "force_error_meV_per_A": [20.0, 4.0, 1.0, 0.0],
+        }
+    ).to_csv(conv / "cutoff.csv", index=False)
+    summary = write_report(
+        tmp_path / "r3",
+        dataset_table=tmp_path / "labels.parquet",
+        runs=runs,
+        dft_elastic_json=tmp_path / "dft_elastic.json",
+        convergence_dir=conv,
+    )
+    text = summary.read_text()
+    section = text.split("## DFT convergence evidence")[1].split("\n## ")[0]
+    assert "**cutoff** (`cutoff.csv`, 4 rows)" in section
+    assert "| ecutwfc_Ry | stress_error_GPa | force_error_meV_per_A |" in section
+    assert "| 30 | 0.0500 | 4.00 |" in section
+    assert "![DFT convergence study](convergence.png)" in section
+    assert (tmp_path / "r3" / "convergence.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_convergence_choice_and_the_study_figure_are_used(artifacts):
+    tmp_path, runs = artifacts
+    conv = tmp_path / "convergence"
+    conv.mkdir()
+    pd.DataFrame({"cutoff": [20.0, 30.0], "stress_err_GPa": [0.2, 0.0]}).to_csv(
+        conv / "convergence.csv", index=False
+    )
+    (conv / "chosen_settings.json").write_text(
+        '{"engine": "qe", "cutoff": 30.0, "kspacing_per_A": 0.35, "point": "c30-k0.35", '
+        '"reference": "c40-k0.25", "errors": {"stress_err_GPa": 0.012}, '
+        '"tolerances": {"stress_GPa": 0.05}, "warning": null}'
+    )
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    fig.savefig(conv / "convergence_study.png")
+    plt.close(fig)
+    summary = write_report(
+        tmp_path / "r4",
+        dataset_table=tmp_path / "labels.parquet",
+        runs=runs,
+        dft_elastic_json=None,
+        convergence_dir=conv,
+    )
+    text = summary.read_text()
+    assert "**Chosen settings** (qe): cutoff 30.0, k-spacing 0.350 1/Å (point `c30-k0.35`" in text
+    assert "stress_err_GPa 0.0120 within the tolerances stress_GPa 0.0500" in text
+    copied = (tmp_path / "r4" / "convergence.png").read_bytes()
+    assert copied == (conv / "convergence_study.png").read_bytes()

@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from dft2mlip.validate.deform import draw_stress_strain, stress_validation_summary  # noqa: E402
 from dft2mlip.validate.elastic import CUBIC_WARN_REL, cubic_constants, read_elastic_json  # noqa: E402
+from dft2mlip.validate.metrics import VOIGT_COMPONENTS  # noqa: E402
 
 WEIGHT_COLUMNS = {"energy": "weight_energy", "forces": "weight_forces", "stress": "weight_stress"}
 TEST_METRICS = [
@@ -37,6 +38,16 @@ TEST_METRICS = [
     ("stress_mae_GPa", "S MAE", "GPa"),
     ("stress_rmse_GPa", "S RMSE", "GPa"),
 ]
+#: figures write_report always leaves in its folder (a placeholder when the data are missing),
+#: so that a workflow can declare them as outputs for ``snakemake --report``
+REPORT_FIGURES = (
+    "dataset.png",
+    "convergence.png",
+    "loss_weights.png",
+    "test_errors.png",
+    "elastic.png",
+    "stress_strain.png",
+)
 ELASTIC_QUANTITIES = [
     ("C11", "C11"),
     ("C12", "C12"),
@@ -53,6 +64,7 @@ class RunArtifacts:
     metrics_json: str | Path | None = None
     history_csv: str | Path | None = None
     elastic_json: str | Path | None = None
+    elastic_relaxed_json: str | Path | None = None
     md_csv: str | Path | None = None
     stress_validation_csv: str | Path | None = None
     parity_png: str | Path | None = None
@@ -208,8 +220,9 @@ def _read_metrics(path: Path) -> dict:
 def _read_elastic(path: Path) -> dict:
     c, record = read_elastic_json(path)
     out = cubic_constants(c)
-    if "strain_magnitude" in record:
-        out["strain_magnitude"] = record["strain_magnitude"]
+    for key in ("strain_magnitude", "relax_fmax_eV_per_A", "protocol"):
+        if key in record:
+            out[key] = record[key]
     return out
 
 
@@ -286,6 +299,101 @@ def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fi
     plt.close(fig)
     figures.append("dataset.png")
     blocks.append(("img", "dataset summary", "dataset.png"))
+
+
+def _convergence_section(
+    folder: str | Path | None, out_dir: Path, blocks: list, figures: list, missing: _Missing
+) -> None:
+    """Every CSV of the DFT convergence study, as a table and a plot, when the study ran."""
+    blocks.append(("h", 2, "DFT convergence evidence"))
+    files = sorted(Path(folder).glob("*.csv")) if folder and Path(folder).is_dir() else []
+    if not files:
+        blocks.append(
+            (
+                "p",
+                "No convergence study was run for this report (no CSV in "
+                f"`{folder or 'results/convergence'}`): the DFT settings are the configured "
+                "ones, not chosen from stress, force and energy tolerances.",
+            )
+        )
+        return
+    blocks.append(
+        (
+            "p",
+            "The DFT settings were checked for convergence of stress, forces and energy against "
+            "the tightest settings tried; each table below is one study file (values as written "
+            "by the study; units in the column names).",
+        )
+    )
+    chosen_path = Path(folder) / "chosen_settings.json"
+    if chosen_path.is_file():
+        try:
+            chosen = json.loads(chosen_path.read_text())
+            errors = ", ".join(f"{k} {_fmt(v)}" for k, v in chosen.get("errors", {}).items())
+            tols = ", ".join(f"{k} {_fmt(v)}" for k, v in chosen.get("tolerances", {}).items())
+            text = (
+                f"**Chosen settings** ({chosen.get('engine', '?')}): cutoff "
+                f"{_fmt(chosen.get('cutoff'))}, k-spacing {_fmt(chosen.get('kspacing_per_A'))} "
+                f"1/Å (point `{chosen.get('point', '?')}`, reference "
+                f"`{chosen.get('reference', '?')}`): errors {errors or '—'} within the "
+                f"tolerances {tols or '—'}."
+            )
+            if chosen.get("warning"):
+                text += f" Warning: {chosen['warning']}"
+            blocks.append(("p", text))
+        except Exception as err:  # noqa: BLE001 - a broken file is named, not fatal
+            missing.failed("convergence choice", chosen_path, err)
+    study_png = sorted(Path(folder).glob("*.png"))
+    fig, axes = plt.subplots(1, len(files), figsize=(5.0 * len(files), 3.8), squeeze=False)
+    for ax, path in zip(axes[0], files, strict=True):
+        try:
+            df = pd.read_csv(path)
+        except Exception as err:  # noqa: BLE001 - a broken file is named, not fatal
+            missing.failed("convergence study", path, err)
+            ax.set_axis_off()
+            continue
+        blocks.append(("p", f"**{path.stem}** (`{path.name}`, {len(df)} rows):"))
+        shown = df.head(30)
+        blocks.append(
+            (
+                "table",
+                list(shown.columns),
+                [[_fmt(v) for v in row] for row in shown.itertuples(index=False)],
+            )
+        )
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        x = df.columns[0]
+        ys = [
+            c
+            for c in numeric
+            if c != x and any(k in c.lower() for k in ("err", "delta", "diff", "dev"))
+        ]
+        ys = ys or [c for c in numeric if c != x][:3]
+        for col in ys:
+            y = np.abs(df[col].to_numpy(dtype=float))
+            ax.plot(df[x], np.where(y > 0, y, np.nan), marker="o", label=col)
+        if ys and (np.abs(df[ys].to_numpy(dtype=float)) > 0).any():
+            ax.set_yscale("log")
+        ax.set_xlabel(str(x))
+        ax.set_title(path.stem)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    if study_png:  # the study's own figure (tolerances, chosen point) when it wrote one
+        plt.close(fig)
+        shutil.copyfile(study_png[0], out_dir / "convergence.png")
+    else:
+        fig.savefig(out_dir / "convergence.png", dpi=120)
+        plt.close(fig)
+    figures.append("convergence.png")
+    blocks.append(("img", "DFT convergence study", "convergence.png"))
+
+
+def _placeholder_figure(path: Path, text: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 1.6))
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    ax.set_axis_off()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def _weights_section(histories: dict, out_dir: Path, blocks: list, figures: list, descriptions):
@@ -383,20 +491,34 @@ def _test_section(metrics: dict, parity: dict, out_dir: Path, blocks: list, figu
         blocks.append(("img", f"parity {run}", name))
 
 
-def _elastic_section(dft: dict | None, models: dict, blocks: list) -> dict[str, float]:
-    """Elastic table; returns each run's mean |% error| over C11, C12, C44."""
-    blocks.append(("h", 2, "Elastic constants"))
-    delta = f" = {dft['strain_magnitude']:g}" if dft and "strain_magnitude" in dft else ""
-    blocks.append(
+_PROTOCOL_TEXT = {
+    "clamped_ion": (
+        "Clamped ion",
+        "the atoms stay at the positions scaled with the cell (no internal relaxation)",
+    ),
+    "relaxed_ion": (
+        "Relaxed ion",
+        "in each fixed strained cell the atoms are relaxed until max |F| per atom is below "
+        "{fmax} eV/Å (pw.x BFGS for DFT, ASE BFGS for the models), so the internal-strain "
+        "contribution is included; this is the tensor to compare with experiment",
+    ),
+}
+
+
+def _elastic_table(protocol: str, dft: dict | None, models: dict, blocks: list) -> dict[str, float]:
+    """One protocol's table; returns each run's mean |% error| over C11, C12, C44."""
+    title, how = _PROTOCOL_TEXT[protocol]
+    fmax = dft.get("relax_fmax_eV_per_A") if dft else None
+    fmax = fmax or next(
         (
-            "p",
-            "Clamped-ion elastic constants (GPa): the reference cell (the configured lattice "
-            f"constant, not relaxed) is strained by ±δ{delta} along each of the six Voigt "
-            "directions without relaxing the atoms, and C is the least-squares slope of stress "
-            "vs strain. DFT and every model use the same strained cells. Percentages are "
-            "(model − DFT)/DFT.",
-        )
+            m.get("relax_fmax_eV_per_A")
+            for m in models.values()
+            if m and m.get("relax_fmax_eV_per_A")
+        ),
+        "the configured",
     )
+    blocks.append(("h", 3, f"{title} (GPa)"))
+    blocks.append(("p", f"{title}: {how.format(fmax=fmax)}."))
     header = ["quantity", "DFT"] + list(models)
     rows = []
     for key, name in ELASTIC_QUANTITIES:
@@ -429,7 +551,7 @@ def _elastic_section(dft: dict | None, models: dict, blocks: list) -> dict[str, 
                 f"{c['min_eigenvalue_GPa']:.1f} GPa): mechanically unstable."
             )
     if warnings:
-        blocks.append(("p", "**Warnings:**"))
+        blocks.append(("p", f"**Warnings ({title.lower()}):**"))
         blocks.append(("ul", warnings))
     errors = {}
     if dft:
@@ -440,24 +562,89 @@ def _elastic_section(dft: dict | None, models: dict, blocks: list) -> dict[str, 
     return errors
 
 
+def _elastic_figure(tensors: dict, out_dir: Path, figures: list, blocks: list) -> None:
+    """Grouped bars of C11, C12, C44, B, G: DFT and every run, one panel per protocol."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.0), sharey=True)
+    for ax, protocol in zip(axes, ("clamped_ion", "relaxed_ion"), strict=True):
+        dft, models = tensors[protocol]
+        sources = [("DFT", dft), *models.items()]
+        width = 0.8 / max(len(sources), 1)
+        x = np.arange(len(ELASTIC_QUANTITIES))
+        for j, (name, c) in enumerate(sources):
+            vals = [_float(c.get(k)) if c else np.nan for k, _ in ELASTIC_QUANTITIES]
+            hatch = "//" if name == "DFT" else None
+            ax.bar(x + (j - (len(sources) - 1) / 2) * width, vals, width, label=name, hatch=hatch)
+        ax.set_xticks(x, [n for _, n in ELASTIC_QUANTITIES])
+        ax.set_title(_PROTOCOL_TEXT[protocol][0])
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("GPa")
+    fig.suptitle("Elastic constants and moduli: DFT vs each model")
+    fig.tight_layout()
+    fig.savefig(out_dir / "elastic.png", dpi=120)
+    plt.close(fig)
+    figures.append("elastic.png")
+    blocks.append(("img", "elastic constants DFT vs models", "elastic.png"))
+
+
+def _elastic_section(tensors: dict, out_dir: Path, blocks: list, figures: list) -> dict:
+    """Both elastic tables and the figure; returns {protocol: {run: mean |% error|}}."""
+    blocks.append(("h", 2, "Elastic constants"))
+    dft = tensors["clamped_ion"][0] or tensors["relaxed_ion"][0]
+    delta = f" = {dft['strain_magnitude']:g}" if dft and "strain_magnitude" in dft else ""
+    blocks.append(
+        (
+            "p",
+            "The reference cell (the configured lattice constant, not relaxed) is strained by "
+            f"±δ{delta} along each of the six Voigt directions and C is the least-squares slope "
+            "of stress vs strain (with a fitted residual stress of the reference cell). DFT and "
+            "every model use the same strained cells, the same fit and, for relaxed ion, the "
+            "same force threshold; the DFT stresses use exactly the dataset's settings. "
+            "Percentages are (model − DFT)/DFT. B and G are Voigt–Reuss–Hill averages.",
+        )
+    )
+    errors = {}
+    for protocol in ("clamped_ion", "relaxed_ion"):
+        dft_p, models_p = tensors[protocol]
+        errors[protocol] = _elastic_table(protocol, dft_p, models_p, blocks)
+    _elastic_figure(tensors, out_dir, figures, blocks)
+    return errors
+
+
 def _md_section(
-    md: dict, sv: dict, component: str, out_dir: Path, blocks: list, figures: list
+    md: dict,
+    sv: dict,
+    component: str,
+    strain_label: str,
+    out_dir: Path,
+    blocks: list,
+    figures: list,
 ) -> dict[str, dict]:
     blocks.append(("h", 2, "Deformation MD checked against DFT"))
     blocks.append(
         (
             "p",
             "Each model drives its own deformation MD (Langevin NVT, constant strain rate). "
-            f"Lines: σ_{component} from the potential (virial, no kinetic part) along the path; "
-            "circles: DFT stress at snapshots of that path; crosses: the model's static stress on "
-            "the same snapshots. Stress in GPa, tension positive.",
+            f"Lines: σ_{component} from the potential along the path (the virial, static part: "
+            "no kinetic term; the MD tables also hold the total stress with the kinetic "
+            "ideal-gas part, −2E_kin/3V on the diagonal); circles: DFT stress at snapshots of "
+            "that path, evenly spaced in strain, computed with exactly the dataset's DFT "
+            "settings; crosses: the model's static stress on the same snapshots, so model and "
+            "DFT are compared like for like. Stress in GPa, tension positive.",
         )
     )
     if any(v is not None for v in md.values()):
         fig, ax = plt.subplots(figsize=(7.2, 4.8))
         for i, (run, df) in enumerate(md.items()):
             if df is not None:
-                draw_stress_strain(ax, df, sv.get(run), component, label=run, color=f"C{i}")
+                draw_stress_strain(
+                    ax,
+                    df,
+                    sv.get(run),
+                    component,
+                    label=run,
+                    color=f"C{i}",
+                    strain_label=strain_label,
+                )
         ax.legend(fontsize=7)
         ax.set_title("Stress–strain along the deformation MD")
         fig.tight_layout()
@@ -500,6 +687,17 @@ def _md_section(
             rows,
         )
     )
+    if summaries:
+        blocks.append(
+            ("p", "Per stress component, model static stress vs DFT on the snapshots (GPa):")
+        )
+        comp_rows = []
+        for run, s in summaries.items():
+            for stat, name in (("mae", "MAE"), ("max_error", "max")):
+                comp_rows.append(
+                    [run, name, *[_fmt(s[f"{stat}_{c}_GPa"]) for c in VOIGT_COMPONENTS]]
+                )
+        blocks.append(("table", ["run", "error", *[f"σ_{c}" for c in VOIGT_COMPONENTS]], comp_rows))
     return summaries
 
 
@@ -511,7 +709,12 @@ def _best_runs(metrics: dict, elastic_err: dict, sv_summaries: dict) -> list[str
         ("stress_mae_GPa", "Test stress MAE", "GPa"),
     ):
         criteria.append((name, unit, {r: m.get(key) for r, m in metrics.items() if m}))
-    criteria.append(("Mean |error| of C11, C12, C44 vs DFT", "%", elastic_err))
+    criteria.append(
+        ("Relaxed-ion mean |error| of C11, C12, C44 vs DFT", "%", elastic_err["relaxed_ion"])
+    )
+    criteria.append(
+        ("Clamped-ion mean |error| of C11, C12, C44 vs DFT", "%", elastic_err["clamped_ion"])
+    )
     criteria.append(
         (
             "MD-snapshot stress MAE vs DFT (all components)",
@@ -542,7 +745,10 @@ def write_report(
     dataset_table: pd.DataFrame | str | Path | None,
     runs: Mapping[str, RunArtifacts],
     dft_elastic_json: str | Path | None,
+    dft_elastic_relaxed_json: str | Path | None = None,
     md_component: str = "xx",
+    md_strain_label: str = "engineering strain",
+    convergence_dir: str | Path | None = None,
     title: str = "dft2mlip report",
     run_descriptions: Mapping[str, str] | None = None,
     settings: Mapping[str, object] | None = None,
@@ -559,10 +765,16 @@ def write_report(
         structure_id, config_type, status and optionally message and split.
     runs
         Run name -> :class:`RunArtifacts`.
-    dft_elastic_json
-        DFT elastic tensor written by :func:`dft2mlip.validate.elastic.write_elastic_json`.
+    dft_elastic_json, dft_elastic_relaxed_json
+        DFT clamped-ion and relaxed-ion elastic tensors written by
+        :func:`dft2mlip.validate.elastic.write_elastic_json`.
     md_component
-        Stress component along the MD pulling direction (e.g. "xx").
+        Stress component the MD curves show (e.g. "xx", "xy" for shear in xy).
+    md_strain_label
+        What the MD strain axis means (e.g. "engineering strain along x").
+    convergence_dir
+        Folder of the DFT convergence study; every ``*.csv`` in it is shown when it exists
+        (absent or empty: the report says no study was run).
     run_descriptions, settings
         Optional one-line description per run and key/value settings shown at the top.
 
@@ -580,17 +792,23 @@ def write_report(
         table = dataset_table
     else:
         table = _load("dataset label table", dataset_table, _read_table, missing)
-    metrics, histories, models_el, md, sv, parity = {}, {}, {}, {}, {}, {}
+    metrics, histories, models_el, models_rel, md, sv, parity = {}, {}, {}, {}, {}, {}, {}
     for run, art in runs.items():
         metrics[run] = _load(f"{run}: test metrics", art.metrics_json, _read_metrics, missing)
         histories[run] = _load(f"{run}: training history", art.history_csv, pd.read_csv, missing)
         models_el[run] = _load(f"{run}: elastic tensor", art.elastic_json, _read_elastic, missing)
+        models_rel[run] = _load(
+            f"{run}: relaxed-ion elastic tensor", art.elastic_relaxed_json, _read_elastic, missing
+        )
         md[run] = _load(f"{run}: deformation MD table", art.md_csv, pd.read_csv, missing)
         sv[run] = _load(
             f"{run}: stress validation", art.stress_validation_csv, pd.read_csv, missing
         )
         parity[run] = missing.path(f"{run}: parity plot", art.parity_png)
     dft_el = _load("DFT elastic tensor", dft_elastic_json, _read_elastic, missing)
+    dft_rel = _load(
+        "DFT relaxed-ion elastic tensor", dft_elastic_relaxed_json, _read_elastic, missing
+    )
 
     blocks: list[tuple] = [("h", 1, title)]
     blocks.append(
@@ -605,10 +823,12 @@ def write_report(
     if settings:
         blocks.append(("ul", [f"{k}: `{v}`" for k, v in settings.items()]))
     _dataset_section(table, out_dir, blocks, figures)
+    _convergence_section(convergence_dir, out_dir, blocks, figures, missing)
     _weights_section(histories, out_dir, blocks, figures, run_descriptions)
     _test_section(metrics, parity, out_dir, blocks, figures)
-    elastic_err = _elastic_section(dft_el, models_el, blocks)
-    sv_summaries = _md_section(md, sv, md_component, out_dir, blocks, figures)
+    tensors = {"clamped_ion": (dft_el, models_el), "relaxed_ion": (dft_rel, models_rel)}
+    elastic_err = _elastic_section(tensors, out_dir, blocks, figures)
+    sv_summaries = _md_section(md, sv, md_component, md_strain_label, out_dir, blocks, figures)
     blocks.append(("h", 2, "Best run per metric"))
     blocks.append(
         (
@@ -626,6 +846,11 @@ def write_report(
     else:
         blocks.append(("p", "None: every artifact was found."))
 
+    for name in REPORT_FIGURES:
+        if name not in figures:
+            _placeholder_figure(
+                out_dir / name, f"{name}: no data for this figure in this run (see summary.md)"
+            )
     summary = out_dir / "summary.md"
     summary.write_text(_render_markdown(blocks))
     if write_html:
@@ -651,6 +876,8 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
 def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
     """The settings a reader needs at the top of the report, from the run's config."""
     mat, qe, md = config["material"], config["dft"]["qe"], config["validation"]["md"]
+    el = config["validation"]["elastic"]
+    lateral = f", lateral {md.get('lateral', 'fixed')}" if md["mode"] == "uniaxial" else ""
     return {
         "material": f"{mat['name']} ({mat['prototype']}, a = {mat['lattice_constant_A']} Å)",
         "DFT": (
@@ -661,13 +888,15 @@ def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
         ),
         "pseudopotentials": ", ".join(f"{el}: {f}" for el, f in qe["pseudopotentials"].items()),
         "elastic constants": (
-            f"±{config['validation']['elastic']['strain_magnitude']} strain along each Voigt "
-            "direction, clamped ion, same cells for DFT and models"
+            f"±{el['strain_magnitude']} strain along each Voigt direction, clamped ion and "
+            f"relaxed ion (max |F| < {el.get('relax_fmax_eV_per_A', '?')} eV/Å), same cells "
+            "for DFT and models"
         ),
         "deformation MD": (
-            f"{md['mode']} along {md['direction']}, {md['temperature_K']} K Langevin, "
+            f"{md['mode']} {md['direction']}{lateral}, {md['temperature_K']} K Langevin "
+            f"(friction {md['friction_per_fs']}/fs), "
             f"{md['strain_rate_per_ps']}/ps to strain {md['max_strain']}, "
-            f"dt {md['timestep_fs']} fs, "
+            f"dt {md['timestep_fs']} fs, supercell {md['repeat']} conventional cells, "
             f"{md['snapshots']} DFT snapshots per run"
         ),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 import matplotlib
@@ -42,39 +42,75 @@ from dft2mlip.validate.metrics import VOIGT_COMPONENTS, model_static_stress, voi
 #: config location of the deformation-MD settings, used in error messages
 CONFIG_KEY = "validation.md"
 DIRECTIONS = {"x": 0, "y": 1, "z": 2}
+#: shear planes (pure shear): engineering shear gamma = 2 eps_ab
+SHEAR_PLANES = {"yz": (1, 2), "xz": (0, 2), "xy": (0, 1)}
 MAX_TIMESTEP_FS = 5.0
 MAX_STRAIN_PER_STEP = 1e-3
+#: lateral boundary conditions of uniaxial deformation
+LATERAL_MODES = ("fixed", "relaxed")
 #: target number of recorded MD rows when record_every is not given
 TARGET_ROWS = 150
 SNAPSHOT_CONFIG_TYPE = "md_snapshot"
 
 
-def _uniaxial(axis: int, strain: float) -> np.ndarray:
+def _uniaxial(direction: str, strain: float) -> np.ndarray:
     """Uniaxial strain along one Cartesian axis; the two lateral cell dimensions are fixed."""
     f = np.eye(3)
-    f[axis, axis] += strain
+    f[DIRECTIONS[direction], DIRECTIONS[direction]] += strain
     return f
 
 
-#: deformation modes: (axis index, engineering strain) -> deformation gradient F (3x3).
-#: Add a mode here (e.g. hydrostatic: (1 + strain) * I; shear: I + strain * e_a e_b^T) and it
-#: becomes valid in DeformationSpec and run_deformation_md.
-DEFORMATION_MODES: dict[str, Callable[[int, float], np.ndarray]] = {"uniaxial": _uniaxial}
+def _shear(plane: str, gamma: float) -> np.ndarray:
+    """Pure (symmetric, rotation-free) shear in a plane: eps_ab = eps_ba = gamma / 2."""
+    a, b = SHEAR_PLANES[plane]
+    f = np.eye(3)
+    f[a, b] += 0.5 * gamma
+    f[b, a] += 0.5 * gamma
+    return f
+
+
+def _hydrostatic(direction: str, strain: float) -> np.ndarray:
+    """The same linear strain along x, y and z (``direction`` only picks the reported stress)."""
+    return (1.0 + strain) * np.eye(3)
+
+
+#: deformation modes: name -> (allowed directions, (direction, strain) -> F (3x3)).
+#: "uniaxial": direction is the pulled axis, strain the engineering strain along it;
+#: "shear": direction is the shear plane, strain the engineering shear gamma;
+#: "hydrostatic": strain is the linear strain of every axis, direction names the normal stress
+#: that the stress–strain curve shows (all three are equal in a cubic crystal).
+DEFORMATION_MODES: dict[str, tuple[tuple[str, ...], Callable[[str, float], np.ndarray]]] = {
+    "uniaxial": (tuple(DIRECTIONS), _uniaxial),
+    "shear": (tuple(SHEAR_PLANES), _shear),
+    "hydrostatic": (tuple(DIRECTIONS), _hydrostatic),
+}
 
 
 def deformation_gradient(mode: str, direction: str, strain: float) -> np.ndarray:
     """Deformation gradient F (3x3) for ``mode`` along ``direction`` at engineering ``strain``.
 
-    A cell with lattice vectors as rows deforms as ``new_cell = cell @ F.T`` (for the symmetric
-    F of uniaxial strain this is the project convention ``cell @ (I + eps)``).
+    A cell with lattice vectors as rows deforms as ``new_cell = cell @ F.T``; every F here is
+    symmetric, so this is the project convention ``cell @ (I + eps)``.
     """
     if mode not in DEFORMATION_MODES:
         raise ValueError(
             f"deformation mode {mode!r} unknown; use one of {sorted(DEFORMATION_MODES)}"
         )
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction {direction!r} unknown; use one of x, y, z")
-    return DEFORMATION_MODES[mode](DIRECTIONS[direction], float(strain))
+    allowed, gradient = DEFORMATION_MODES[mode]
+    if direction not in allowed:
+        raise ValueError(
+            f"direction {direction!r} is not valid for mode {mode!r}; use one of "
+            + ", ".join(allowed)
+        )
+    return gradient(direction, float(strain))
+
+
+def perpendicular_widths(cell: np.ndarray) -> np.ndarray:
+    """Distances (Å) between opposite faces of a cell (rows = lattice vectors)."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    areas = [np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
+    return volume / np.array(areas)
 
 
 @dataclass
@@ -84,9 +120,11 @@ class DeformationSpec:
     Attributes
     ----------
     mode
-        Deformation mode; "uniaxial" (lateral cell dimensions fixed).
+        "uniaxial" (tension for a positive rate, compression for a negative one), "shear"
+        (pure shear) or "hydrostatic".
     direction
-        Cartesian pulling direction, "x", "y" or "z".
+        uniaxial: the pulled axis "x", "y" or "z"; shear: the plane "yz", "xz" or "xy";
+        hydrostatic: the normal stress shown in the curve ("x" -> σ_xx).
     repeat
         Repetition of the conventional cell (used by the caller that builds the MD cell).
     temperature_K
@@ -103,6 +141,16 @@ class DeformationSpec:
         Number of MD snapshots that get DFT single points.
     equilibration_ps
         NVT time at zero strain before straining starts (ps; not recorded). Default 0.
+    lateral
+        Uniaxial only: "fixed" keeps the two lateral cell lengths at their initial values
+        (uniaxial strain); "relaxed" lets them follow a Berendsen-type barostat towards zero
+        lateral stress (uniaxial stress).
+    barostat_time_ps
+        Relaxation time τ_P of the lateral barostat (ps), at least 10 time steps.
+    barostat_modulus_GPa
+        Stiffness estimate M used by the barostat (GPa): each step scales a lateral length by
+        ``1 - (dt / τ_P) σ_jj / M``. A poor estimate changes how fast, not where, the lateral
+        stress relaxes.
     """
 
     mode: str
@@ -115,6 +163,9 @@ class DeformationSpec:
     friction_per_fs: float
     snapshots: int
     equilibration_ps: float = 0.0
+    lateral: str = "fixed"
+    barostat_time_ps: float = 0.5
+    barostat_modulus_GPa: float = 100.0
 
     def __post_init__(self) -> None:
         k = CONFIG_KEY
@@ -123,8 +174,22 @@ class DeformationSpec:
                 f"{k}.mode = {self.mode!r} is not supported; use one of: "
                 + ", ".join(sorted(DEFORMATION_MODES))
             )
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"{k}.direction = {self.direction!r} is not one of x, y, z")
+        allowed = DEFORMATION_MODES[self.mode][0]
+        if self.direction not in allowed:
+            raise ValueError(
+                f"{k}.direction = {self.direction!r} is not valid for {k}.mode = "
+                f"{self.mode!r}; use one of {', '.join(allowed)}"
+            )
+        if self.lateral not in LATERAL_MODES:
+            raise ValueError(
+                f"{k}.lateral = {self.lateral!r} is not supported; use one of "
+                + ", ".join(LATERAL_MODES)
+            )
+        if self.lateral == "relaxed" and self.mode != "uniaxial":
+            raise ValueError(
+                f"{k}.lateral = 'relaxed' applies to mode 'uniaxial' only (mode is "
+                f"{self.mode!r}, whose whole cell follows the strain); set lateral: fixed"
+            )
         try:
             rep = tuple(int(r) for r in self.repeat)
         except (TypeError, ValueError):
@@ -139,6 +204,8 @@ class DeformationSpec:
             "max_strain",
             "friction_per_fs",
             "equilibration_ps",
+            "barostat_time_ps",
+            "barostat_modulus_GPa",
         )
         for name in numbers:
             value = getattr(self, name)
@@ -170,6 +237,16 @@ class DeformationSpec:
             raise ValueError(f"{k}.friction_per_fs = {self.friction_per_fs:g} must be positive")
         if self.equilibration_ps < 0:
             raise ValueError(f"{k}.equilibration_ps = {self.equilibration_ps:g} must be >= 0")
+        if self.barostat_time_ps * 1000.0 < 10 * self.timestep_fs:
+            raise ValueError(
+                f"{k}.barostat_time_ps = {self.barostat_time_ps:g} ps is shorter than 10 time "
+                f"steps ({k}.timestep_fs = {self.timestep_fs:g} fs); use 0.2-2 ps"
+            )
+        if self.barostat_modulus_GPa <= 0:
+            raise ValueError(
+                f"{k}.barostat_modulus_GPa = {self.barostat_modulus_GPa:g} must be positive "
+                "(an estimate of the bulk modulus, e.g. 100)"
+            )
         if isinstance(self.snapshots, bool) or int(self.snapshots) != self.snapshots:
             raise ValueError(f"{k}.snapshots = {self.snapshots!r} must be an integer")
         self.snapshots = int(self.snapshots)
@@ -190,7 +267,7 @@ class DeformationSpec:
             raise ValueError(
                 f"{CONFIG_KEY} has unknown key(s) {', '.join(unknown)}; known: {', '.join(names)}"
             )
-        required = [f.name for f in fields(cls) if f.name != "equilibration_ps"]
+        required = [f.name for f in fields(cls) if f.default is MISSING]
         missing = [n for n in required if n not in md_cfg]
         if missing:
             raise ValueError(f"{CONFIG_KEY} is missing key(s): {', '.join(missing)}")
@@ -218,8 +295,47 @@ class DeformationSpec:
 
     @property
     def component(self) -> str:
-        """Voigt label of the stress component along the pulling direction (e.g. "xx")."""
-        return 2 * self.direction
+        """Voigt label of the stress component the curve shows ("xx" for x, "xy" for xy)."""
+        return self.direction if self.mode == "shear" else 2 * self.direction
+
+    @property
+    def strain_label(self) -> str:
+        """What the ``strain`` column means, for plots and reports."""
+        if self.mode == "shear":
+            return f"engineering shear strain γ_{self.direction}"
+        if self.mode == "hydrostatic":
+            return "linear strain of every axis"
+        return f"engineering strain along {self.direction}"
+
+    def check_supercell(self, cell: np.ndarray, r_max_A: float, *, r_max_key: str) -> None:
+        """Reject an MD cell whose periodic images come within the model cutoff along the path.
+
+        The smallest perpendicular width of the cell (Å), at the start and at the final strain
+        (and, with a relaxed lateral boundary, with the lateral lengths shrunk by a Poisson
+        ratio of 0.5), must be at least ``r_max_A``; otherwise an atom sees its own periodic
+        image inside the cutoff and the MD describes an artificially periodic crystal.
+
+        Raises
+        ------
+        ValueError
+            Naming ``validation.md.repeat`` and ``r_max_key``.
+        """
+        cell = np.asarray(cell, dtype=float)
+        widths = [perpendicular_widths(cell)]
+        final = cell @ self.gradient_at_step(self.n_steps).T
+        if self.lateral == "relaxed":
+            shrink = np.full(3, 1.0 + 0.5 * abs(self.max_strain))
+            shrink[DIRECTIONS[self.direction]] = 1.0
+            final = final @ np.diag(1.0 / shrink)
+        widths.append(perpendicular_widths(final))
+        smallest = float(min(w.min() for w in widths))
+        if smallest < r_max_A:
+            raise ValueError(
+                f"{CONFIG_KEY}.repeat = {list(self.repeat)} gives an MD cell whose smallest "
+                f"perpendicular width along the deformation path is {smallest:.2f} Å, below the "
+                f"model cutoff {r_max_key} = {r_max_A:g} Å: atoms would interact with their own "
+                f"periodic images; raise {CONFIG_KEY}.repeat (or lower {CONFIG_KEY}.max_strain)"
+            )
 
     def strain_at_step(self, step: int) -> float:
         """Engineering strain at MD step ``step``: strain_rate_per_ps × step × timestep_fs."""
@@ -250,10 +366,17 @@ def run_deformation_md(
     (centre-of-mass momentum removed, kept fixed by :class:`ase.constraints.FixCom`). After an
     optional zero-strain equilibration, step ``i`` first sets the cell to
     ``cell0 @ F(strain_i).T`` with ``strain_i = strain_rate_per_ps * i * timestep_fs`` (atoms
-    scaled with the cell), then advances the atoms one Langevin step; for "uniaxial" only the
-    pulled direction changes and the lateral cell dimensions stay fixed. As in LAMMPS
-    ``fix deform``, the first half-kick of a step reuses the forces of the previous step (the
-    affine remap changes them by O(strain per step)), so each step costs one force call.
+    scaled with the cell), then advances the atoms one Langevin step. For "uniaxial" with
+    ``lateral="fixed"`` only the pulled direction changes (uniaxial strain). With
+    ``lateral="relaxed"`` the pulled length still follows the schedule exactly, and after every
+    step (equilibration included) each lateral length L_j is rescaled by
+    ``1 - (dt / barostat_time_ps) * sigma_jj / barostat_modulus_GPa`` with sigma_jj the
+    instantaneous *total* stress (virial plus kinetic part: the stress a wall would feel), a
+    Berendsen-type barostat acting on the lateral components only, so the lateral stress
+    relaxes towards zero (uniaxial stress) while the temperature stays under the Langevin
+    thermostat. As in LAMMPS ``fix deform``, the first half-kick of a step reuses the forces
+    of the previous step (the affine remap changes them by O(strain per step)), so each step
+    costs one force call.
 
     Parameters
     ----------
@@ -328,19 +451,48 @@ def run_deformation_md(
             pbc=work.pbc,
             momenta=work.get_momenta(),
         )
-        frame.info.update({"md_strain": strain, "md_step": step, "md_time_ps": row["time_ps"]})
+        frame.info.update(
+            {
+                "md_strain": strain,
+                "md_step": step,
+                "md_time_ps": row["time_ps"],
+                "md_mode": spec.mode,
+                "md_direction": spec.direction,
+                "md_lateral": spec.lateral,
+            }
+        )
         frame.calc = SinglePointCalculator(
             frame, energy=energy, forces=work.get_forces(), stress=virial
         )
         frames.append(frame)
 
+    relaxed = spec.lateral == "relaxed"
+    lateral = [j for j in range(3) if j != DIRECTIONS.get(spec.direction, -1)]
+    lateral_scale = np.ones(3)
+    barostat_rate = spec.timestep_fs / (1000.0 * spec.barostat_time_ps)
+
+    def barostat() -> None:
+        total = work.get_stress(voigt=False, include_ideal_gas=True) * EV_PER_A3_TO_GPA
+        for j in lateral:
+            lateral_scale[j] *= 1.0 - barostat_rate * total[j, j] / spec.barostat_modulus_GPa
+
+    def set_cell(step: int) -> None:
+        gradient = np.diag(lateral_scale) @ spec.gradient_at_step(step)
+        work.set_cell(cell0 @ gradient.T, scale_atoms=True)
+
     forces = work.get_forces(md=True)
     for _ in range(spec.n_equilibration_steps):
+        if relaxed:
+            set_cell(0)
         forces = dyn.step(forces)
+        if relaxed:
+            barostat()
     record(0)
     for step in range(1, spec.n_steps + 1):
-        work.set_cell(cell0 @ spec.gradient_at_step(step).T, scale_atoms=True)
+        set_cell(step)
         forces = dyn.step(forces)
+        if relaxed:
+            barostat()
         if step % every == 0 or step == spec.n_steps:
             record(step)
 
@@ -350,6 +502,63 @@ def run_deformation_md(
     write(traj_path, frames, format="extxyz")
     df.to_csv(csv_path, index=False)
     return df
+
+
+def run_nve(
+    atoms: Atoms,
+    calc: Calculator,
+    *,
+    temperature_K: float,
+    timestep_fs: float,
+    n_steps: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Velocity-Verlet NVE run from seeded Maxwell–Boltzmann velocities; the energy trace.
+
+    A check of a potential rather than a production run: with forces that are the exact
+    gradient of the energy, the total energy is conserved up to O(dt²) fluctuations.
+
+    Parameters
+    ----------
+    atoms
+        Periodic cell (not modified).
+    calc
+        ASE calculator (eV, eV/Å).
+    temperature_K, timestep_fs, n_steps, seed
+        Initial temperature (K), time step (fs), number of steps, velocity seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per step (step 0 included): step, time_ps, potential_energy_eV,
+        kinetic_energy_eV, total_energy_eV, temperature_K.
+    """
+    from ase.md.verlet import VelocityVerlet
+
+    work = atoms.copy()
+    work.calc = calc
+    thermalize_momenta(work, temperature_K, rng=np.random.default_rng(seed))
+    Stationary(work)
+    dyn = VelocityVerlet(work, timestep=timestep_fs * units.fs)
+    rows = []
+
+    def record() -> None:
+        epot = float(work.get_potential_energy())
+        ekin = float(work.get_kinetic_energy())
+        rows.append(
+            {
+                "step": dyn.nsteps,
+                "time_ps": dyn.nsteps * timestep_fs * 1e-3,
+                "potential_energy_eV": epot,
+                "kinetic_energy_eV": ekin,
+                "total_energy_eV": epot + ekin,
+                "temperature_K": float(work.get_temperature()),
+            }
+        )
+
+    dyn.attach(record, interval=1)
+    dyn.run(int(n_steps))
+    return pd.DataFrame(rows)
 
 
 def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap") -> list[Atoms]:
@@ -475,6 +684,7 @@ def draw_stress_strain(
     *,
     label: str | None = None,
     color: str | None = None,
+    strain_label: str = "engineering strain",
 ) -> None:
     """Draw one MD stress–strain curve (virial, GPa) with DFT and model points on ``ax``."""
     if component not in VOIGT_COMPONENTS:
@@ -511,7 +721,7 @@ def draw_stress_strain(
             zorder=3,
         )
     ax.axhline(0.0, color="0.6", lw=0.8)
-    ax.set_xlabel("engineering strain")
+    ax.set_xlabel(strain_label)
     ax.set_ylabel(f"stress σ_{component} (GPa, tension > 0)")
 
 
@@ -522,6 +732,7 @@ def plot_stress_strain(
     component: str = "xx",
     *,
     title: str | None = None,
+    strain_label: str = "engineering strain",
 ) -> Path:
     """Plot the MD stress–strain curve (virial, GPa) with DFT and model stresses at snapshots.
 
@@ -529,7 +740,7 @@ def plot_stress_strain(
     stress, the thick line a running mean over ~5% of the path.
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    draw_stress_strain(ax, md_csv, dft_points, component)
+    draw_stress_strain(ax, md_csv, dft_points, component, strain_label=strain_label)
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)

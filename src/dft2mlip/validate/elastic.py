@@ -1,10 +1,13 @@
-"""Clamped-ion elastic constants from stress–strain pairs.
+"""Clamped-ion and relaxed-ion elastic constants from stress–strain pairs.
 
 Strains are Voigt 6-vectors with engineering shear (e4 = 2 eps_yz, e5 = 2 eps_xz, e6 = 2 eps_xy),
-applied as ``new_cell = cell @ (I + eps)`` with atoms scaled with the cell and not relaxed
-(clamped ion). Stresses are ASE Voigt vectors in eV/Å³, tension positive, so that
-``sigma_i = sigma0_i + C_ij e_j`` with C in the usual Voigt form. The DFT and the model sides
-are fitted from the same strained structures (``atoms.info["voigt_strain"]``).
+applied as ``new_cell = cell @ (I + eps)`` with atoms scaled with the cell. *Clamped ion*: the
+atoms stay at the scaled positions. *Relaxed ion*: the atoms are then relaxed at fixed strained
+cell until every force component is below a threshold (the internal-strain contribution, which
+lowers e.g. C44 of diamond-structure crystals). Stresses are ASE Voigt vectors in eV/Å³, tension
+positive, so that ``sigma_i = sigma0_i + C_ij e_j`` with C in the usual Voigt form. The DFT and
+the model sides are fitted from the same strained structures (``atoms.info["voigt_strain"]``)
+with the same fit and, for relaxed ion, the same force threshold.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dft2mlip.units import EV_PER_A3_TO_GPA
 from dft2mlip.validate.metrics import _json_default, model_static_stress, voigt_stress
 
 VOIGT_LABELS = ("xx", "yy", "zz", "yz", "xz", "xy")
+#: the two protocols, as written in the JSON files and the report
+PROTOCOLS = ("clamped_ion", "relaxed_ion")
 #: relative deviation from cubic symmetry (max |C - C_cubic| / C11) above which reports warn
 CUBIC_WARN_REL = 0.02
 
@@ -88,10 +93,63 @@ def _voigt_strain(atoms: Atoms, index: int) -> np.ndarray:
     return strain
 
 
+def relax_positions(
+    atoms: Atoms, calc: Calculator, *, fmax_eV_per_A: float, max_steps: int
+) -> Atoms:
+    """Relax the atoms at fixed cell (BFGS) until every force component is below a threshold.
+
+    Parameters
+    ----------
+    atoms
+        Strained cell (not modified).
+    calc
+        ASE calculator (eV, eV/Å).
+    fmax_eV_per_A
+        Force threshold (eV/Å): the largest |F| per atom after relaxation.
+    max_steps
+        BFGS steps at most.
+
+    Returns
+    -------
+    ase.Atoms
+        Relaxed copy with ``info`` kept, ``info["relax_steps"]`` and ``info["relax_fmax_eV_per_A"]``
+        added, no calculator attached.
+
+    Raises
+    ------
+    RuntimeError
+        If the forces are still above the threshold after ``max_steps``, naming the structure.
+    """
+    from ase.optimize import BFGS
+
+    work = atoms.copy()
+    work.calc = calc
+    opt = BFGS(work, logfile=None, maxstep=0.05)
+    converged = opt.run(fmax=float(fmax_eV_per_A), steps=int(max_steps))
+    fmax = float(np.linalg.norm(work.get_forces(), axis=1).max())
+    if not converged and fmax > fmax_eV_per_A:
+        sid = atoms.info.get("structure_id", "?")
+        raise RuntimeError(
+            f"relaxing {sid} at fixed cell did not reach max |F| <= {fmax_eV_per_A:g} eV/Å in "
+            f"{max_steps} steps (still {fmax:.3g} eV/Å); raise validation.elastic.relax_max_steps "
+            "or validation.elastic.relax_fmax_eV_per_A"
+        )
+    out = work.copy()
+    out.calc = None
+    out.info["relax_steps"] = int(opt.nsteps)
+    out.info["relax_fmax_eV_per_A"] = fmax
+    return out
+
+
 def elastic_from_structures(
-    atoms_list: list[Atoms], calc: Calculator | None = None, *, fit_intercept: bool = True
+    atoms_list: list[Atoms],
+    calc: Calculator | None = None,
+    *,
+    fit_intercept: bool = True,
+    relax_fmax_eV_per_A: float | None = None,
+    relax_max_steps: int = 100,
 ) -> np.ndarray:
-    """Clamped-ion elastic tensor (GPa) of a set of strained structures.
+    """Elastic tensor (GPa) of a set of strained structures (clamped or relaxed ion).
 
     Parameters
     ----------
@@ -99,8 +157,14 @@ def elastic_from_structures(
         Strained cells with ``info["voigt_strain"]``.
     calc
         ``None``: use the DFT labels ``info["REF_stress"]`` (eV/Å³); labels whose status is not
-        "ok" are left out with a warning naming them. Otherwise: the stress of ``calc``
-        (static, no kinetic part).
+        "ok" are left out with a warning naming them (for relaxed ion, pass labels whose atoms
+        were relaxed by the DFT code). Otherwise: the stress of ``calc`` (static, no kinetic
+        part).
+    relax_fmax_eV_per_A
+        With ``calc``: ``None`` gives the clamped-ion tensor; a threshold (eV/Å) first relaxes
+        every structure at fixed cell with :func:`relax_positions` (relaxed ion).
+    relax_max_steps
+        BFGS steps at most per structure (relaxed ion).
 
     Returns
     -------
@@ -116,6 +180,11 @@ def elastic_from_structures(
                 skipped.append(f"{atoms.info.get('structure_id', f'#{i}')} (status={status})")
                 continue
             stress = voigt_stress(atoms.info["REF_stress"])
+        elif relax_fmax_eV_per_A is not None:
+            relaxed = relax_positions(
+                atoms, calc, fmax_eV_per_A=relax_fmax_eV_per_A, max_steps=relax_max_steps
+            )
+            stress = model_static_stress(relaxed, calc)
         else:
             stress = model_static_stress(atoms, calc)
         strains.append(strain)
@@ -174,15 +243,28 @@ def cubic_constants(c: np.ndarray) -> dict:
     }
 
 
-def write_elastic_json(c: np.ndarray, path: str | Path, label: str, **extra: object) -> Path:
-    """Write an elastic tensor (GPa) with its cubic constants and ``extra`` metadata as JSON."""
+def write_elastic_json(
+    c: np.ndarray,
+    path: str | Path,
+    label: str,
+    *,
+    protocol: str = "clamped_ion",
+    **extra: object,
+) -> Path:
+    """Write an elastic tensor (GPa) with its cubic constants and ``extra`` metadata as JSON.
+
+    ``protocol`` is "clamped_ion" or "relaxed_ion" (see :data:`PROTOCOLS`).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     c = np.asarray(c, dtype=float)
     data = {
         "label": label,
         "units": "GPa",
         "voigt_order": list(VOIGT_LABELS),
         "strain_convention": "engineering shear; new_cell = cell @ (I + eps)",
-        "clamped_ion": True,
+        "protocol": protocol,
+        "clamped_ion": protocol == "clamped_ion",
         "C_GPa": c.tolist(),
         "cubic": cubic_constants(c),
         **extra,
@@ -193,9 +275,34 @@ def write_elastic_json(c: np.ndarray, path: str | Path, label: str, **extra: obj
     return path
 
 
+def write_elastic_failure(
+    path: str | Path, label: str, *, protocol: str, message: str, **extra: object
+) -> Path:
+    """Record that a tensor could not be computed (e.g. a model's relaxation diverged).
+
+    The file has ``C_GPa: null`` and ``error``; :func:`read_elastic_json` raises with that
+    message, so a report names the failure instead of stopping the workflow.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    data = {"label": label, "protocol": protocol, "C_GPa": None, "error": message, **extra}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    return path
+
+
 def read_elastic_json(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read a :func:`write_elastic_json` file: the (6, 6) tensor in GPa and the whole record."""
+    """Read a :func:`write_elastic_json` file: the (6, 6) tensor in GPa and the whole record.
+
+    Raises
+    ------
+    ValueError
+        For a :func:`write_elastic_failure` record, with its message.
+    """
     data = json.loads(Path(path).read_text())
+    if data.get("C_GPa") is None and data.get("error"):
+        raise ValueError(f"{data.get('protocol', 'elastic')} tensor not computed: {data['error']}")
     c = np.asarray(data["C_GPa"], dtype=float)
     if c.shape != (6, 6):
         raise ValueError(f"{path}: C_GPa has shape {c.shape}; expected (6, 6)")

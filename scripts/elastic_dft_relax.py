@@ -1,0 +1,55 @@
+"""Snakemake script: pw.x ionic relaxation in one fixed strained cell (relaxed-ion elastic
+constants), with the dataset's DFT settings (the convergence study's choice when there is one);
+the final frame becomes the label. When the clamped-ion label's forces are already below the
+threshold, the relaxation would stop after its first SCF: that label is reused instead."""
+
+from dft2mlip.logutil import log_to
+
+log = log_to(snakemake.log[0])
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from ase.io import read
+
+from dft2mlip.data import read_label, write_label
+from dft2mlip.dft.labels import engine_settings
+from dft2mlip.dft.run import run_pw
+from dft2mlip.validate.elastic_dft import (
+    parse_relax_output,
+    relaxed_label_from_clamped,
+    write_relax_input,
+)
+
+p = snakemake.params
+if p.engine != "qe":
+    raise NotImplementedError(
+        f"relaxed-ion DFT elastic constants are implemented for dft.engine = qe only, not "
+        f"{p.engine!r}"
+    )
+settings = engine_settings(p.engine, p.engine_cfg, (snakemake.input.chosen or [None])[0])
+structure = read(snakemake.input.structure)
+write_relax_input(
+    structure, settings, snakemake.output.pw_in, fmax_eV_per_A=p.fmax, max_steps=p.max_steps
+)
+label = relaxed_label_from_clamped(
+    read_label(snakemake.input.clamped), settings.settings_hash(), fmax_eV_per_A=p.fmax
+)
+if label is None:
+    pw_out = Path(snakemake.output.pw_in).with_name("pw.out")
+    result = run_pw(
+        snakemake.output.pw_in,
+        pw_out,
+        executable=settings.executable,
+        nprocs=snakemake.threads,
+        mpi_launcher=p.mpi_launcher,
+    )
+    label = parse_relax_output(
+        pw_out, structure, settings.settings_hash(), settings=settings, fmax_eV_per_A=p.fmax
+    )
+    label.provenance["run"] = dataclasses.asdict(result)
+    shutil.rmtree(pw_out.parent / "tmp", ignore_errors=True)  # pw.x scratch (outdir)
+label.provenance["calculation"] = "relax"
+write_label(label, snakemake.output.label)
+log.info("%s: %s %s", label.structure_id, label.status, label.message)

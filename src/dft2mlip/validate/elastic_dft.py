@@ -1,0 +1,180 @@
+"""Relaxed-ion DFT side of the elastic constants: pw.x ``relax`` at a fixed strained cell.
+
+The clamped-ion DFT stresses are ordinary single points of the dataset (``dft_*`` rules). For
+relaxed ion, pw.x relaxes the atoms (BFGS) inside each fixed strained cell with *exactly* the
+dataset's settings (same namelists from :func:`dft2mlip.dft.qe.pw_input_data`, same k-point
+mesh and pseudopotentials; only ``calculation = 'relax'`` and the ionic thresholds differ), and
+the stress of the final, relaxed frame is the label. The final frame is parsed with
+:func:`dft2mlip.dft.qe.parse_pw_output` (units and signs converted there, status checks,
+cutoffs and pseudopotential md5 verified) against the relaxed structure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.units import Bohr, Ry
+
+from dft2mlip.data import Label
+from dft2mlip.dft.qe import kpoint_mesh, parse_pw_output, pw_input_data
+from dft2mlip.dft.settings import QESettings
+
+_EMPTY_NAMELIST = re.compile(r"^&(\w+)\n/\n", re.MULTILINE)
+_KEEP_NAMELISTS = ("CONTROL", "SYSTEM", "ELECTRONS", "IONS")
+_BFGS_CONVERGED = re.compile(r"bfgs converged in\s+(\d+)\s+scf cycles and\s+(\d+)\s+bfgs steps")
+_MAX_STEPS = "The maximum number of steps has been reached."
+#: energy-change threshold (Ry) between ionic steps; the force threshold decides convergence
+ETOT_CONV_THR_RY = 1.0e-7
+
+
+def relax_input_data(
+    atoms: Atoms, settings: QESettings, *, fmax_eV_per_A: float, max_steps: int
+) -> dict:
+    """pw.x namelists for a fixed-cell ionic relaxation with the dataset's electronic settings.
+
+    Parameters
+    ----------
+    atoms
+        Strained cell.
+    settings
+        The dataset's QE settings (cutoffs, smearing, k-point density, SCF threshold).
+    fmax_eV_per_A
+        Force threshold (eV/Å), written as ``forc_conv_thr`` in Ry/bohr.
+    max_steps
+        ``nstep``: ionic steps at most.
+    """
+    data = pw_input_data(atoms, settings)
+    data["control"].update(
+        {
+            "calculation": "relax",
+            "forc_conv_thr": float(fmax_eV_per_A) / (Ry / Bohr),
+            "etot_conv_thr": ETOT_CONV_THR_RY,
+            "nstep": int(max_steps),
+        }
+    )
+    data["ions"] = {"ion_dynamics": "bfgs"}
+    return data
+
+
+def write_relax_input(
+    atoms: Atoms,
+    settings: QESettings,
+    path: str | os.PathLike,
+    *,
+    fmax_eV_per_A: float,
+    max_steps: int,
+) -> None:
+    """Write the pw.x ``relax`` input of one strained cell (see :func:`relax_input_data`)."""
+    missing = sorted(set(atoms.get_chemical_symbols()) - set(settings.pseudopotentials))
+    if missing:
+        raise ValueError(
+            f"no pseudopotential for {', '.join(missing)}: add dft.qe.pseudopotentials."
+            f"{missing[0]} naming a UPF file in {settings.pseudo_path}"
+        )
+    clean = atoms.copy()
+    clean.constraints = []
+    buffer = io.StringIO()
+    ase.io.write(
+        buffer,
+        clean,
+        format="espresso-in",
+        input_data=relax_input_data(
+            atoms, settings, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
+        ),
+        pseudopotentials={s: settings.pseudopotentials[s] for s in set(clean.symbols)},
+        kpts=kpoint_mesh(clean.cell, settings.kspacing_per_A),
+    )
+    text = _EMPTY_NAMELIST.sub(
+        lambda m: m.group(0) if m.group(1).upper() in _KEEP_NAMELISTS else "",
+        buffer.getvalue(),
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def parse_relax_output(
+    output_path: str | os.PathLike,
+    structure: Atoms,
+    settings_hash: str,
+    *,
+    settings: QESettings,
+    fmax_eV_per_A: float,
+) -> Label:
+    """Label of the final (relaxed) frame of a pw.x ``relax`` run.
+
+    Status "ok" needs everything :func:`~dft2mlip.dft.qe.parse_pw_output` checks, plus "bfgs
+    converged" and a final max |F| per atom within ``fmax_eV_per_A`` (+5 % for print
+    rounding); the run stopping at ``nstep`` is "failed" with a message naming the key to
+    raise. The label's atoms are the relaxed ones; ``info["voigt_strain"]`` and the structure
+    id of ``structure`` are kept, ``info["relax_bfgs_steps"]`` is added.
+    """
+    path = Path(output_path)
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    try:
+        final = ase.io.read(path, format="espresso-out", index=-1)
+        relaxed = structure.copy()
+        relaxed.set_cell(final.cell, scale_atoms=False)
+        relaxed.positions = final.positions
+    except Exception:  # noqa: BLE001 - the generic parser below names what is wrong
+        relaxed = structure.copy()
+    label = parse_pw_output(path, relaxed, settings_hash, settings=settings)
+    if label.status != "ok":
+        return label
+    if _MAX_STEPS in text or not (m := _BFGS_CONVERGED.search(text)):
+        label.status = "failed"
+        label.message = (
+            "pw.x relax did not converge the forces within nstep; raise "
+            "validation.elastic.relax_max_steps"
+        )
+        return label
+    fmax = float(np.linalg.norm(label.atoms.arrays["REF_forces"], axis=1).max())
+    if fmax > 1.05 * fmax_eV_per_A:
+        label.status = "failed"
+        label.message = (
+            f"relaxed frame has max |F| = {fmax:.3g} eV/Å above validation.elastic."
+            f"relax_fmax_eV_per_A = {fmax_eV_per_A:g}"
+        )
+        return label
+    label.atoms.info["relax_bfgs_steps"] = int(m.group(2))
+    label.message = f"relaxed in {m.group(2)} BFGS steps ({m.group(1)} SCF cycles)"
+    return label
+
+
+def relaxed_label_from_clamped(
+    clamped: Label, settings_hash: str, *, fmax_eV_per_A: float
+) -> Label | None:
+    """The clamped-ion label as the relaxed-ion one when no relaxation is needed, else None.
+
+    pw.x ``relax`` stops after its first SCF when every force is already below the threshold,
+    so that SCF (the clamped-ion single point with the same settings) *is* the relaxed result.
+    Returns None (run the relaxation) when the label is not ok, was computed with other
+    settings (``settings_hash``) or has a force above ``fmax_eV_per_A`` (eV/Å).
+    """
+    if clamped.status != "ok" or clamped.settings_hash != settings_hash:
+        return None
+    fmax = float(np.linalg.norm(clamped.forces, axis=1).max())
+    if fmax > fmax_eV_per_A:
+        return None
+    atoms = clamped.atoms.copy()
+    atoms.info["relax_bfgs_steps"] = 0
+    return Label(
+        structure_id=clamped.structure_id,
+        config_type=clamped.config_type,
+        status="ok",
+        message=(
+            f"no relaxation needed: the clamped-ion label has max |F| = {fmax:.2g} eV/Å <= "
+            f"{fmax_eV_per_A:g} (its SCF is the relaxed result)"
+        ),
+        atoms=atoms,
+        provenance={**clamped.provenance, "reused_clamped_label": True},
+        energy_kind=clamped.energy_kind,
+        settings_hash=clamped.settings_hash,
+        dft_engine=clamped.dft_engine,
+    )
