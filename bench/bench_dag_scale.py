@@ -1,0 +1,215 @@
+"""DAG scale: wall time and peak memory of `snakemake -n` for 100, 1,000 and 10,000 DFT structures.
+
+Each size gets a synthetic config (the tiny test config with more structures) and runs `snakemake -n
+--cores 2` in a fresh process; peak memory is that process's maximum resident set (os.wait4). The
+peer is a bare Snakefile with the same number of structure -> input -> run -> parse chains and one
+aggregating rule (no config checks, no helper functions): the ratio says what dft2mlip's own DAG
+code costs on top of Snakemake's. Target: <= 30 s and <= 2 GB for 10,000 structures on 2 cores.
+
+    python bench/bench_dag_scale.py [--sizes 100 1000 10000] [--keep DIR] [--with-temp-handling]
+
+Both runs use --notemp, as profiles/default and profiles/slurm do (no rule has temp() outputs;
+Snakemake's temp bookkeeping is quadratic in the number of outputs of one job, here `structures`);
+--with-temp-handling measures Snakemake's default instead.
+
+Structures are counted as DFT single points: training candidates (at most 999 per section in
+dft2mlip.structures, so at most 3,996), the 12 elastic cells, and the DFT points along each training
+run's MD path (50 per run at most); sizes beyond the training cap add training runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "workflow" / "config_tiny.yaml"
+SECTIONS = ("hydrostatic", "strained", "rattled", "supercell")
+PER_SECTION_MAX = 999
+N_ELASTIC = 12
+
+PEER_SNAKEFILE = """
+N = int(config["n_dft"])
+IDS = [f"s{i:05d}" for i in range(N)]
+
+rule all:
+    input: "dataset.txt"
+
+rule structures:
+    output: expand("structures/{sid}.txt", sid=IDS)
+    run:
+        pass
+
+rule dft_input:
+    input: "structures/{sid}.txt"
+    output: "dft/{sid}/pw.in"
+    run:
+        pass
+
+rule dft_run:
+    input: "dft/{sid}/pw.in"
+    output: "dft/{sid}/pw.out"
+    threads: 2
+    run:
+        pass
+
+rule dft_parse:
+    input: "dft/{sid}/pw.out"
+    output: "dft/{sid}/label.extxyz"
+    run:
+        pass
+
+rule dataset:
+    input: expand("dft/{sid}/label.extxyz", sid=IDS)
+    output: "dataset.txt"
+    run:
+        pass
+"""
+
+
+def synthetic_config(n_structures: int) -> tuple[dict, dict]:
+    """The tiny config grown to about ``n_structures`` DFT single points; and its composition."""
+    cfg = yaml.safe_load(TINY.read_text())
+    md = cfg["validation"]["md"]
+    runs = dict(cfg["training"]["runs"])
+    n_train = n_structures - N_ELASTIC - len(runs) * md["snapshots"]
+    cap = PER_SECTION_MAX * len(SECTIONS)
+    if n_train > cap:  # the rest become DFT points on the MD paths of extra training runs
+        md["snapshots"] = 50
+        md["max_strain"] = max(md["max_strain"], 0.05)  # enough MD steps for 50 snapshots
+        n_md = n_structures - N_ELASTIC - cap
+        n_runs = math.ceil(n_md / md["snapshots"])
+        template = runs["fixed"]
+        runs = {f"run{i:03d}": dict(template) for i in range(n_runs)}
+        n_train = n_structures - N_ELASTIC - n_runs * md["snapshots"]
+    base, extra = divmod(max(n_train, len(SECTIONS)), len(SECTIONS))
+    counts = [base + (1 if i < extra else 0) for i in range(len(SECTIONS))]
+    s = cfg["structures"]
+    s["hydrostatic"]["strains"] = [
+        round(-0.02 + 0.04 * i / max(counts[0] - 1, 1), 6) for i in range(counts[0])
+    ]
+    for section, count in zip(SECTIONS[1:], counts[1:], strict=True):
+        s[section]["count"] = count
+    cfg["training"]["runs"] = runs
+    composition = {
+        "training": sum(counts),
+        "elastic": N_ELASTIC,
+        "md": len(runs) * md["snapshots"],
+        "runs": len(runs),
+    }
+    return cfg, composition
+
+
+def measure(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall time (s), peak RSS (MB) of one process; and its output."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed in {cwd}:\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def jobs_in(output: str) -> int:
+    for line in output.splitlines():
+        if line.strip().startswith("total"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_size(n: int, base: Path, notemp: bool = True) -> dict:
+    cfg, composition = synthetic_config(n)
+    work = base / f"dft2mlip_{n}"
+    work.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "scripts", "envs"):
+        (work / name).symlink_to(ROOT / name)
+    (work / "config").mkdir()
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake = [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--quiet", "rules"]
+    if notemp:
+        snakemake.append("--notemp")
+    ours_s, ours_mb, text = measure(snakemake, work)
+
+    peer = base / f"peer_{n}"
+    peer.mkdir()
+    (peer / "Snakefile").write_text(PEER_SNAKEFILE)
+    n_dft = composition["training"] + composition["elastic"] + composition["md"]
+    peer_s, peer_mb, peer_text = measure([*snakemake, "--config", f"n_dft={n_dft}"], peer)
+    return {
+        "n": n,
+        "dft": n_dft,
+        **composition,
+        "jobs": jobs_in(text),
+        "ours_s": ours_s,
+        "ours_mb": ours_mb,
+        "peer_jobs": jobs_in(peer_text),
+        "peer_s": peer_s,
+        "peer_mb": peer_mb,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--keep", type=Path, help="keep the working directories here")
+    parser.add_argument(
+        "--with-temp-handling", action="store_true", help="measure without --notemp"
+    )
+    args = parser.parse_args(argv)
+    base = args.keep or Path(tempfile.mkdtemp(prefix="dag_scale_"))
+    base.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for n in args.sizes:
+            rows.append(run_size(n, base, notemp=not args.with_temp_handling))
+            r = rows[-1]
+            print(f"... {n}: {r['ours_s']:.1f} s, {r['ours_mb']:.0f} MB", file=sys.stderr)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    header = (
+        f"{'structures':>10} {'train/elast/md':>16} {'runs':>5} {'jobs':>7} | "
+        f"{'dft2mlip s':>10} {'MB':>6} | {'peer jobs':>9} {'peer s':>7} {'MB':>6} | "
+        f"{'time x':>6} {'mem x':>6}"
+    )
+    flags = "" if args.with_temp_handling else " --notemp"
+    print(
+        f"snakemake -n --cores 2{flags}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+        "peer = bare Snakefile, same DFT chains"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        mix = f"{r['training']}/{r['elastic']}/{r['md']}"
+        print(
+            f"{r['dft']:>10} {mix:>16} {r['runs']:>5} {r['jobs']:>7} | "
+            f"{r['ours_s']:>10.1f} {r['ours_mb']:>6.0f} | {r['peer_jobs']:>9} "
+            f"{r['peer_s']:>7.1f} {r['peer_mb']:>6.0f} | "
+            f"{r['ours_s'] / r['peer_s']:>6.2f} {r['ours_mb'] / r['peer_mb']:>6.2f}"
+        )
+    big = [r for r in rows if r["dft"] >= 10000]
+    for r in big:
+        ok = r["ours_s"] <= 30 and r["ours_mb"] <= 2048
+        print(
+            f"target for {r['dft']} structures (<= 30 s, <= 2048 MB): "
+            f"{'met' if ok else 'NOT met'} ({r['ours_s']:.1f} s, {r['ours_mb']:.0f} MB)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
