@@ -8,7 +8,7 @@ CORES ?= 2
 PROFILE ?= profiles/default
 PYTEST_ARGS ?=
 
-.PHONY: setup run dry-run test lint report clean-results
+.PHONY: setup run dry-run inputs test lint report clean-results
 
 ## setup: Python environment + Quantum ESPRESSO (idempotent, fast when already done)
 setup: $(VENV)/.installed
@@ -22,12 +22,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt tools/install_venv.sh
 run: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --cores $(CORES)
 
+## inputs: write every DFT input known before training (no DFT runs), to inspect before submitting
+inputs: setup
+	$(VENV)/bin/snakemake --profile $(PROFILE) --cores $(CORES) dft_inputs
+
 ## dry-run: what would run (every DFT job is listed)
 dry-run: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --cores $(CORES) -n
 
-## test: the whole test suite (unit, physics with real pw.x, tiny real end-to-end workflow)
+## test: the whole test suite (unit, physics with real pw.x, tiny real end-to-end workflow, and
+## the same tiny run through a real one-node SLURM: slurm-wlm + munge installed with apt if missing)
 test: setup
+	@bash tools/ensure_slurm.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -14,7 +14,7 @@ from pathlib import Path
 from ase.io import read
 
 from dft2mlip.data import read_label, write_label
-from dft2mlip.dft.labels import engine_settings
+from dft2mlip.dft.labels import engine_settings, execution_settings
 from dft2mlip.dft.run import run_pw
 from dft2mlip.validate.elastic_dft import (
     parse_relax_output,
@@ -28,6 +28,7 @@ if p.engine != "qe":
         f"relaxed-ion DFT elastic constants are implemented for dft.engine = qe only, not "
         f"{p.engine!r}"
     )
+run = execution_settings(snakemake.config["dft"])  # how pw.x is launched: not a param
 settings = engine_settings(p.engine, p.engine_cfg, (snakemake.input.chosen or [None])[0])
 structure = read(snakemake.input.structure)
 write_relax_input(
@@ -41,9 +42,9 @@ if label is None:
     result = run_pw(
         snakemake.output.pw_in,
         pw_out,
-        executable=settings.executable,
+        executable=run["executable"],
         nprocs=snakemake.threads,
-        mpi_launcher=p.mpi_launcher,
+        mpi_launcher=run["mpi_launcher"],
     )
     label = parse_relax_output(
         pw_out, structure, settings.settings_hash(), settings=settings, fmax_eV_per_A=p.fmax

@@ -13,7 +13,7 @@ from dft2mlip.structures import elastic_structures, training_structures
 p = snakemake.params
 groups = {
     "train": training_structures(p.material, p.spec, p.seed),
-    "elastic": elastic_structures(p.material, p.elastic["strain_magnitude"]),
+    "elastic": elastic_structures(p.material, p.elastic_strain),
 }
 # output files are results/structures/<group>/<structure id>.extxyz
 outputs = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.output}

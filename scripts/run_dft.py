@@ -9,16 +9,13 @@ log = log_to(snakemake.log[0])
 import json
 from pathlib import Path
 
-from dft2mlip.dft.labels import run_input
+from dft2mlip.dft.labels import execution_settings, run_input
 
 record = run_input(
     snakemake.params.engine,
     Path(snakemake.input.inp).parent,
-    executable=snakemake.params.executable,
     nprocs=snakemake.threads,
-    mpi_launcher=snakemake.params.mpi_launcher,
-    max_errors=snakemake.params.max_errors,
-    walltime_s=snakemake.params.walltime_s,
+    **execution_settings(snakemake.config["dft"]),
 )
 with open(snakemake.output.run_info, "w") as fh:
     json.dump(record, fh, indent=2, default=str)

@@ -62,3 +62,15 @@ def pw_x() -> str:
     if path is None:
         pytest.skip("pw.x not installed (Debian quantum-espresso, conda-forge qe)")
     return path
+
+
+@pytest.fixture(scope="session")
+def completed_tiny_run(tmp_path_factory):
+    """One complete run of tests/workflow/config_tiny.yaml, shared by test_slurm.py and
+    test_reproducibility.py: through a real one-node SLURM (profiles/slurm, one DFT job cancelled
+    with scancel on the way) where one can be started, else locally. See tests/tiny_run.py."""
+    if shutil.which("pw.x") is None:
+        pytest.skip("pw.x not installed (Debian quantum-espresso, conda-forge qe)")
+    from tiny_run import complete_tiny_run
+
+    return complete_tiny_run(tmp_path_factory.mktemp("tiny_run"))

@@ -1,6 +1,6 @@
 """The units/sign chain end to end on real pw.x runs of uniformly compressed and expanded Si:
 QE pressure > 0 for a compressed cell -> parsed REF_stress diagonal < 0 -> a model trained on
-compressed/expanded cells predicts a negative stress diagonal there (and the opposite when expanded).
+compressed/expanded cells predicts a negative stress diagonal there (the opposite when expanded).
 """
 
 import numpy as np

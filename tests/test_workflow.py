@@ -10,12 +10,15 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+
+from dft2mlip.report import REPORT_FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "workflow" / "config_tiny.yaml"
@@ -73,9 +76,14 @@ def expected_counts(cfg: dict) -> Counter:
         "md_snapshots",
         "stress_validation",
     )
-    counts = Counter({"all": 1, "structures": 1, "dataset": 1, "elastic_dft": 1, "report": 1})
+    counts = Counter(
+        {"all": 1, "structures": 1, "dataset": 1, "elastic_dft": 1, "report": 1, "provenance": 1}
+    )
     counts.update({r: runs for r in per_run})
     counts.update({"dft_input": n_dft, "dft_run": n_dft, "dft_parse": n_dft})
+    if cfg["dft"].get("engine", "qe") == "qe":
+        # relaxed-ion elastic constants: one pw.x relaxation per strained cell, one fit
+        counts.update({"elastic_dft_relax": n_elastic, "elastic_dft_relaxed": 1})
     return counts
 
 
@@ -143,3 +151,15 @@ def test_tiny_end_to_end_run_produces_the_report(tmp_path):
     # after a complete run the DAG is satisfied: nothing left to do
     rerun = snakemake(workdir, "-n")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+    # snakemake --report carries every figure of the run, each with a non-empty caption
+    snakemake(workdir, "--report", "report.zip")
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        page = archive.read("report/report.html").decode()
+    runs = cfg["training"]["runs"]
+    figures = [f"results/report/{name}" for name in REPORT_FIGURES]
+    figures += [f"results/validate/{r}/{n}" for r in runs for n in ("parity.png", "md_stress.png")]
+    figures += [f"results/md/{r}/stress_strain.png" for r in runs]
+    for figure in figures:
+        entry = re.search(re.escape(f'"{figure}": {{') + r'[^}]*?}?[^}]*?"caption": "<p>\w', page)
+        assert entry, f"{figure} is not in the Snakemake report with a caption"

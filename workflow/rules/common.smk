@@ -18,6 +18,11 @@ wildcard_constraints:
     run="[A-Za-z0-9][A-Za-z0-9_-]*",
 
 
+def material_physics():
+    """The material keys that define structures (not its display name): a param change reruns."""
+    return {k: v for k, v in config["material"].items() if k != "name"}
+
+
 def training_ids():
     """Ids of the training-candidate structures (known from the config alone)."""
     return training_structure_ids(config["structures"])
@@ -26,6 +31,11 @@ def training_ids():
 def elastic_ids():
     """Ids of the ± strained primitive cells used for elastic constants."""
     return elastic_structure_ids()
+
+
+def training_shared():
+    """Training settings shared by all runs (not `runs`): editing one run retrains only that run."""
+    return {k: v for k, v in config["training"].items() if k != "runs"}
 
 
 def training_runs():
@@ -67,6 +77,19 @@ def elastic_structure_paths():
     return [structure_path("elastic", s) for s in elastic_ids()]
 
 
+def elastic_relaxed_label_paths():
+    """Labels of the pw.x relaxations in the fixed ± strained cells (relaxed-ion elastic)."""
+    return [f"{RESULTS}/validate/dft/relax/{s}/label.extxyz" for s in elastic_ids()]
+
+
+def dft_relaxed_elastic_outputs():
+    """[the DFT relaxed-ion elastic tensor] with Quantum ESPRESSO; [] for engines without the
+    fixed-cell relaxation rule yet (the report then says it is not provided)."""
+    if config["dft"]["engine"] != "qe":
+        return []
+    return [f"{RESULTS}/validate/dft/elastic_relaxed.json"]
+
+
 def md_snapshot_structure_paths(wildcards):
     return [structure_path("md", s) for s in md_snapshot_ids(wildcards.run)]
 
@@ -84,9 +107,10 @@ def run_config(wildcards):
     return config["training"]["runs"][wildcards.run]
 
 
-def mpi_launcher(wildcards):
-    """The MPI launch prefix; a function so that its {nprocs} is not read as a wildcard."""
-    return config["dft"]["mpi_launcher"]
+def dft_physics_config():
+    """The engine's config without its executable: rule params whose change means new labels.
+    How runs are launched (dft.labels.execution_settings) is read from the config in the scripts."""
+    return {k: v for k, v in dft_engine_config().items() if k != "executable"}
 
 
 def per_run(pattern):
@@ -103,10 +127,119 @@ def report_inputs():
         "parity": per_run(f"{RESULTS}/validate/{{run}}/parity.png"),
         "history": per_run(f"{RESULTS}/train/{{run}}/history.csv"),
         "elastic": per_run(f"{RESULTS}/validate/{{run}}/elastic.json"),
+        "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
+        "convergence": convergence_outputs(),
+        "elastic_relaxed": per_run(f"{RESULTS}/validate/{{run}}/elastic_relaxed.json"),
         "md": per_run(f"{RESULTS}/md/{{run}}/stress_strain.csv"),
         "stress_validation": per_run(f"{RESULTS}/validate/{{run}}/md_stress.csv"),
     }
 
 
 def final_outputs():
-    return [f"{RESULTS}/report/summary.md"]
+    return [f"{RESULTS}/report/summary.md", f"{RESULTS}/provenance.json"]
+
+
+# ---- DFT engine, convergence study and imported data (dft.smk, convergence.smk, dataset.smk)
+
+
+def dft_engine():
+    """`qe` or `vasp` (dft.engine)."""
+    return config["dft"]["engine"]
+
+
+def dft_engine_config():
+    """The engine's config section (dft.qe or dft.vasp) before the convergence study's choice."""
+    return config["dft"][dft_engine()]
+
+
+def dft_input_name():
+    """The input file a dft_input job declares: pw.in (QE) or INCAR (VASP; POSCAR beside it)."""
+    return {"qe": "pw.in", "vasp": "INCAR"}[dft_engine()]
+
+
+def dft_output_name():
+    """The output a dft_run job declares: pw.out (QE) or vasprun.xml (VASP; OUTCAR beside it)."""
+    return {"qe": "pw.out", "vasp": "vasprun.xml"}[dft_engine()]
+
+
+def convergence_enabled():
+    return bool(config["dft"]["convergence"]["enabled"])
+
+
+def convergence_chosen_settings():
+    """[the study's chosen-settings file] when the study is on, else []: every DFT input uses it."""
+    if not convergence_enabled():
+        return []
+    return [f"{RESULTS}/convergence/chosen_settings.json"]
+
+
+def convergence_point_ids():
+    """Ids of the study's grid points (cutoff x k-spacing), known from the config alone."""
+    from dft2mlip.dft.convergence import ConvergenceSpec
+
+    return [p for p, _, _ in ConvergenceSpec.from_config(config["dft"]["convergence"]).points()]
+
+
+def convergence_point_results():
+    return [f"{RESULTS}/convergence/points/{p}/result.json" for p in convergence_point_ids()]
+
+
+def import_names():
+    """Names of the dataset.import sources."""
+    return [source["name"] for source in config["dataset"]["import"]]
+
+
+def import_source(wildcards):
+    """The dataset.import entry named {source}."""
+    return next(s for s in config["dataset"]["import"] if s["name"] == wildcards.source)
+
+
+def import_source_files(wildcards):
+    """The existing files an import source reads (resolved when the DAG is built)."""
+    from dft2mlip.dft.importing import source_files
+
+    return source_files(import_source(wildcards))
+
+
+def import_label_paths():
+    return [f"{RESULTS}/import/{name}.extxyz" for name in import_names()]
+
+
+# ---- provenance and DFT-input rendering (provenance.smk)
+
+
+def all_dft_label_paths():
+    """Every DFT label of the run: training candidates, elastic set, MD snapshots of every run."""
+    md = [label_path("md", s) for run in training_runs() for s in md_snapshot_ids(run)]
+    return dft_label_paths() + elastic_label_paths() + md
+
+
+def provenance_inputs():
+    """The files whose SHA-256 results/provenance.json records (labels first: their provenance
+    gives the DFT code version and pseudopotential hashes)."""
+    return {
+        "labels": all_dft_label_paths(),
+        "dataset": list(rules.dataset.output),
+        "models": per_run(f"{RESULTS}/train/{{run}}/model.pt"),
+        "history": per_run(f"{RESULTS}/train/{{run}}/history.csv"),
+        "metrics": per_run(f"{RESULTS}/validate/{{run}}/metrics.json"),
+        "report": f"{RESULTS}/report/summary.md",
+    }
+
+
+def dft_input_targets():
+    """Every file rule dft_input writes for the training candidates and the elastic strain set
+    (MD-snapshot inputs need a trained model, so they are not known before training)."""
+    pairs = [("train", s) for s in training_ids()] + [("elastic", s) for s in elastic_ids()]
+    return [str(p).format(group=g, sid=s) for g, s in pairs for p in rules.dft_input.output]
+
+
+def convergence_outputs():
+    """The study's evidence (CSV, plot, chosen settings) when it is on, else []: for the report."""
+    if not convergence_enabled():
+        return []
+    return [
+        f"{RESULTS}/convergence/convergence.csv",
+        f"{RESULTS}/convergence/convergence_study.png",
+        f"{RESULTS}/convergence/chosen_settings.json",
+    ]

@@ -10,13 +10,10 @@ rule convergence_point:
         point="c[0-9.]+_k[0-9.]+",
     params:
         engine=dft_engine(),
-        engine_cfg=dft_engine_config(),
+        engine_cfg=dft_physics_config(),
         spec=config["dft"]["convergence"],
         material=config["material"],
         seed=config["seed"],
-        mpi_launcher=mpi_launcher,
-        max_errors=config["dft"]["max_errors"],
-        walltime_s=config["dft"]["walltime_s"],
     threads: 2
     resources:
         mem_mb=2000,

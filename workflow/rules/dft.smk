@@ -12,7 +12,7 @@ rule dft_input:
         f"{BENCH}/dft_input/{{group}}/{{sid}}.tsv"
     params:
         engine=dft_engine(),
-        engine_cfg=dft_engine_config(),
+        engine_cfg=dft_physics_config(),
     conda:
         "../../envs/qe.yaml"
     script:
@@ -33,10 +33,6 @@ rule dft_run:
         f"{BENCH}/dft_run/{{group}}/{{sid}}.tsv"
     params:
         engine=dft_engine(),
-        executable=dft_engine_config()["executable"],
-        mpi_launcher=mpi_launcher,
-        max_errors=config["dft"]["max_errors"],
-        walltime_s=config["dft"]["walltime_s"],
     threads: 2
     resources:
         mem_mb=2000,
@@ -63,7 +59,7 @@ rule dft_parse:
         f"{BENCH}/dft_parse/{{group}}/{{sid}}.tsv"
     params:
         engine=dft_engine(),
-        engine_cfg=dft_engine_config(),
+        engine_cfg=dft_physics_config(),
     conda:
         "../../envs/qe.yaml"
     script:

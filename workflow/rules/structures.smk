@@ -7,9 +7,9 @@ rule structures:
     benchmark:
         f"{BENCH}/structures.tsv",
     params:
-        material=config["material"],
+        material=material_physics(),
         spec=config["structures"],
-        elastic=config["validation"]["elastic"],
+        elastic_strain=config["validation"]["elastic"]["strain_magnitude"],
         seed=config["seed"],
     conda:
         "../../envs/qe.yaml"

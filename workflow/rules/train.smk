@@ -21,7 +21,7 @@ rule train:
     params:
         run_cfg=run_config,
         model_cfg=config["model"],
-        training=config["training"],
+        training=training_shared(),
         seed=config["seed"],
     threads: 1
     resources:

@@ -57,10 +57,9 @@ rule elastic_dft_relax:
         f"{BENCH}/elastic_dft_relax/{{sid}}.tsv"
     params:
         engine=dft_engine(),
-        engine_cfg=dft_engine_config(),
+        engine_cfg=dft_physics_config(),
         fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
         max_steps=config["validation"]["elastic"]["relax_max_steps"],
-        mpi_launcher=mpi_launcher,
     threads: 2
     resources:
         mem_mb=2000,

@@ -17,6 +17,7 @@ from ase import Atoms
 
 from dft2mlip.data import Label
 from dft2mlip.dft.convergence import apply_chosen
+from dft2mlip.io import atomic_write_text
 
 #: set to 1 only to run the test stand-in of VASP (tests/vasp_standin), which needs no POTCAR
 STANDIN_ENV = "DFT2MLIP_VASP_STANDIN"
@@ -78,7 +79,7 @@ def write_input(
     record["convergence_choice"] = (
         json.loads(Path(chosen_path).read_text()) if chosen_path else None
     )
-    Path(settings_path).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+    atomic_write_text(settings_path, json.dumps(record, indent=2, sort_keys=True, default=str))
     return record
 
 
@@ -166,3 +167,24 @@ def parse_run(
     if run_info.get("walltime_reached") and label.status != "ok":
         label.message = f"walltime reached ({run_info.get('custodian_error')}); {label.message}"
     return label
+
+
+def execution_settings(dft_cfg: Mapping) -> dict:
+    """How DFT runs are launched (not what they compute), from the config's ``dft`` section.
+
+    Kept out of the rules' params on purpose: switching launcher, executable or recovery budget
+    (e.g. from the workstation to the cluster profile) must not invalidate finished labels.
+
+    Returns
+    -------
+    dict
+        ``executable``, ``mpi_launcher``, ``max_errors``, ``walltime_s`` (keyword arguments of
+        :func:`run_input`).
+    """
+    engine = dft_cfg["engine"]
+    return {
+        "executable": dft_cfg[engine]["executable"],
+        "mpi_launcher": dft_cfg["mpi_launcher"],
+        "max_errors": dft_cfg["max_errors"],
+        "walltime_s": dft_cfg["walltime_s"],
+    }
