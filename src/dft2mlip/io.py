@@ -1,0 +1,56 @@
+"""Atomic file writes: a file either has its complete new content or is not there (or is unchanged).
+
+Snakemake (and a person) takes an existing output file as finished. A write that is interrupted (a
+killed job, a full disk, a read-only directory) must therefore never leave a partial file under the
+final name: every writer goes through :func:`atomic_write`, which writes a temporary file in the
+same directory and renames it over the target with :func:`os.replace` (atomic on POSIX within one
+file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    Parameters
+    ----------
+    path
+        The final file. Its parent directories are created.
+
+    Yields
+    ------
+    pathlib.Path
+        A fresh temporary file name in the same directory (``.<name>.<random>.partial``); write
+        the complete content there. If the block raises, the temporary file is removed and
+        ``path`` is left as it was (absent, or its previous complete content).
+
+    Examples
+    --------
+    >>> with atomic_write("out/table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp)
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
