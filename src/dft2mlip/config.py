@@ -121,6 +121,19 @@ def _check_runs(runs: Mapping[str, Mapping]) -> None:
                 raise ConfigError(f"config key '{key}.weights': all weights are zero")
         if run["scheme"] == "softadapt" and not run.get("beta", 1.0) > 0:
             raise ConfigError(f"config key '{key}.beta' = {run['beta']}: β must be > 0")
+        _check_weighting(name, run)
+
+
+def _check_weighting(name: str, run: Mapping) -> None:
+    """Build the run's weighting scheme once (the trainer's own checks: ranges per scheme)."""
+    from dft2mlip.train.weighting import make_weighting, normalise_mode, update_interval
+
+    try:
+        make_weighting(name, run)
+        normalise_mode(name, run)
+        update_interval(name, run)
+    except ValueError as err:
+        raise ConfigError(f"config key {err}") from None
 
 
 def _check_training_structures(structures: Mapping) -> None:
@@ -139,9 +152,13 @@ def check_config(config: dict) -> None:
 
     ``config`` must already have passed :func:`validate_config` (or Snakemake's ``validate``).
     """
+    from dft2mlip.checks import check_inputs
     from dft2mlip.dft.settings import QESettings, check_pseudopotentials
-    from dft2mlip.validate.deform import DeformationSpec
 
+    try:  # elements, overlapping atoms, absurd DFT settings, executable, results_dir, files
+        check_inputs(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     elements = config["material"]["elements"]
     if config["dft"]["engine"] == "qe":
         try:
@@ -149,11 +166,38 @@ def check_config(config: dict) -> None:
             check_pseudopotentials(settings, elements)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+    _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
     _check_training_structures(config["structures"])
+    _check_validation(config)
+
+
+def _check_dft(config: dict) -> None:
+    """dft.vasp (settings), dft.convergence (grid, tolerances) and dataset.import (sources)."""
+    from dft2mlip.dft.convergence import ConvergenceSpec
+    from dft2mlip.dft.importing import check_import_sources
+    from dft2mlip.dft.vasp import VaspSettings
+
+    dft = config["dft"]
     try:
-        DeformationSpec.from_config(config["validation"]["md"])
+        if dft["engine"] == "vasp":
+            VaspSettings.from_config(dft.get("vasp", {}))
+        ConvergenceSpec.from_config(dft.get("convergence", {}))
+        check_import_sources(config["dataset"].get("import", []))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _check_validation(config: dict) -> None:
+    """validation.md settings and the MD supercell against the model cutoff (before any work)."""
+    from dft2mlip.structures import conventional_cell
+    from dft2mlip.validate.deform import DeformationSpec
+
+    try:
+        spec = DeformationSpec.from_config(config["validation"]["md"])
+        cell = conventional_cell(config["material"], spec.repeat).cell.array
+        spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
+from dft2mlip.io import atomic_write, atomic_write_text
 from dft2mlip.units import EV_PER_A3_TO_GPA
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,20 @@ class Label:
                 raise ValueError(
                     f"label {self.structure_id}: REF_stress must be a 6-vector (Voigt), "
                     f"got shape {np.shape(self.atoms.info['REF_stress'])}"
+                )
+            bad = [
+                key
+                for key, value in (
+                    ("REF_energy", self.atoms.info["REF_energy"]),
+                    ("REF_forces", self.atoms.arrays["REF_forces"]),
+                    ("REF_stress", self.atoms.info["REF_stress"]),
+                )
+                if not np.isfinite(np.asarray(value, dtype=float)).all()
+            ]
+            if bad:
+                raise ValueError(
+                    f"label {self.structure_id} is ok but {', '.join(bad)} holds NaN or Inf; "
+                    "mark it failed (it must never be trained on) or recompute it"
                 )
 
     @property
@@ -188,14 +203,11 @@ def write_labels(labels: Sequence[Label], path: str | os.PathLike) -> None:
         Output file; parent directories are created; written atomically.
     """
     frames = [_label_frame(label) for label in labels]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    if frames:
-        ase.io.write(tmp, frames, format="extxyz")
-    else:
-        tmp.write_text("")
-    os.replace(tmp, path)  # never leave a half-written label behind
+    with atomic_write(path) as tmp:  # never leave a half-written label behind
+        if frames:
+            ase.io.write(tmp, frames, format="extxyz")
+        else:
+            tmp.write_text("")
 
 
 def _raw_headers(path: Path) -> list[dict[str, str]]:
@@ -523,6 +535,16 @@ def build_dataset(
             "current dft settings"
         )
 
+    if not ok_ids:
+        why = "; ".join(
+            f"{sid} ({excluded_reason.get(sid) or labels[sid][0].status}: {labels[sid][0].message})"
+            for sid in ids[:10]
+        )
+        raise ValueError(
+            f"the dataset would be empty: none of the {len(ids)} labels is usable ({why}"
+            f"{'; ...' if len(ids) > 10 else ''}). Fix the cause named per label (DFT settings, "
+            "dataset.import sources) and rerun; failed labels are never trained on"
+        )
     counts = _split_counts(len(ok_ids), values)
     order = np.random.default_rng(int(seed)).permutation(len(ok_ids))
     shuffled = [ok_ids[i] for i in order]
@@ -536,11 +558,12 @@ def build_dataset(
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         frames = [_dataset_frame(labels[sid][0]) for sid in ids if split_of.get(sid) == split]
-        target = out / f"{split}.extxyz"
-        if frames:
-            ase.io.write(target, frames, format="extxyz")
-        else:
-            target.write_text("")
+        with atomic_write(out / f"{split}.extxyz") as tmp:
+            if frames:
+                ase.io.write(tmp, frames, format="extxyz")
+            else:
+                tmp.write_text("")
+        if not frames:
             log.warning("split %s is empty (%d ok labels)", split, len(ok_ids))
 
     table = pd.DataFrame(
@@ -549,7 +572,8 @@ def build_dataset(
     table["excluded_reason"] = [
         excluded_reason.get(sid, "" if sid in split_of else labels[sid][0].status) for sid in ids
     ]
-    table.to_parquet(out / "labels.parquet", index=False)
+    with atomic_write(out / "labels.parquet") as tmp:
+        table.to_parquet(tmp, index=False)
 
     excluded = [labels[sid][0] for sid in ids if sid not in split_of]
     if excluded:
@@ -578,6 +602,6 @@ def build_dataset(
         "seed": int(seed),
         "fractions": values,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     log.info("dataset in %s: %s", out, summary["split"])
     return table

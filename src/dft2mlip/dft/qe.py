@@ -353,6 +353,9 @@ def parse_pw_output(
     # ASE's reader converts QE's Ry/bohr³ (pressure positive) to eV/Å³ and flips the sign:
     # tension positive, Voigt [xx, yy, zz, yz, xz, xy]
     atoms.info["REF_stress"] = np.array(results["stress"], dtype=float)
+    values = [atoms.info["REF_energy"], atoms.arrays["REF_forces"], atoms.info["REF_stress"]]
+    if not all(np.isfinite(v).all() for v in values):
+        return label("failed", f"pw.x output {path.name} has NaN or Inf energy, forces or stress")
     return label("ok", f"SCF converged in {prov.get('n_scf_iterations', '?')} iterations", atoms)
 
 

@@ -485,6 +485,9 @@ def parse_vasp_output(
     atoms.info["REF_energy"] = float(results["energy"])  # eV, free energy TOTEN
     atoms.arrays["REF_forces"] = np.asarray(results["forces"], dtype=float)  # eV/Å
     atoms.info["REF_stress"] = np.asarray(results["stress"], dtype=float)  # eV/Å³, tension +
+    values = [atoms.info["REF_energy"], atoms.arrays["REF_forces"], atoms.info["REF_stress"]]
+    if not all(np.isfinite(v).all() for v in values):
+        return label("failed", "VASP output has NaN or Inf energy, forces or stress")
     return label("ok", f"SCF converged in {results.get('n_scf', '?')} steps", atoms)
 
 

@@ -33,6 +33,8 @@ from mace import modules as mace_modules
 from mace.tools import torch_geometric
 from mace.tools.utils import AtomicNumberTable
 
+from dft2mlip.io import atomic_write
+
 #: ASE info/arrays keys of the DFT labels (dataset contract) mapped to MACE's property names
 LABEL_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress"}
 #: model_cfg keys build_model requires (config.yaml ``model:``)
@@ -426,6 +428,5 @@ def save_checkpoint(
         "model_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         **training_state,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)

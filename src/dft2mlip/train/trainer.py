@@ -50,6 +50,7 @@ import ase.io
 import numpy as np
 import torch
 
+from dft2mlip.io import atomic_write
 from dft2mlip.train import models
 from dft2mlip.train.loss import COMPONENTS, component_sums
 from dft2mlip.train.weighting import (
@@ -518,13 +519,11 @@ def _load_resume_state(path: Path, fingerprint: str, run_name: str) -> dict | No
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(HISTORY_COLUMNS)
         for row in rows:
             writer.writerow([row[c] for c in HISTORY_COLUMNS])
-    os.replace(tmp, path)
 
 
 def export_mace_model(model: torch.nn.Module, path: str | os.PathLike) -> None:
@@ -533,10 +532,8 @@ def export_mace_model(model: torch.nn.Module, path: str | os.PathLike) -> None:
     MACE's ``MACECalculator(model_paths=path)`` and ``mace_create_lammps_model`` read this file
     (pickled module: load it only from a trusted source, ``weights_only=False``).
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(model.to("cpu"), tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(model.to("cpu"), tmp)
 
 
 def _train(
@@ -941,9 +938,8 @@ def _checkpoint_payload(model, metadata, **training_state) -> dict[str, Any]:
 
 
 def _save_payload(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _log_epoch(run_name, epoch, epochs, row, raw, is_best) -> None:

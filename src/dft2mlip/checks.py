@@ -1,0 +1,253 @@
+"""Input checks that run before any work (called from :func:`dft2mlip.config.check_config`).
+
+Each check raises ``ValueError`` with one message that names the config key (or the file), says
+what is wrong and how to fix it. They cover what the schema cannot express: chemistry (real
+elements, atoms that do not overlap), physically absurd DFT settings, a DFT executable that is not
+there, POTCAR and import paths, and a results directory that must stay inside the working
+directory and be writable.
+
+The executable check can be switched off with ``DFT2MLIP_SKIP_EXECUTABLE_CHECK=1`` for a host
+that only plans the run (e.g. a cluster login node where pw.x exists only after ``module load``
+inside the job).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import chemical_symbols, covalent_radii
+
+#: environment variable that skips :func:`check_executable` (documented in docs/reliability.md)
+SKIP_EXECUTABLE_ENV = "DFT2MLIP_SKIP_EXECUTABLE_CHECK"
+
+#: atoms closer than this fraction of the sum of their covalent radii overlap
+OVERLAP_FRACTION = 0.5
+
+#: sane ranges per engine: (key, unit, low, high); outside is a typo or a unit mix-up
+CUTOFF_RANGE = {"qe": ("ecutwfc_Ry", "Ry", 10.0, 400.0), "vasp": ("encut_eV", "eV", 100.0, 3000.0)}
+#: k-point spacing (Å⁻¹, 2π included): below it the mesh is astronomically dense; above, Γ only
+KSPACING_RANGE = (0.03, 2.0)
+
+
+def check_elements(elements: Sequence[str]) -> None:
+    """Every entry of ``material.elements`` is a chemical symbol (H ... Og)."""
+    for symbol in elements:
+        if symbol not in chemical_symbols[1:]:
+            raise ValueError(
+                f"config key 'material.elements': {symbol!r} is not a chemical element; use "
+                "symbols as in the periodic table, capitalised (e.g. [Si] or [Ga, As])"
+            )
+
+
+def closest_pair(atoms: Atoms) -> tuple[float, int, int]:
+    """The shortest interatomic distance (Å, minimum image) and the two atom indices."""
+    n = len(atoms)
+    if n < 2 and not atoms.pbc.any():
+        return np.inf, 0, 0
+    if n == 1:
+        # one atom: its own periodic images are the neighbours (shortest lattice vector)
+        return float(np.min(np.linalg.norm(atoms.cell.array, axis=1))), 0, 0
+    d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+    d[np.diag_indices(n)] = np.inf
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    return float(d[i, j]), int(i), int(j)
+
+
+def overlap_message(atoms: Atoms) -> str | None:
+    """Why ``atoms`` has overlapping atoms (closer than half their covalent radii), or None."""
+    if len(atoms) == 0:
+        return "it holds no atoms"
+    d, i, j = closest_pair(atoms)
+    zi, zj = atoms.numbers[i], atoms.numbers[j]
+    limit = OVERLAP_FRACTION * (covalent_radii[zi] + covalent_radii[zj])
+    if d < limit:
+        return (
+            f"atoms {i} ({chemical_symbols[zi]}) and {j} ({chemical_symbols[zj]}) are "
+            f"{d:.3f} Å apart, below {limit:.2f} Å (half the sum of their covalent radii): "
+            "overlapping atoms"
+        )
+    return None
+
+
+def check_material_geometry(material: Mapping) -> None:
+    """The material's primitive cell has no overlapping atoms (lattice constant in Å)."""
+    from dft2mlip.structures import primitive_cell
+
+    try:
+        cell = primitive_cell(material)
+    except ValueError:
+        return  # prototype/elements mismatch: check_config's structure checks name it
+    why = overlap_message(cell)
+    if why:
+        raise ValueError(
+            f"config key 'material.lattice_constant_A' = {material['lattice_constant_A']}: in "
+            f"the primitive cell {why}; give the cubic lattice constant a in Å (e.g. 5.431 "
+            "for diamond Si)"
+        )
+
+
+def check_dft_ranges(dft: Mapping) -> None:
+    """Cutoff and k-point spacing of the engine, and of the convergence grid, are not absurd."""
+    engine = dft["engine"]
+    key, unit, low, high = CUTOFF_RANGE[engine]
+    section = dft.get(engine, {})
+    cutoffs = [(f"dft.{engine}.{key}", section.get(key))]
+    kspacings = [(f"dft.{engine}.kspacing_per_A", section.get("kspacing_per_A"))]
+    conv = dft.get("convergence", {})
+    if conv.get("enabled"):
+        cutoffs += [(f"dft.convergence.cutoffs[{i}]", c) for i, c in enumerate(conv["cutoffs"])]
+        kspacings += [
+            (f"dft.convergence.kspacings_per_A[{i}]", k)
+            for i, k in enumerate(conv["kspacings_per_A"])
+        ]
+    hint = {"qe": " (Ry, not eV: 1 Ry = 13.6 eV)", "vasp": " (eV, not Ry)"}[engine]
+    for name, value in cutoffs:
+        if value is not None and not low <= float(value) <= high:
+            raise ValueError(
+                f"config key '{name}' = {value} {unit} is outside the sane range "
+                f"[{low:g}, {high:g}] {unit}{hint}; set a plane-wave cutoff in that range"
+            )
+    klo, khi = KSPACING_RANGE
+    for name, value in kspacings:
+        if value is not None and not klo <= float(value) <= khi:
+            raise ValueError(
+                f"config key '{name}' = {value} Å⁻¹ is outside [{klo}, {khi}] Å⁻¹ (2π "
+                "included): smaller gives an astronomically dense k-mesh, larger only Γ; "
+                "typical production values are 0.15-0.3"
+            )
+
+
+def check_executable(dft: Mapping, environ: Mapping[str, str] | None = None) -> None:
+    """The DFT program of the configured engine can be found (first word of the command)."""
+    environ = os.environ if environ is None else environ
+    if environ.get(SKIP_EXECUTABLE_ENV, "") not in ("", "0"):
+        return
+    engine = dft["engine"]
+    command = dft.get(engine, {}).get("executable") or {"qe": "pw.x", "vasp": "vasp_std"}[engine]
+    try:
+        program = shlex.split(command)[0]
+    except (ValueError, IndexError):
+        program = ""
+    install = {
+        "qe": "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso) or "
+        "load its module",
+        "vasp": "load the VASP module (VASP is licensed; dft2mlip cannot install it)",
+    }
+    if not program or shutil.which(program, path=environ.get("PATH")) is None:
+        raise ValueError(
+            f"config key 'dft.{engine}.executable' = {command!r}: the program {program!r} is "
+            f"not found on PATH or is not executable; {install[engine]}, or give its full "
+            f"path. If it exists only on the compute nodes, set {SKIP_EXECUTABLE_ENV}=1 to plan "
+            "anyway"
+        )
+
+
+def check_mpi_launcher(dft: Mapping) -> None:
+    """``dft.mpi_launcher`` is a valid template (only ``{nprocs}`` may be substituted)."""
+    from dft2mlip.dft.run import _launcher
+
+    _launcher(dft.get("mpi_launcher", ""), 2)
+
+
+def check_potcar_dir(dft: Mapping) -> None:
+    """A configured ``dft.vasp.potcar_dir`` exists (VASP only)."""
+    if dft["engine"] != "vasp":
+        return
+    potcar_dir = dft.get("vasp", {}).get("potcar_dir")
+    if potcar_dir and not Path(potcar_dir).expanduser().is_dir():
+        raise ValueError(
+            f"config key 'dft.vasp.potcar_dir' = {potcar_dir!r} is not a directory; point it at "
+            "the POTCAR library as pymatgen expects it (with POT_GGA_PAW_PBE_64/ etc.) or set "
+            "it to null to use PMG_VASP_PSP_DIR"
+        )
+
+
+def check_results_dir(results_dir: str, workdir: str | os.PathLike | None = None) -> None:
+    """``results_dir`` is relative, stays inside the working directory and can be written.
+
+    Parameters
+    ----------
+    results_dir
+        ``config["results_dir"]`` as written (a symlink inside the working directory, e.g. to a
+        scratch file system, is allowed: only the path text must not escape).
+    workdir
+        The working directory (default: the current one).
+    """
+    work = Path(workdir or os.getcwd()).resolve()
+    where = f"config key 'results_dir' = {results_dir!r}"
+    if not results_dir.strip():
+        raise ValueError(f"{where} is empty; use a relative directory such as 'results'")
+    if Path(results_dir).is_absolute():
+        raise ValueError(
+            f"{where} is an absolute path: outputs must stay inside the working directory "
+            f"{work}; give a relative path (link a scratch directory there if needed)"
+        )
+    if os.path.normpath(results_dir).split(os.sep)[0] == os.pardir:
+        raise ValueError(
+            f"{where} leaves the working directory {work} ('..'); give a path inside it"
+        )
+    target = work / results_dir
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(
+            f"{where}: {probe} exists and is not a directory; remove it or choose another "
+            "results_dir"
+        )
+    if probe == target or target.is_relative_to(probe):
+        try:
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        except OSError as err:
+            raise ValueError(
+                f"{where}: cannot write in {probe} ({err.strerror}); make it writable or choose "
+                "another results_dir"
+            ) from None
+
+
+def check_import_files(sources: Sequence[Mapping]) -> None:
+    """Every extxyz file of ``dataset.import`` parses, and no frame has overlapping atoms."""
+    import ase.io
+
+    from dft2mlip.dft.importing import source_files
+
+    for source in sources:
+        if source.get("format") != "extxyz":
+            continue
+        for path in source_files(source):
+            key = f"config key 'dataset.import' entry {source['name']!r}: file {path}"
+            try:
+                frames = ase.io.read(path, format="extxyz", index=":")
+            except Exception as err:  # ASE raises many kinds on malformed files
+                raise ValueError(
+                    f"{key} does not parse as extended XYZ ({type(err).__name__}: {err}); fix "
+                    "the file or remove it from the glob"
+                ) from None
+            if not frames:
+                raise ValueError(f"{key} holds no structure; remove it from the glob")
+            for index, atoms in enumerate(frames):
+                if why := overlap_message(atoms):
+                    raise ValueError(
+                        f"{key}, frame {index}: {why}; fix or drop that frame (positions in Å?)"
+                    )
+
+
+def check_inputs(config: Mapping, workdir: str | os.PathLike | None = None) -> None:
+    """All checks of this module, in the order a user would fix them."""
+    check_elements(config["material"]["elements"])
+    check_material_geometry(config["material"])
+    check_results_dir(config["results_dir"], workdir)
+    dft = config["dft"]
+    check_dft_ranges(dft)
+    check_potcar_dir(dft)
+    check_mpi_launcher(dft)
+    check_executable(dft)
+    check_import_files(config["dataset"].get("import", []))
