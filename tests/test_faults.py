@@ -287,6 +287,22 @@ def test_interrupted_checkpoint_write_keeps_the_last_good_checkpoint(tmp_path, m
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def test_atomic_write_gives_ordinary_permissions_and_keeps_existing_ones(tmp_path):
+    fresh, existing = tmp_path / "fresh.txt", tmp_path / "existing.txt"
+    existing.write_text("old")
+    existing.chmod(0o640)
+    umask = os.umask(0o022)
+    try:
+        for path in (fresh, existing):
+            with atomic_write(path) as tmp:
+                tmp.write_text("new")
+    finally:
+        os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o644  # as open(path, "w") under umask 022
+    assert existing.stat().st_mode & 0o777 == 0o640
+    assert existing.read_text() == "new"
+
+
 def test_atomic_write_into_a_read_only_location_leaves_nothing():
     # sysfs refuses new files even to root: the write fails before anything exists
     target = Path("/sys/dft2mlip-test/label.extxyz")
