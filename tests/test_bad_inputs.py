@@ -24,7 +24,7 @@ from dft2mlip.config import ConfigError, check_config, validate_config
 from dft2mlip.data import Label, build_dataset, write_label
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow import TINY, make_workdir, snakemake  # noqa: E402
+from tiny_run import TINY, make_workdir, snakemake  # noqa: E402
 
 
 @pytest.fixture()
@@ -267,7 +267,6 @@ def test_empty_dataset_after_filtering_stops_before_training(tmp_path):
 def dry_run_refuses(tmp_path: Path, cfg_text: str) -> str:
     bad = tmp_path / "bad.yaml"
     bad.write_text(cfg_text)
-    (tmp_path / "w").mkdir()
     work = make_workdir(tmp_path / "w", bad)
     proc = snakemake(work, "-n", check=False)
     out = proc.stdout + proc.stderr

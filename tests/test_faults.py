@@ -35,7 +35,7 @@ from dft2mlip.data import Label, build_dataset, read_label, write_label
 from dft2mlip.io import atomic_write
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow import TINY, make_workdir, planned_jobs, snakemake  # noqa: E402
+from tiny_run import TINY, make_workdir, planned_jobs, snakemake  # noqa: E402
 
 PW = shutil.which("pw.x")
 KILL_PW, KILL_JOB, TRUNCATE = "strain-000", "hydro-001", "hydro-000"
@@ -90,7 +90,6 @@ def fault_workdir(tmp_path: Path) -> Path:
     cfg["dft"]["qe"]["executable"] = str(wrapper)
     cfg["dft"]["max_errors"] = 2  # custodian: one restart, then give up
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    (tmp_path / "w").mkdir()
     return make_workdir(tmp_path / "w", tmp_path / "cfg.yaml")
 
 

@@ -5,56 +5,16 @@ snapshots, and builds the report, all inside a temporary directory.
 """
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from tiny_run import ROOT, TINY, make_workdir, planned_jobs, snakemake
 
 from dft2mlip.report import REPORT_FIGURES
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = Path(__file__).parent / "workflow" / "config_tiny.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def make_workdir(path: Path, config: Path) -> Path:
-    """A working directory with the workflow linked in and `config` as config/config.yaml."""
-    for name in ("Snakefile", "workflow", "scripts", "envs", "profiles"):
-        (path / name).symlink_to(ROOT / name)
-    (path / "config").mkdir()
-    shutil.copy(config, path / "config" / "config.yaml")
-    return path
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, env=env
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return proc
-
-
-def planned_jobs(output: str) -> Counter:
-    """Job counts per rule from the table `snakemake -n` prints."""
-    table = output.split("Job stats:")[1].split("\n\n")[0]
-    counts = Counter()
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def expected_counts(cfg: dict) -> Counter:
@@ -110,7 +70,6 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     cfg["dft"]["qe"]["pseudopotentials"] = {"Si": "Si.does-not-exist.UPF"}
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(cfg))
-    (tmp_path / "w").mkdir()
     workdir = make_workdir(tmp_path / "w", bad)
     proc = snakemake(workdir, check=False)
     assert proc.returncode != 0
@@ -118,15 +77,22 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     assert not (workdir / "results").exists()
 
 
+@pytest.mark.workflow
+def test_dry_run_of_the_tiny_config_plans_every_job(tmp_path):
+    workdir = make_workdir(tmp_path / "w", TINY)
+    assert planned_jobs(snakemake(workdir, "-n").stdout) == expected_counts(
+        yaml.safe_load(TINY.read_text())
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.workflow
-def test_tiny_end_to_end_run_produces_the_report(tmp_path):
-    workdir = make_workdir(tmp_path, TINY)
-    cfg = yaml.safe_load(open(TINY))
-    planned = planned_jobs(snakemake(workdir, "-n").stdout)
-    assert planned == expected_counts(cfg)
-
-    snakemake(workdir)
+def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
+    """The shared complete tiny run (tests/tiny_run.py: real pw.x, MACE training, MD, DFT on the
+    snapshots; through SLURM where possible) produced every result and the report."""
+    workdir = completed_tiny_run.workdir
+    cfg = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    planned = expected_counts(cfg)
 
     results = workdir / "results"
     table = pd.read_parquet(results / "dataset" / "labels.parquet")
@@ -148,12 +114,9 @@ def test_tiny_end_to_end_run_produces_the_report(tmp_path):
         sv = pd.read_csv(results / "validate" / run / "md_stress.csv")
         assert len(sv) == cfg["validation"]["md"]["snapshots"]
 
-    # after a complete run the DAG is satisfied: nothing left to do
-    rerun = snakemake(workdir, "-n")
-    assert "Nothing to be done" in rerun.stdout + rerun.stderr
-
     # snakemake --report carries every figure of the run, each with a non-empty caption
-    snakemake(workdir, "--report", "report.zip")
+    # (that nothing is left to do after the run is tests/test_reproducibility.py's first test)
+    snakemake(workdir, "--report", "report.zip", *completed_tiny_run.config_args)
     with zipfile.ZipFile(workdir / "report.zip") as archive:
         page = archive.read("report/report.html").decode()
     runs = cfg["training"]["runs"]
