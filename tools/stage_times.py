@@ -15,7 +15,7 @@ def stage_times(bench_dir: Path) -> pd.DataFrame:
     """Jobs, summed and maximum wall seconds per benchmarked rule (first path component)."""
     rows = []
     for tsv in sorted(bench_dir.rglob("*.tsv")):
-        stage = tsv.relative_to(bench_dir).parts[0]
+        stage = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")
         seconds = float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])
         rows.append({"stage": stage, "s": seconds})
     df = pd.DataFrame(rows)
