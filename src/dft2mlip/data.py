@@ -148,6 +148,41 @@ def _strip_ref(atoms: Atoms) -> None:
             del atoms.arrays[key]
 
 
+def structure_label(
+    structure: Atoms,
+    status: str,
+    message: str,
+    atoms: Atoms | None = None,
+    *,
+    provenance: dict,
+    settings_hash: str,
+    dft_engine: str,
+    default_id: str,
+    energy_kind: str = "free_energy",
+) -> Label:
+    """The label of one parsed DFT run of ``structure`` (what every engine's parser returns).
+
+    ``atoms`` carries the REF_* results when the run is ok; otherwise the label holds a copy of
+    the bare input structure (no calculator, no REF_* keys). Id and config type come from
+    ``structure.info`` (``default_id`` when it has none).
+    """
+    if atoms is None:
+        atoms = structure.copy()
+        atoms.calc = None
+        _strip_ref(atoms)
+    return Label(
+        structure_id=str(structure.info.get("structure_id", default_id)),
+        config_type=str(structure.info.get("config_type", "unknown")),
+        status=status,
+        message=message,
+        atoms=atoms,
+        provenance=provenance,
+        energy_kind=energy_kind,
+        settings_hash=settings_hash,
+        dft_engine=dft_engine,
+    )
+
+
 def _label_frame(label: Label) -> Atoms:
     """The extxyz frame of a label (see :func:`write_label`)."""
     for name in ("structure_id", "config_type", "dft_engine", "settings_hash", "energy_kind"):

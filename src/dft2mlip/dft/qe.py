@@ -7,6 +7,7 @@ pressure-positive convention to ASE's tension-positive one.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -18,7 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip import __version__
-from dft2mlip.data import Label
+from dft2mlip.data import Label, structure_label
 from dft2mlip.dft.settings import QESettings, file_md5
 
 _REQUIRED_NAMELISTS = ("CONTROL", "SYSTEM", "ELECTRONS")
@@ -288,25 +289,14 @@ def parse_pw_output(
     if text:
         prov = _provenance(text, path)
 
-    def label(status: str, message: str, atoms: Atoms | None = None) -> Label:
-        if atoms is None:
-            atoms = structure.copy()
-            atoms.calc = None
-            for key in ("REF_energy", "REF_stress"):
-                atoms.info.pop(key, None)
-            if "REF_forces" in atoms.arrays:
-                del atoms.arrays["REF_forces"]
-        return Label(
-            structure_id=str(structure.info.get("structure_id", path.stem)),
-            config_type=str(structure.info.get("config_type", "unknown")),
-            status=status,
-            message=message,
-            atoms=atoms,
-            provenance=prov,
-            energy_kind="free_energy",
-            settings_hash=settings_hash,
-            dft_engine="qe",
-        )
+    label = functools.partial(
+        structure_label,
+        structure,
+        provenance=prov,
+        settings_hash=settings_hash,
+        dft_engine="qe",
+        default_id=path.stem,
+    )
 
     if text is None:
         return label("failed", f"pw.x output {path} does not exist (did the run start?)")

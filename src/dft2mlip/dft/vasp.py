@@ -16,6 +16,7 @@ work; :func:`check_ready_to_run` then stops a real run with a clear error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -29,7 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip import __version__
-from dft2mlip.data import Label
+from dft2mlip.data import Label, structure_label
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -432,25 +433,14 @@ def parse_vasp_output(
     outcar_text = outcar.read_text(errors="replace") if outcar.is_file() else ""
     prov.update(_outcar_info(outcar_text))
 
-    def label(status: str, message: str, atoms: Atoms | None = None) -> Label:
-        if atoms is None:
-            atoms = structure.copy()
-            atoms.calc = None
-            for key in ("REF_energy", "REF_stress"):
-                atoms.info.pop(key, None)
-            if "REF_forces" in atoms.arrays:
-                del atoms.arrays["REF_forces"]
-        return Label(
-            structure_id=str(structure.info.get("structure_id", directory.name)),
-            config_type=str(structure.info.get("config_type", "unknown")),
-            status=status,
-            message=message,
-            atoms=atoms,
-            provenance=prov,
-            energy_kind="free_energy",
-            settings_hash=settings_hash,
-            dft_engine="vasp",
-        )
+    label = functools.partial(
+        structure_label,
+        structure,
+        provenance=prov,
+        settings_hash=settings_hash,
+        dft_engine="vasp",
+        default_id=directory.name,
+    )
 
     if not outcar_text.strip():
         return label("failed", f"no OUTCAR in {directory} (did VASP start?)")
