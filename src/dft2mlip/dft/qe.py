@@ -126,7 +126,13 @@ def pw_input_data(atoms: Atoms, settings: QESettings) -> dict:
     }
 
 
-def write_pw_input(atoms: Atoms, settings: QESettings, path: str | os.PathLike) -> None:
+def write_pw_input(
+    atoms: Atoms,
+    settings: QESettings,
+    path: str | os.PathLike,
+    *,
+    input_data: dict | None = None,
+) -> None:
     """Write a pw.x SCF input (forces and stress on) with ``ase.io.write``.
 
     Parameters
@@ -138,6 +144,9 @@ def write_pw_input(atoms: Atoms, settings: QESettings, path: str | os.PathLike) 
         written as an absolute path, ``outdir`` as ``./tmp`` next to the input.
     path
         Input file to write; parent directories are created. The text is deterministic.
+    input_data
+        The namelists, when not the SCF single point of :func:`pw_input_data` (e.g. a fixed-cell
+        ``relax`` with the same electronic settings).
     """
     missing = sorted(set(atoms.get_chemical_symbols()) - set(settings.pseudopotentials))
     if missing:
@@ -160,7 +169,7 @@ def write_pw_input(atoms: Atoms, settings: QESettings, path: str | os.PathLike) 
         buffer,
         clean,
         format="espresso-in",
-        input_data=pw_input_data(atoms, settings),
+        input_data=input_data if input_data is not None else pw_input_data(atoms, settings),
         pseudopotentials={s: settings.pseudopotentials[s] for s in set(clean.symbols)},
         kpts=kpoint_mesh(clean.cell, settings.kspacing_per_A),
     )

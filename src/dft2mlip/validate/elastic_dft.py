@@ -11,7 +11,6 @@ cutoffs and pseudopotential md5 verified) against the relaxed structure.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
@@ -22,11 +21,9 @@ from ase import Atoms
 from ase.units import Bohr, Ry
 
 from dft2mlip.data import Label
-from dft2mlip.dft.qe import kpoint_mesh, parse_pw_output, pw_input_data
+from dft2mlip.dft.qe import parse_pw_output, pw_input_data, write_pw_input
 from dft2mlip.dft.settings import QESettings
 
-_EMPTY_NAMELIST = re.compile(r"^&(\w+)\n/\n", re.MULTILINE)
-_KEEP_NAMELISTS = ("CONTROL", "SYSTEM", "ELECTRONS", "IONS")
 _BFGS_CONVERGED = re.compile(r"bfgs converged in\s+(\d+)\s+scf cycles and\s+(\d+)\s+bfgs steps")
 _MAX_STEPS = "The maximum number of steps has been reached."
 #: energy-change threshold (Ry) between ionic steps; the force threshold decides convergence
@@ -71,32 +68,8 @@ def write_relax_input(
     max_steps: int,
 ) -> None:
     """Write the pw.x ``relax`` input of one strained cell (see :func:`relax_input_data`)."""
-    missing = sorted(set(atoms.get_chemical_symbols()) - set(settings.pseudopotentials))
-    if missing:
-        raise ValueError(
-            f"no pseudopotential for {', '.join(missing)}: add dft.qe.pseudopotentials."
-            f"{missing[0]} naming a UPF file in {settings.pseudo_path}"
-        )
-    clean = atoms.copy()
-    clean.constraints = []
-    buffer = io.StringIO()
-    ase.io.write(
-        buffer,
-        clean,
-        format="espresso-in",
-        input_data=relax_input_data(
-            atoms, settings, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
-        ),
-        pseudopotentials={s: settings.pseudopotentials[s] for s in set(clean.symbols)},
-        kpts=kpoint_mesh(clean.cell, settings.kspacing_per_A),
-    )
-    text = _EMPTY_NAMELIST.sub(
-        lambda m: m.group(0) if m.group(1).upper() in _KEEP_NAMELISTS else "",
-        buffer.getvalue(),
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    data = relax_input_data(atoms, settings, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps)
+    write_pw_input(atoms, settings, path, input_data=data)
 
 
 def parse_relax_output(
