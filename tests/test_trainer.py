@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from ase.build import bulk
-from ase.calculators.emt import EMT
+from training_helpers import emt_frames
 
 from dft2mlip.calculator import MLIPCalculator, load_model
 from dft2mlip.train import models, trainer
@@ -34,25 +33,6 @@ TINY_MODEL = {
 ADAPTIVE = {"scheme": "softadapt", "beta": 1.1, "window": 3, "normalise": "initial"}
 FIXED = {"scheme": "fixed", "weights": {"energy": 1.0, "forces": 100.0, "stress": 1.0}}
 EPOCHS = 8
-
-
-def emt_frames(n, seed, *, max_strain=0.02, rattle=0.05):
-    """EMT-labelled, strained and rattled 4-atom Al cells with the dataset's REF_* keys."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        atoms = bulk("Al", "fcc", a=4.0, cubic=True)
-        eps = rng.uniform(-max_strain, max_strain, (3, 3))
-        atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        atoms.rattle(rattle, seed=int(rng.integers(10**6)))
-        atoms.calc = EMT()
-        atoms.info["REF_energy"] = atoms.get_potential_energy()
-        atoms.arrays["REF_forces"] = atoms.get_forces()
-        atoms.info["REF_stress"] = atoms.get_stress(voigt=True)
-        atoms.info["config_type"] = "strained"
-        atoms.calc = None
-        frames.append(atoms)
-    return frames
 
 
 def train(
