@@ -183,6 +183,28 @@ def structure_label(
     )
 
 
+def structure_mismatch(
+    parsed: Atoms, structure: Atoms, *, program: str, tolerance_A: float
+) -> str | None:
+    """Why the structure a DFT code echoed is not the input ``structure`` (None when it is).
+
+    Compares atom count, species and order, cell and positions (minimum image), in Å.
+    """
+    if len(parsed) != len(structure):
+        return f"{program} output has {len(parsed)} atoms, the input structure {len(structure)}"
+    if parsed.get_chemical_symbols() != structure.get_chemical_symbols():
+        return f"{program} output lists other species (or another order) than the input structure"
+    cell = np.asarray(structure.cell)
+    cell_diff = np.abs(np.asarray(parsed.cell) - cell).max()
+    if cell_diff > tolerance_A:
+        return f"{program} output cell differs from the input structure by {cell_diff:.2e} Å"
+    frac = np.linalg.solve(cell.T, (parsed.positions - structure.positions).T).T
+    pos_diff = np.linalg.norm((frac - np.round(frac)) @ cell, axis=1).max()
+    if pos_diff > tolerance_A:
+        return f"{program} output positions differ from the input structure by {pos_diff:.2e} Å"
+    return None
+
+
 def _label_frame(label: Label) -> Atoms:
     """The extxyz frame of a label (see :func:`write_label`)."""
     for name in ("structure_id", "config_type", "dft_engine", "settings_hash", "energy_kind"):

@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip import __version__
-from dft2mlip.data import Label, structure_label
+from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.dft.settings import QESettings, file_md5
 
 _REQUIRED_NAMELISTS = ("CONTROL", "SYSTEM", "ELECTRONS")
@@ -226,19 +226,7 @@ def _stderr_tail(path: Path) -> str:
 
 
 def _structure_mismatch(parsed: Atoms, structure: Atoms) -> str | None:
-    if len(parsed) != len(structure):
-        return f"pw.x output has {len(parsed)} atoms, the input structure {len(structure)}"
-    if parsed.get_chemical_symbols() != structure.get_chemical_symbols():
-        return "pw.x output lists different chemical species than the input structure"
-    cell_diff = np.abs(np.asarray(parsed.cell) - np.asarray(structure.cell)).max()
-    if cell_diff > STRUCTURE_TOLERANCE_A:
-        return f"pw.x output cell differs from the input structure by {cell_diff:.2e} Å"
-    frac = np.linalg.solve(np.asarray(structure.cell).T, (parsed.positions - structure.positions).T)
-    frac = frac.T - np.round(frac.T)
-    pos_diff = np.linalg.norm(frac @ np.asarray(structure.cell), axis=1).max()
-    if pos_diff > STRUCTURE_TOLERANCE_A:
-        return f"pw.x output positions differ from the input structure by {pos_diff:.2e} Å"
-    return None
+    return structure_mismatch(parsed, structure, program="pw.x", tolerance_A=STRUCTURE_TOLERANCE_A)
 
 
 def _settings_mismatch(prov: dict, settings: QESettings) -> str | None:

@@ -30,7 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip import __version__
-from dft2mlip.data import Label, structure_label
+from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -353,17 +353,7 @@ def vasp_kb_line_to_voigt(in_kb: list[float]) -> np.ndarray:
 
 
 def _structure_mismatch(parsed: Atoms, structure: Atoms) -> str | None:
-    if parsed.get_chemical_symbols() != structure.get_chemical_symbols():
-        return "VASP output lists other species (or another order) than the input structure"
-    cell_diff = np.abs(np.asarray(parsed.cell) - np.asarray(structure.cell)).max()
-    if cell_diff > STRUCTURE_TOLERANCE_A:
-        return f"VASP output cell differs from the input structure by {cell_diff:.2e} Å"
-    frac = np.linalg.solve(np.asarray(structure.cell).T, (parsed.positions - structure.positions).T)
-    frac = frac.T - np.round(frac.T)
-    pos_diff = np.linalg.norm(frac @ np.asarray(structure.cell), axis=1).max()
-    if pos_diff > STRUCTURE_TOLERANCE_A:
-        return f"VASP output positions differ from the input structure by {pos_diff:.2e} Å"
-    return None
+    return structure_mismatch(parsed, structure, program="VASP", tolerance_A=STRUCTURE_TOLERANCE_A)
 
 
 def _settings_mismatch(incar: Mapping, settings: VaspSettings) -> str | None:
