@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from training_helpers import emt_frames
+from training_helpers import TINY_MODEL, emt_frames
 
 from dft2mlip.calculator import MLIPCalculator, load_model
 from dft2mlip.train import models, trainer
@@ -20,16 +20,6 @@ from dft2mlip.units import EV_PER_A3_TO_GPA
 
 pytestmark = pytest.mark.slow
 
-TINY_MODEL = {
-    "r_max_A": 4.0,
-    "num_channels": 8,
-    "max_L": 1,
-    "max_ell": 2,
-    "correlation": 2,
-    "num_interactions": 1,
-    "num_radial_basis": 6,
-    "num_polynomial_cutoff": 5,
-}
 ADAPTIVE = {"scheme": "softadapt", "beta": 1.1, "window": 3, "normalise": "initial"}
 FIXED = {"scheme": "fixed", "weights": {"energy": 1.0, "forces": 100.0, "stress": 1.0}}
 EPOCHS = 8
