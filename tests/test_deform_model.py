@@ -11,8 +11,8 @@ import ase.io
 import numpy as np
 import pytest
 from ase.build import bulk
-from ase.calculators.emt import EMT
 from ase.units import GPa
+from training_helpers import emt_labelled
 
 from dft2mlip.calculator import MLIPCalculator
 from dft2mlip.train.trainer import train_run
@@ -40,16 +40,6 @@ MODEL = {
 }
 
 
-def _labelled(atoms):
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    atoms.info["REF_energy"] = atoms.get_potential_energy()
-    atoms.arrays["REF_forces"] = atoms.get_forces()
-    atoms.info["REF_stress"] = atoms.get_stress(voigt=True)
-    atoms.calc = None
-    return atoms
-
-
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     """Tiny MACE model trained on EMT Cu: uniaxial and random strains up to 4 %, rattled."""
@@ -62,7 +52,7 @@ def model_path(tmp_path_factory):
         eps[0, 0] = -0.02 + 0.06 * i / 15  # uniaxial tension/compression along x
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + eps), scale_atoms=True)
         atoms.rattle(0.04, seed=i)
-        frames.append(_labelled(atoms))
+        frames.append(emt_labelled(atoms))
     work = tmp_path_factory.mktemp("deform_model")
     ase.io.write(work / "train.xyz", frames[::2] + frames[1::4])
     ase.io.write(work / "val.xyz", frames[3::4])
@@ -135,7 +125,7 @@ def test_tension_gives_positive_stress_with_the_trained_model(model_path, tmp_pa
     # the model's error there is small compared with the stress itself
     snaps = select_snapshots(tmp_path / "md.extxyz", spec.snapshots)
     for s in snaps:
-        s.info["REF_stress"] = _labelled(s).info["REF_stress"]
+        s.info["REF_stress"] = emt_labelled(s).info["REF_stress"]
         s.info["status"] = "ok"
     table = stress_validation(snaps, calc)
     summary = stress_validation_summary(table)

@@ -9,6 +9,7 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from training_helpers import emt_labelled
 
 from dft2mlip.calculator import MLIPCalculator
 from dft2mlip.train import models
@@ -38,17 +39,6 @@ def strain_cell(atoms, eps):
 def random_strain(rng, magnitude):
     eps = rng.uniform(-magnitude, magnitude, (3, 3))
     return 0.5 * (eps + eps.T)
-
-
-def emt_labelled(atoms):
-    """Copy of atoms with EMT energy/forces/stress stored under the dataset's REF_* keys."""
-    atoms = atoms.copy()
-    atoms.calc = EMT()
-    atoms.info["REF_energy"] = atoms.get_potential_energy()
-    atoms.arrays["REF_forces"] = atoms.get_forces()
-    atoms.info["REF_stress"] = atoms.get_stress(voigt=True)
-    atoms.calc = None
-    return atoms
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,17 @@ TINY_MODEL = {
 }
 
 
+def emt_labelled(atoms):
+    """Copy of atoms with EMT energy/forces/stress stored under the dataset's REF_* keys."""
+    atoms = atoms.copy()
+    atoms.calc = EMT()
+    atoms.info["REF_energy"] = atoms.get_potential_energy()
+    atoms.arrays["REF_forces"] = atoms.get_forces()
+    atoms.info["REF_stress"] = atoms.get_stress(voigt=True)
+    atoms.calc = None
+    return atoms
+
+
 def emt_frames(n: int, seed: int, *, max_strain: float = 0.02, rattle: float = 0.05) -> list:
     """EMT-labelled, strained and rattled 4-atom Al cells with the dataset's REF_* keys."""
     rng = np.random.default_rng(seed)
@@ -30,12 +41,8 @@ def emt_frames(n: int, seed: int, *, max_strain: float = 0.02, rattle: float = 0
         eps = rng.uniform(-max_strain, max_strain, (3, 3))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
         atoms.rattle(rattle, seed=int(rng.integers(10**6)))
-        atoms.calc = EMT()
-        atoms.info["REF_energy"] = atoms.get_potential_energy()
-        atoms.arrays["REF_forces"] = atoms.get_forces()
-        atoms.info["REF_stress"] = atoms.get_stress(voigt=True)
+        atoms = emt_labelled(atoms)
         atoms.info["config_type"] = "strained"
-        atoms.calc = None
         frames.append(atoms)
     return frames
 
