@@ -2,15 +2,17 @@
 
 Each size gets a synthetic config (the tiny test config with more structures) and runs `snakemake -n
 --cores 2` in a fresh process; peak memory is that process's maximum resident set (os.wait4). The
-peer is a bare Snakefile with the same number of structure -> input -> run -> parse chains and one
-aggregating rule (no config checks, no helper functions): the ratio says what dft2mlip's own DAG
-code costs on top of Snakemake's. Target: <= 30 s and <= 2 GB for 10,000 structures on 2 cores.
+peer is a bare Snakefile of the same shape for as many structures (one structure-set file -> input ->
+run+parse per structure -> one aggregating rule; no config checks, no helper functions): the ratio
+says what dft2mlip's own DAG code costs on top of Snakemake's. Target: <= 30 s and <= 2 GB for
+10,000 structures on 2 cores.
 
     python bench/bench_dag_scale.py [--sizes 100 1000 10000] [--keep DIR] [--with-temp-handling]
 
-Both runs use --notemp, as profiles/default and profiles/slurm do (no rule has temp() outputs;
-Snakemake's temp bookkeeping is quadratic in the number of outputs of one job, here `structures`);
---with-temp-handling measures Snakemake's default instead.
+Both runs use --notemp, as profiles/default and profiles/slurm do (no rule has temp() outputs);
+--with-temp-handling measures Snakemake's default instead. No job has one output per structure:
+Snakemake's bookkeeping for such a job grows with (outputs x jobs), which is why each structure set
+is one multi-frame file.
 
 Structures are counted as DFT single points: training candidates (at most 999 per section in
 dft2mlip.structures, so at most 3,996), the 12 elastic cells, and the DFT points along each training
@@ -45,26 +47,20 @@ rule all:
     input: "dataset.txt"
 
 rule structures:
-    output: expand("structures/{sid}.txt", sid=IDS)
+    output: "structures/train.extxyz"
     run:
         pass
 
 rule dft_input:
-    input: "structures/{sid}.txt"
-    output: "dft/{sid}/pw.in"
+    input: "structures/train.extxyz"
+    output: "dft/{sid}/pw.in", "dft/{sid}/settings.json", "dft/{sid}/structure.extxyz"
     run:
         pass
 
 rule dft_run:
-    input: "dft/{sid}/pw.in"
-    output: "dft/{sid}/pw.out"
+    input: "dft/{sid}/pw.in", "dft/{sid}/settings.json", "dft/{sid}/structure.extxyz"
+    output: "dft/{sid}/pw.out", "dft/{sid}/run.json", "dft/{sid}/label.extxyz"
     threads: 2
-    run:
-        pass
-
-rule dft_parse:
-    input: "dft/{sid}/pw.out"
-    output: "dft/{sid}/label.extxyz"
     run:
         pass
 

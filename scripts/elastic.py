@@ -21,7 +21,7 @@ if "model" in snakemake.input.keys():
 
     name = snakemake.wildcards.run
     calc = MLIPCalculator(snakemake.input.model)
-    structures = [read(path) for path in snakemake.input.structures]
+    structures = read(snakemake.input.structures, index=":", format="extxyz")
     C = elastic_from_structures(structures, calc=calc)
     write_elastic_json(C, snakemake.output.elastic, label=name, strain_magnitude=p.strain_magnitude)
     log.info("%s clamped-ion elastic tensor (GPa):\n%s", name, C.round(1))

@@ -1,6 +1,6 @@
-"""Snakemake script: run one DFT single point under custodian. A failed run is recorded
-(run.json, with every correction applied), not raised: the parse step gives the label its
-status, so nothing is silently dropped."""
+"""Snakemake script: run one DFT single point under custodian and parse it into a label (units
+and signs of the project, provenance). A failed run is not raised: run.json records it with
+every correction applied, and the label carries its status, so nothing is silently dropped."""
 
 from dft2mlip.logutil import log_to
 
@@ -9,20 +9,37 @@ log = log_to(snakemake.log[0])
 import json
 from pathlib import Path
 
-from dft2mlip.dft.labels import execution_settings, run_input
+from ase.io import read
 
+from dft2mlip.data import write_label
+from dft2mlip.dft.labels import execution_settings, parse_run, run_input
+from dft2mlip.io import atomic_write_text
+
+sid = snakemake.wildcards.sid
+directory = Path(snakemake.input.inp).parent
 record = run_input(
     snakemake.params.engine,
-    Path(snakemake.input.inp).parent,
+    directory,
     nprocs=snakemake.threads,
-    **execution_settings(snakemake.config["dft"]),
+    **execution_settings(snakemake.config["dft"]),  # how it is launched: not a param
 )
-with open(snakemake.output.run_info, "w") as fh:
-    json.dump(record, fh, indent=2, default=str)
+text = json.dumps(record, indent=2, default=str)
+atomic_write_text(snakemake.output.run_info, text)
 log.info(
     "%s: %.1f s, %d correction(s), custodian: %s",
-    snakemake.wildcards.sid,
+    sid,
     record["wall_time_s"],
     record["n_corrections"],
     record["custodian_error"] or "finished",
 )
+label = parse_run(
+    snakemake.params.engine,
+    snakemake.params.engine_cfg,
+    directory,
+    read(snakemake.input.structure),
+    snakemake.input.settings,
+    json.loads(text),  # the run record exactly as run.json holds it
+    chosen_path=(snakemake.input.chosen or [None])[0],
+)
+write_label(label, snakemake.output.label)
+log.info("%s: status %s %s", label.structure_id, label.status, label.message)

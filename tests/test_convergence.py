@@ -205,7 +205,7 @@ def test_study_in_the_dag_feeds_every_dft_input(tmp_path, pw_x, tiny_qe_settings
         if len(line.split()) == 2 and line.split()[1].isdigit()
     )
     assert counts["convergence_point"] == 4 and counts["convergence_select"] == 1
-    assert counts["dft_input"] == counts["dft_run"] == counts["dft_parse"] == 1
+    assert counts["dft_input"] == counts["dft_run"] == 1
     snakemake()
     results = tmp_path / "results"
     chosen = json.loads((results / "convergence" / "chosen_settings.json").read_text())

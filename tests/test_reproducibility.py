@@ -23,7 +23,7 @@ from dft2mlip.provenance import config_sha256, file_sha256
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
-DFT_RULES = ("dft_input", "dft_run", "dft_parse")
+DFT_RULES = ("dft_input", "dft_run")
 
 
 def dry_run(run, *args: str, configfile: Path | None = None):

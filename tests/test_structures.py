@@ -13,10 +13,12 @@ from dft2mlip.structures import (
     elastic_structure_ids,
     elastic_structures,
     primitive_cell,
+    read_structure,
     strain_tensor_to_voigt,
     training_structure_ids,
     training_structures,
     voigt_to_strain_tensor,
+    write_structure_set,
 )
 
 SPEC = {
@@ -213,3 +215,22 @@ def test_cells_and_errors():
         conventional_cell(SI_MATERIAL, [1, 0, 1])
     with pytest.raises(ValueError, match="structures.strained.count"):
         training_structure_ids({"strained": {"count": -1}})
+
+
+def test_structure_set_round_trip_and_id_checks(structures, tmp_path):
+    """One multi-frame file per set: each structure is read back by its id (cell, positions,
+    strain record); an id the set does not hold, or duplicate ids, are errors."""
+    path = tmp_path / "train.extxyz"
+    write_structure_set(path, list(structures.values()))
+    for sid, atoms in reversed(structures.items()):
+        back = read_structure(path, sid)
+        assert back.info["structure_id"] == sid
+        np.testing.assert_allclose(back.cell[:], atoms.cell[:], atol=1e-12)
+        np.testing.assert_allclose(back.positions, atoms.positions, atol=1e-8)  # extxyz: 8 decimals
+        np.testing.assert_allclose(back.info["voigt_strain"], atoms.info["voigt_strain"])
+        assert back.info["config_type"] == atoms.info["config_type"]
+    with pytest.raises(ValueError, match="holds no structure 'hydro-999'"):
+        read_structure(path, "hydro-999")
+    first = next(iter(structures.values()))
+    with pytest.raises(ValueError, match="unique"):
+        write_structure_set(tmp_path / "dup.extxyz", [first, first])

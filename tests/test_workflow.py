@@ -40,7 +40,7 @@ def expected_counts(cfg: dict) -> Counter:
         {"all": 1, "structures": 1, "dataset": 1, "elastic_dft": 1, "report": 1, "provenance": 1}
     )
     counts.update({r: runs for r in per_run})
-    counts.update({"dft_input": n_dft, "dft_run": n_dft, "dft_parse": n_dft})
+    counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
     if cfg["dft"].get("engine", "qe") == "qe":
         # relaxed-ion elastic constants: one pw.x relaxation per strained cell, one fit
         counts.update({"elastic_dft_relax": n_elastic, "elastic_dft_relaxed": 1})
@@ -96,7 +96,7 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
 
     results = workdir / "results"
     table = pd.read_parquet(results / "dataset" / "labels.parquet")
-    assert len(table) == planned["dft_parse"] - 12 - 2 * cfg["validation"]["md"]["snapshots"]
+    assert len(table) == planned["dft_run"] - 12 - 2 * cfg["validation"]["md"]["snapshots"]
     assert set(table["status"]) == {"ok"}
     assert table["settings_hash"].nunique() == 1
 

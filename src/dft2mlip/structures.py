@@ -314,3 +314,41 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
         voigt[direction] = magnitude if sid.endswith("p") else -magnitude
         out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt)
     return out
+
+
+def write_structure_set(path, structures: Sequence[Atoms]) -> None:
+    """Write one structure set (a multi-frame extxyz, frames in id order) atomically.
+
+    One file per set (training candidates, elastic cells, one run's MD snapshots) keeps the
+    workflow's DAG linear in the number of structures: a job with one output per structure
+    makes Snakemake's bookkeeping quadratic.
+    """
+    from ase.io import write
+
+    from dft2mlip.io import atomic_write
+
+    ids = [a.info.get("structure_id") for a in structures]
+    if None in ids or len(set(ids)) != len(ids):
+        raise ValueError(f"{path}: every structure needs a unique info['structure_id'], got {ids}")
+    with atomic_write(path) as tmp:
+        write(tmp, list(structures), format="extxyz")
+
+
+def read_structure(path, structure_id: str) -> Atoms:
+    """The structure ``structure_id`` of a structure set (frames are read until it is found).
+
+    Raises
+    ------
+    ValueError
+        If the set does not hold it (the set and the workflow's id list disagree: rerun the job
+        that wrote ``path``).
+    """
+    from ase.io import iread
+
+    for atoms in iread(path, index=":", format="extxyz"):
+        if atoms.info.get("structure_id") == structure_id:
+            return atoms
+    raise ValueError(
+        f"{path} holds no structure {structure_id!r}; rerun the job that wrote it "
+        "(snakemake --forcerun structures, or md_snapshots for MD snapshots)"
+    )

@@ -49,8 +49,23 @@ def md_snapshot_ids(run):
     return [f"{run}__snap{k:02d}" for k in range(n)]
 
 
-def structure_path(group, sid):
-    return f"{RESULTS}/structures/{group}/{sid}.extxyz"
+def structure_set_path(group, run=None):
+    """The multi-frame extxyz holding one set of structures: results/structures/train.extxyz,
+    elastic.extxyz, or md/<run>.extxyz (one file per set keeps the DAG linear in structures)."""
+    if group == "md":
+        return f"{RESULTS}/structures/md/{run}.extxyz"
+    return f"{RESULTS}/structures/{group}.extxyz"
+
+
+def md_run_of(sid):
+    """The training run whose MD path gave snapshot `sid` (`<run>__snapNN`)."""
+    return sid.rsplit("__snap", 1)[0]
+
+
+def structure_set_of(wildcards):
+    """The structure set that holds {group}/{sid}."""
+    run = md_run_of(wildcards.sid) if wildcards.group == "md" else None
+    return structure_set_path(wildcards.group, run)
 
 
 def label_path(group, sid):
@@ -58,10 +73,22 @@ def label_path(group, sid):
 
 
 def structure_files():
-    """Every structure file the `structures` rule writes (training + elastic)."""
-    return [structure_path("train", s) for s in training_ids()] + [
-        structure_path("elastic", s) for s in elastic_ids()
-    ]
+    """Output of the `structures` job (training candidates, elastic cells), by set name."""
+    return {"train": structure_set_path("train"), "elastic": structure_set_path("elastic")}
+
+
+def dataset_files():
+    """Output of the `dataset` job (extxyz splits, label table and its summary), by name.
+    (Plain paths, not rules.dataset.output: in a rule whose input also lists every label, such a
+    reference makes Snakemake's DAG building quadratic in the number of labels.)"""
+    d = f"{RESULTS}/dataset"
+    return {
+        "train": f"{d}/train.extxyz",
+        "val": f"{d}/val.extxyz",
+        "test": f"{d}/test.extxyz",
+        "table": f"{d}/labels.parquet",
+        "summary": f"{d}/summary.json",
+    }
 
 
 def dft_label_paths():
@@ -71,10 +98,6 @@ def dft_label_paths():
 
 def elastic_label_paths():
     return [label_path("elastic", s) for s in elastic_ids()]
-
-
-def elastic_structure_paths():
-    return [structure_path("elastic", s) for s in elastic_ids()]
 
 
 def elastic_relaxed_label_paths():
@@ -90,16 +113,8 @@ def dft_relaxed_elastic_outputs():
     return [f"{RESULTS}/validate/dft/elastic_relaxed.json"]
 
 
-def md_snapshot_structure_paths(wildcards):
-    return [structure_path("md", s) for s in md_snapshot_ids(wildcards.run)]
-
-
 def md_snapshot_label_paths(wildcards):
     return [label_path("md", s) for s in md_snapshot_ids(wildcards.run)]
-
-
-def dft_structure_input(wildcards):
-    return structure_path(wildcards.group, wildcards.sid)
 
 
 def run_config(wildcards):
@@ -219,7 +234,7 @@ def provenance_inputs():
     gives the DFT code version and pseudopotential hashes)."""
     return {
         "labels": all_dft_label_paths(),
-        "dataset": list(rules.dataset.output),
+        "dataset": list(dataset_files().values()),
         "models": per_run(f"{RESULTS}/train/{{run}}/model.pt"),
         "history": per_run(f"{RESULTS}/train/{{run}}/history.csv"),
         "metrics": per_run(f"{RESULTS}/validate/{{run}}/metrics.json"),

@@ -24,11 +24,7 @@ rule dataset:
         labels=dft_label_paths(),
         imported=import_label_paths(),
     output:
-        train=f"{RESULTS}/dataset/train.extxyz",
-        val=f"{RESULTS}/dataset/val.extxyz",
-        test=f"{RESULTS}/dataset/test.extxyz",
-        table=f"{RESULTS}/dataset/labels.parquet",
-        summary=f"{RESULTS}/dataset/summary.json",
+        **dataset_files(),
     log:
         f"{LOGS}/dataset.log",
     benchmark:

@@ -1,11 +1,17 @@
+# Two jobs per DFT label: the input (inspectable before anything runs: `snakemake dft_inputs`),
+# then the run and its parse. Every file of a label sits in results/dft/<group>/<sid>/.
+
+
 rule dft_input:
-    """DFT input of one structure (pw.in, or INCAR/POSCAR/POTCAR); identical settings for every label."""
+    """DFT input of one structure (pw.in, or INCAR/POSCAR/POTCAR); identical settings for every
+    label. The structure is copied beside it, so a label's directory holds all it was made from."""
     input:
-        structure=dft_structure_input,
+        structures=structure_set_of,
         chosen=convergence_chosen_settings(),
     output:
         inp=f"{RESULTS}/dft/{{group}}/{{sid}}/{dft_input_name()}",
         settings=f"{RESULTS}/dft/{{group}}/{{sid}}/settings.json",
+        structure=f"{RESULTS}/dft/{{group}}/{{sid}}/structure.extxyz",
     log:
         f"{LOGS}/dft_input/{{group}}/{{sid}}.log",
     benchmark:
@@ -20,19 +26,25 @@ rule dft_input:
 
 
 rule dft_run:
-    """One DFT single point under custodian (restarts, SCF recovery; never a physics change).
-    A failed run is kept for parsing."""
+    """One DFT single point under custodian (restarts, SCF recovery; never a physics change),
+    parsed into a label in the project's units and signs. A failed run still gives a label, with
+    its status, provenance and every correction applied: nothing is silently dropped."""
     input:
-        inp=rules.dft_input.output.inp,
+        inp=f"{RESULTS}/dft/{{group}}/{{sid}}/{dft_input_name()}",
+        settings=f"{RESULTS}/dft/{{group}}/{{sid}}/settings.json",
+        structure=f"{RESULTS}/dft/{{group}}/{{sid}}/structure.extxyz",
+        chosen=convergence_chosen_settings(),
     output:
         out=f"{RESULTS}/dft/{{group}}/{{sid}}/{dft_output_name()}",
         run_info=f"{RESULTS}/dft/{{group}}/{{sid}}/run.json",
+        label=f"{RESULTS}/dft/{{group}}/{{sid}}/label.extxyz",
     log:
         f"{LOGS}/dft_run/{{group}}/{{sid}}.log",
     benchmark:
         f"{BENCH}/dft_run/{{group}}/{{sid}}.tsv"
     params:
         engine=dft_engine(),
+        engine_cfg=dft_physics_config(),
     threads: 2
     resources:
         mem_mb=2000,
@@ -41,26 +53,3 @@ rule dft_run:
         "../../envs/qe.yaml"
     script:
         "../../scripts/run_dft.py"
-
-
-rule dft_parse:
-    """Energy, forces, stress in the project's units and signs; a status and provenance for every label."""
-    input:
-        out=rules.dft_run.output.out,
-        structure=dft_structure_input,
-        settings=rules.dft_input.output.settings,
-        run_info=rules.dft_run.output.run_info,
-        chosen=convergence_chosen_settings(),
-    output:
-        label=f"{RESULTS}/dft/{{group}}/{{sid}}/label.extxyz",
-    log:
-        f"{LOGS}/dft_parse/{{group}}/{{sid}}.log",
-    benchmark:
-        f"{BENCH}/dft_parse/{{group}}/{{sid}}.tsv"
-    params:
-        engine=dft_engine(),
-        engine_cfg=dft_physics_config(),
-    conda:
-        "../../envs/qe.yaml"
-    script:
-        "../../scripts/parse_dft.py"

@@ -30,18 +30,17 @@ rule deformation_md:
 
 
 rule md_snapshots:
-    """Snapshots evenly spaced in strain along the MD path, for DFT single points."""
+    """Snapshots evenly spaced in strain along the MD path, for DFT single points (one set file)."""
     input:
         trajectory=rules.deformation_md.output.trajectory,
     output:
-        snapshots=expand(
-            f"{RESULTS}/structures/md/{{{{run}}}}__snap{{k:02d}}.extxyz",
-            k=range(config["validation"]["md"]["snapshots"]),
-        ),
+        snapshots=structure_set_path("md", "{run}"),
     log:
         f"{LOGS}/md_snapshots/{{run}}.log",
     benchmark:
         f"{BENCH}/md_snapshots/{{run}}.tsv",
+    params:
+        n=config["validation"]["md"]["snapshots"],
     conda:
         "../../envs/qe.yaml"
     script:

@@ -1,7 +1,8 @@
 rule structures:
-    """Candidate structures (training + elastic strain set), deterministic from the config."""
+    """Candidate structures (training + elastic strain set), deterministic from the config: one
+    multi-frame extxyz per set, frames in the order of the DAG's structure ids."""
     output:
-        structure_files(),
+        **structure_files(),
     log:
         f"{LOGS}/structures.log",
     benchmark:
@@ -11,6 +12,7 @@ rule structures:
         spec=config["structures"],
         elastic_strain=config["validation"]["elastic"]["strain_magnitude"],
         seed=config["seed"],
+        ids={"train": training_ids(), "elastic": elastic_ids()},
     conda:
         "../../envs/qe.yaml"
     script:

@@ -45,7 +45,7 @@ rule elastic_dft_relax:
     when the clamped-ion label's forces are already below the threshold (e.g. normal strains of
     diamond, where symmetry keeps every atom in place)."""
     input:
-        structure=f"{RESULTS}/structures/elastic/{{sid}}.extxyz",
+        structure=f"{RESULTS}/dft/elastic/{{sid}}/structure.extxyz",
         clamped=f"{RESULTS}/dft/elastic/{{sid}}/label.extxyz",
         chosen=convergence_chosen_settings(),
     output:
@@ -94,7 +94,7 @@ rule elastic_model:
     """Clamped- and relaxed-ion elastic tensors from the model on exactly the same cells."""
     input:
         model=rules.train.output.model,
-        structures=elastic_structure_paths(),
+        structures=structure_set_path("elastic"),
     output:
         elastic=f"{RESULTS}/validate/{{run}}/elastic.json",
         relaxed=f"{RESULTS}/validate/{{run}}/elastic_relaxed.json",
