@@ -2,10 +2,10 @@
 
 Each size gets a synthetic config (the tiny test config with more structures) and runs `snakemake -n
 --cores 2` in a fresh process; peak memory is that process's maximum resident set (os.wait4). The
-peer is a bare Snakefile of the same shape for as many structures (one structure-set file -> input ->
-run+parse per structure -> one aggregating rule; no config checks, no helper functions): the ratio
-says what dft2mlip's own DAG code costs on top of Snakemake's. Target: <= 30 s and <= 2 GB for
-10,000 structures on 2 cores.
+peer is a bare Snakefile of the same shape for as many structures (one structure-set file ->
+input -> run+parse per structure -> one aggregating rule; no config checks, no helper functions):
+the ratio says what dft2mlip's own DAG code costs on top of Snakemake's. Target: <= 30 s and
+<= 2 GB for 10,000 structures on 2 cores.
 
     python bench/bench_dag_scale.py [--sizes 100 1000 10000] [--keep DIR] [--with-temp-handling]
 

@@ -1,9 +1,9 @@
 """Engine-independent steps of one DFT label: write the input, run it, parse it (with provenance).
 
-These are what the workflow's dft_input job (write) and dft_run job (run, then parse) call; the engine (``qe`` or
-``vasp``) and its config section are explicit arguments. When a convergence study ran, its
-chosen-settings file replaces the cutoff and k-point spacing (:func:`dft2mlip.dft.convergence.
-apply_chosen`), for every label alike.
+These are what the workflow's dft_input job (write) and dft_run job (run, then parse) call; the
+engine (``qe`` or ``vasp``) and its config section are explicit arguments. When a convergence
+study ran, its chosen-settings file replaces the cutoff and k-point spacing
+(:func:`dft2mlip.dft.convergence.apply_chosen`), for every label alike.
 """
 
 from __future__ import annotations
