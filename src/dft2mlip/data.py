@@ -434,6 +434,18 @@ def provenance_columns(provenance: Mapping) -> dict:
     }
 
 
+#: provenance entries measured while a job ran (durations; custodian's run record, which holds the
+#: command line and wall time): they stay in each label file but not in the dataset table, so
+#: that two runs from scratch give byte-identical dataset files
+MEASURED_PROVENANCE = ("run", "cpu_time_s", "wall_time_s")
+
+
+def reproducible_provenance(provenance: Mapping) -> dict:
+    """A label's provenance without what was measured at run time (:data:`MEASURED_PROVENANCE`);
+    the corrections custodian applied stay (as ``corrections``)."""
+    return {k: v for k, v in (provenance or {}).items() if k not in MEASURED_PROVENANCE}
+
+
 def _row(label: Label, split: str, path: Path) -> dict:
     atoms = label.atoms
     row = {
@@ -453,7 +465,7 @@ def _row(label: Label, split: str, path: Path) -> dict:
         "settings_hash": label.settings_hash,
         "energy_kind": label.energy_kind,
         **provenance_columns(label.provenance),
-        "provenance": json.dumps(label.provenance, sort_keys=True),
+        "provenance": json.dumps(reproducible_provenance(label.provenance), sort_keys=True),
         "label_path": str(path),
     }
     if label.status == "ok":
