@@ -32,7 +32,7 @@ import yaml
 from ase.build import bulk
 
 from dft2mlip.data import Label, build_dataset, read_label, write_label
-from dft2mlip.io import atomic_write
+from dft2mlip.io import atomic_write, save_figure
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_run import TINY, make_workdir, planned_jobs, snakemake  # noqa: E402
@@ -234,6 +234,31 @@ def test_interrupted_label_write_leaves_no_partial_file(tmp_path, monkeypatch):
         write_label(ok_label("s1"), target)
     assert not target.exists()
     assert list(target.parent.iterdir()) == [], "the temporary file is removed too"
+
+
+def test_figures_are_written_atomically_and_closed(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "plots" / "curve.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+
+    fig, ax = plt.subplots()
+
+    def full_disk(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG")  # part of an image, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(fig), "savefig", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_figure(fig, tmp_path / "plots" / "broken.png")
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["curve.png"]
+    assert not plt.fignum_exists(fig.number)
 
 
 def test_interrupted_rewrite_keeps_the_previous_complete_file(tmp_path, monkeypatch):

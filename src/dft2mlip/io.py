@@ -63,3 +63,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Save a matplotlib figure to ``path`` atomically (format from the suffix) and close it.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
+    return path

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dft2mlip.io import save_figure  # noqa: E402
 from dft2mlip.validate.deform import draw_stress_strain, stress_validation_summary  # noqa: E402
 from dft2mlip.validate.elastic import CUBIC_WARN_REL, cubic_constants, read_elastic_json  # noqa: E402
 from dft2mlip.validate.metrics import VOIGT_COMPONENTS  # noqa: E402
@@ -295,8 +296,7 @@ def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fi
     ax.legend(fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()
-    fig.savefig(out_dir / "dataset.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "dataset.png")
     figures.append("dataset.png")
     blocks.append(("img", "dataset summary", "dataset.png"))
 
@@ -382,8 +382,7 @@ def _convergence_section(
         plt.close(fig)
         shutil.copyfile(study_png[0], out_dir / "convergence.png")
     else:
-        fig.savefig(out_dir / "convergence.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, out_dir / "convergence.png")
     figures.append("convergence.png")
     blocks.append(("img", "DFT convergence study", "convergence.png"))
 
@@ -392,8 +391,7 @@ def _placeholder_figure(path: Path, text: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 1.6))
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     ax.set_axis_off()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def _weights_section(histories: dict, out_dir: Path, blocks: list, figures: list, descriptions):
@@ -434,8 +432,7 @@ def _weights_section(histories: dict, out_dir: Path, blocks: list, figures: list
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("loss weight")
     fig.tight_layout()
-    fig.savefig(out_dir / "loss_weights.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "loss_weights.png")
     figures.append("loss_weights.png")
     blocks.append(("img", "loss weights vs epoch", "loss_weights.png"))
 
@@ -476,8 +473,7 @@ def _test_section(metrics: dict, parity: dict, out_dir: Path, blocks: list, figu
             ax.legend(fontsize=8)
         fig.suptitle("Test-set errors per run")
         fig.tight_layout()
-        fig.savefig(out_dir / "test_errors.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, out_dir / "test_errors.png")
         figures.append("test_errors.png")
         blocks.append(("img", "test-set errors per run", "test_errors.png"))
     for run, p in parity.items():
@@ -580,8 +576,7 @@ def _elastic_figure(tensors: dict, out_dir: Path, figures: list, blocks: list) -
     axes[0].set_ylabel("GPa")
     fig.suptitle("Elastic constants and moduli: DFT vs each model")
     fig.tight_layout()
-    fig.savefig(out_dir / "elastic.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_dir / "elastic.png")
     figures.append("elastic.png")
     blocks.append(("img", "elastic constants DFT vs models", "elastic.png"))
 
@@ -648,8 +643,7 @@ def _md_section(
         ax.legend(fontsize=7)
         ax.set_title("Stress–strain along the deformation MD")
         fig.tight_layout()
-        fig.savefig(out_dir / "stress_strain.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, out_dir / "stress_strain.png")
         figures.append("stress_strain.png")
         blocks.append(("img", "stress-strain curves", "stress_strain.png"))
     summaries = {}

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
+from dft2mlip.io import save_figure
 from dft2mlip.structures import apply_voigt_strain, primitive_cell
 from dft2mlip.units import EV_PER_A3_TO_GPA
 
@@ -384,5 +385,4 @@ def plot_study(table: pd.DataFrame, spec: ConvergenceSpec, path: str | os.PathLi
     axes[0].legend(fontsize=7)
     fig.suptitle("Convergence against the tightest point (zero errors not shown)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - older ASE
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
 
+from dft2mlip.io import save_figure  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
 from dft2mlip.validate.metrics import VOIGT_COMPONENTS, model_static_stress, voigt_stress  # noqa: E402
 
@@ -745,8 +746,4 @@ def plot_stress_strain(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

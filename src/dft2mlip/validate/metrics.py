@@ -22,6 +22,7 @@ from ase import Atoms  # noqa: E402
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError  # noqa: E402
 from ase.stress import full_3x3_to_voigt_6_stress  # noqa: E402
 
+from dft2mlip.io import save_figure  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
 
 #: ASE Voigt order of the six stress components
@@ -306,8 +307,4 @@ def plot_parity(predictions: Predictions, path: str | Path, title: str) -> Path:
     )
     fig.suptitle(f"{title} ({m['n_structures']} structures, {m['n_atoms']} atoms)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
