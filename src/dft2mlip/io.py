@@ -2,9 +2,11 @@
 
 Snakemake (and a person) takes an existing output file as finished. A write that is interrupted (a
 killed job, a full disk, a read-only directory) must therefore never leave a partial file under the
-final name: every writer goes through :func:`atomic_write`, which writes a temporary file in the
-same directory and renames it over the target with :func:`os.replace` (atomic on POSIX within one
-file system).
+final name. The library's writers of labels, dataset files, settings, checkpoints and figures go
+through :func:`atomic_write`, which writes a temporary file in the same directory and renames it
+over the target with :func:`os.replace` (atomic on POSIX within one file system). Small outputs
+written directly by the workflow's scripts rely on Snakemake, which deletes the outputs of a job
+that fails.
 """
 
 from __future__ import annotations
