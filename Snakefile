@@ -19,6 +19,7 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/study.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
 

@@ -19,7 +19,7 @@ p = snakemake.params
 if "model" in snakemake.input.keys():
     from dft2mlip.calculator import MLIPCalculator
 
-    name = snakemake.wildcards.run
+    name = f"{snakemake.wildcards.run} seed {snakemake.wildcards.seed}"
     calc = MLIPCalculator(snakemake.input.model)
     structures = read(snakemake.input.structures, index=":", format="extxyz")
     C = elastic_from_structures(structures, calc=calc)

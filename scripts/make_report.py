@@ -37,5 +37,6 @@ summary = write_report(
     title=f"dft2mlip report: {cfg['material']['name']}",
     run_descriptions={run: describe_run(cfg["training"]["runs"][run]) for run in runs},
     settings=report_settings(cfg),
+    study_dir=Path(inp.study[0]).parent,
 )
 log.info("report written: %s", summary)

@@ -1,4 +1,5 @@
-"""Snakemake script: the model's static stress vs DFT on the snapshots of its own MD path."""
+"""Snakemake script: one model's static stress vs DFT on the snapshots of every run's MD path
+(the same frames for every model); the plot shows its own run's path and snapshots."""
 
 from dft2mlip.logutil import log_to
 
@@ -22,16 +23,16 @@ for lab in labels:
 table = stress_validation([lab.atoms for lab in labels], MLIPCalculator(snakemake.input.model))
 table.to_csv(snakemake.output.table, index=False)
 summary = stress_validation_summary(table)
+run, seed = snakemake.wildcards.run, int(snakemake.wildcards.seed)
 with open(snakemake.output.summary, "w") as fh:
-    json.dump(
-        {"run": snakemake.wildcards.run, "component": spec.component, **summary}, fh, indent=2
-    )
+    json.dump({"run": run, "seed": seed, "component": spec.component, **summary}, fh, indent=2)
+own_path = table["structure_id"].str.startswith(f"{run}__snap")
 plot_stress_strain(
     snakemake.input.md,
     snakemake.output.plot,
-    dft_points=table,
+    dft_points=table[own_path],
     component=spec.component,
-    title=f"{snakemake.wildcards.run}: MD stress vs DFT at snapshots",
+    title=f"{run} seed {seed}: MD stress vs DFT at its path's snapshots",
     strain_label=spec.strain_label,
 )
 log.info("%s stress validation: %s", snakemake.wildcards.run, summary)

@@ -11,11 +11,11 @@ from ase.io import read
 from dft2mlip.calculator import MLIPCalculator
 from dft2mlip.validate.metrics import component_metrics, plot_parity, predict
 
-run = snakemake.wildcards.run
+run, seed = snakemake.wildcards.run, int(snakemake.wildcards.seed)
 predictions = predict(MLIPCalculator(snakemake.input.model), read(snakemake.input.test, ":"))
 metrics = component_metrics(predictions)
 with open(snakemake.output.metrics, "w") as fh:
-    json.dump({"run": run, **metrics}, fh, indent=2)
+    json.dump({"run": run, "seed": seed, **metrics}, fh, indent=2)
 predictions.per_structure.to_csv(snakemake.output.predictions, index=False)
-plot_parity(predictions, snakemake.output.parity, title=f"{run}: test set")
+plot_parity(predictions, snakemake.output.parity, title=f"{run} seed {seed}: test set")
 log.info("%s test metrics: %s", run, metrics)

@@ -4,11 +4,18 @@ from dft2mlip.logutil import log_to
 
 log = log_to(snakemake.log[0])
 
+import json
 from pathlib import Path
 
+from dft2mlip.study import unit_sum
 from dft2mlip.train.trainer import train_run
 
 t = snakemake.params.training
+run_cfg = dict(snakemake.params.run_cfg)
+if snakemake.input.tuning:  # a tuned fixed run: the weights chosen on the validation set
+    chosen = json.loads(Path(snakemake.input.tuning[0]).read_text())
+    run_cfg["weights"] = unit_sum(chosen["weights"])
+    log.info("tuned weights (grid point %s): %s", chosen["chosen"], run_cfg["weights"])
 out_dir = Path(snakemake.output.model).parent
 summary = train_run(
     snakemake.input.train,
@@ -16,7 +23,7 @@ summary = train_run(
     out_dir,
     run_name=snakemake.wildcards.run,
     model_cfg=snakemake.params.model_cfg,
-    run_cfg=snakemake.params.run_cfg,
+    run_cfg=run_cfg,
     epochs=t["epochs"],
     batch_size=t["batch_size"],
     lr=t["lr"],

@@ -30,7 +30,15 @@ def test_minimal_config_gets_documented_defaults(config):
     minimal = {"material": config["material"], "dft": {"engine": "qe"}}
     validate_config(minimal)
     assert minimal["training"]["epochs"] == 60
-    assert set(minimal["training"]["runs"]) == {"adaptive", "fixed"}
+    # a config without runs gets the study's five runs, three seeds each (config/README.md)
+    assert set(minimal["training"]["runs"]) == {
+        "adaptive",
+        "fixed-normalised",
+        "tuned-fixed",
+        "mace-like",
+        "no-stress",
+    }
+    assert minimal["training"]["seeds"] == 3
     check_config(minimal)
 
 
@@ -60,8 +68,8 @@ def test_every_schema_key_has_description_and_default():
         (lambda c: c.update(materials={}), "<top level>"),
         (lambda c: c["validation"]["md"].update(timestep_fs=8.0), "validation.md.timestep_fs"),
         (
-            lambda c: c["training"]["runs"]["fixed"].update(scheme="magic"),
-            "training.runs.fixed.scheme",
+            lambda c: c["training"]["runs"]["mace-like"].update(scheme="magic"),
+            "training.runs.mace-like.scheme",
         ),
     ],
 )
@@ -101,16 +109,16 @@ def test_pseudopotential_file_absent_names_directory(config, tmp_path):
             "dataset.fractions",
         ),
         (
-            lambda c: c["training"]["runs"]["fixed"].update(
+            lambda c: c["training"]["runs"]["mace-like"].update(
                 weights={"energy": 0, "forces": 0, "stress": 0}
             ),
-            "training.runs.fixed.weights",
+            "training.runs.mace-like.weights",
         ),
         (
-            lambda c: c["training"]["runs"]["fixed"].update(
+            lambda c: c["training"]["runs"]["mace-like"].update(
                 weights={"energy": -1.0, "forces": 1.0, "stress": 1.0}
             ),
-            "training.runs.fixed.weights.energy",
+            "training.runs.mace-like.weights.energy",
         ),
         (
             lambda c: c["training"]["runs"].update(
@@ -119,7 +127,9 @@ def test_pseudopotential_file_absent_names_directory(config, tmp_path):
             "training.runs.dft",
         ),
         (
-            lambda c: c["training"]["runs"].update(Fixed=c["training"]["runs"]["fixed"]),
+            lambda c: c["training"]["runs"].update(
+                {"MACE-like": c["training"]["runs"]["mace-like"]}
+            ),
             "training.runs.",
         ),
         (

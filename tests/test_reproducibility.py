@@ -76,7 +76,10 @@ def test_changing_a_training_setting_reruns_training_and_validation_but_no_train
     assert planned == dry_run(run, "--forcerun", "train")
     cfg = yaml.safe_load((run.workdir / "config" / "config.yaml").read_text())
     n_runs = len(cfg["training"]["runs"])
-    assert planned["train"] == n_runs
+    # every run x seed, and the first seed of each grid point of the tuned run
+    tune = cfg["training"]["runs"]["fixed"]["tune"]
+    n_grid = len(tune["energy"]) * len(tune["forces"]) * len(tune["stress"])
+    assert planned["train"] == n_runs * cfg["training"]["seeds"] + n_grid
     for rule in ("test_metrics", "deformation_md", "stress_validation", "report"):
         assert planned[rule] >= 1, rule
     for rule in ("structures", "dataset", "elastic_dft"):
@@ -102,15 +105,14 @@ def test_changing_how_dft_runs_reruns_no_computation(completed_tiny_run, tmp_pat
 
 def test_changing_one_training_run_retrains_only_that_run(completed_tiny_run, tmp_path):
     cfg = yaml.safe_load((completed_tiny_run.workdir / "config" / "config.yaml").read_text())
-    name = next(n for n, r in cfg["training"]["runs"].items() if r["scheme"] == "fixed")
 
-    def heavier_stress(cfg):
-        cfg["training"]["runs"][name]["weights"]["stress"] *= 10
+    def sharper_softmax(cfg):
+        cfg["training"]["runs"]["adaptive"]["beta"] += 0.5
 
     run = completed_tiny_run
-    planned = dry_run(run, configfile=changed_config(run, tmp_path, heavier_stress))
+    planned = dry_run(run, configfile=changed_config(run, tmp_path, sharper_softmax))
     snapshots = cfg["validation"]["md"]["snapshots"]
-    assert planned["train"] == 1
+    assert planned["train"] == cfg["training"]["seeds"]  # its seeds, no other run, no grid point
     assert planned["deformation_md"] == 1
     assert all(planned[rule] == snapshots for rule in DFT_RULES), planned
 
@@ -218,19 +220,19 @@ def test_training_twice_on_cpu_with_the_same_seed_gives_identical_metrics(
     copy = tmp_path / "again"
     shutil.copytree(completed_tiny_run.workdir, copy, symlinks=True)
     run = "fixed"
-    target = f"results/validate/{run}/metrics.json"
+    target = f"results/validate/{run}/seed0/metrics.json"
     out = snakemake(copy, target, "--forcerun", "train", *completed_tiny_run.config_args)
     assert "rule train:" in out.stdout + out.stderr
     original = completed_tiny_run.workdir / "results"
     again = copy / "results"
     # every loss, weight and validation error per epoch is bit-identical; only wall_s/cpu_s differ
-    first = pd.read_csv(original / "train" / run / "history.csv")
-    second = pd.read_csv(again / "train" / run / "history.csv")
+    first = pd.read_csv(original / "train" / run / "seed0" / "history.csv")
+    second = pd.read_csv(again / "train" / run / "seed0" / "history.csv")
     timing = [c for c in first.columns if c in ("wall_s", "cpu_s")]
     assert len(first) == cfg_epochs(completed_tiny_run) and len(first.columns) > 5
     pd.testing.assert_frame_equal(
         first.drop(columns=timing), second.drop(columns=timing), check_exact=True
     )
-    assert json.loads((again / "validate" / run / "metrics.json").read_text()) == json.loads(
-        (original / "validate" / run / "metrics.json").read_text()
-    )
+    assert json.loads(
+        (again / "validate" / run / "seed0" / "metrics.json").read_text()
+    ) == json.loads((original / "validate" / run / "seed0" / "metrics.json").read_text())

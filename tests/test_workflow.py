@@ -26,20 +26,34 @@ def expected_counts(cfg: dict) -> Counter:
         + s["supercell"]["count"]
     )
     runs = len(cfg["training"]["runs"])
+    seeds = cfg["training"]["seeds"]
+    # grid points of the tuned runs: every combination of the tune lists (the tiny config's grids
+    # have no two points that are equal after rescaling to unit sum)
+    tuned = [r for r in cfg["training"]["runs"].values() if r.get("tune")]
+    grid = sum(
+        len(t["tune"].get("energy", [0])) * len(t["tune"]["forces"]) * len(t["tune"]["stress"])
+        for t in tuned
+    )
     n_elastic = 12  # ± strain along each of the six Voigt directions
     n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"]
-    per_run = (
-        "train",
-        "test_metrics",
-        "elastic_model",
-        "deformation_md",
-        "md_snapshots",
-        "stress_validation",
-    )
     counts = Counter(
-        {"all": 1, "structures": 1, "dataset": 1, "elastic_dft": 1, "report": 1, "provenance": 1}
+        {
+            "all": 1,
+            "structures": 1,
+            "dataset": 1,
+            "elastic_dft": 1,
+            "report": 1,
+            "provenance": 1,
+            "study": 1,
+        }  # fmt: skip
     )
-    counts.update({r: runs for r in per_run})
+    # every run x seed is trained, tested, and checked on elastic constants and MD snapshots;
+    # grid points are trained and tested with the first seed; MD runs once per run (first seed)
+    counts.update({"train": runs * seeds + grid, "test_metrics": runs * seeds + grid})
+    counts.update({"elastic_model": runs * seeds, "stress_validation": runs * seeds})
+    counts.update({"deformation_md": runs, "md_snapshots": runs})
+    if tuned:
+        counts.update({"tune_fixed": len(tuned)})
     counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
     if cfg["dft"].get("engine", "qe") == "qe":
         # relaxed-ion elastic constants: one pw.x relaxation per strained cell, one fit
@@ -101,18 +115,25 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
     assert table["settings_hash"].nunique() == 1
 
     summary = (results / "report" / "summary.md").read_text()
+    n_snapshots = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
     for run in cfg["training"]["runs"]:
         assert run in summary
-        metrics = json.loads((results / "validate" / run / "metrics.json").read_text())
-        assert metrics["stress_rmse_GPa"] >= 0 and metrics["n_structures"] >= 1
-        history = pd.read_csv(results / "train" / run / "history.csv")
-        assert len(history) == cfg["training"]["epochs"]
+        for seed in range(cfg["training"]["seeds"]):
+            validate = results / "validate" / run / f"seed{seed}"
+            metrics = json.loads((validate / "metrics.json").read_text())
+            assert metrics["stress_rmse_GPa"] >= 0 and metrics["n_structures"] >= 1
+            history = pd.read_csv(results / "train" / run / f"seed{seed}" / "history.csv")
+            assert len(history) == cfg["training"]["epochs"]
+            # every model is checked on the snapshots of every run's MD path
+            assert len(pd.read_csv(validate / "md_stress.csv")) == n_snapshots
         md = pd.read_csv(results / "md" / run / "stress_strain.csv")
         assert md["strain"].iloc[-1] == pytest.approx(
             cfg["validation"]["md"]["max_strain"], rel=0.05
         )
-        sv = pd.read_csv(results / "validate" / run / "md_stress.csv")
-        assert len(sv) == cfg["validation"]["md"]["snapshots"]
+    # the study: one row per run x seed, and a verdict sentence per metric
+    per_seed = pd.read_csv(results / "study" / "per_seed.csv")
+    assert len(per_seed) == len(cfg["training"]["runs"]) * cfg["training"]["seeds"]
+    assert "Verdict (reference run: adaptive)" in summary
 
     # snakemake --report carries every figure of the run, each with a non-empty caption
     # (that nothing is left to do after the run is tests/test_reproducibility.py's first test)
@@ -121,7 +142,12 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
         page = archive.read("report/report.html").decode()
     runs = cfg["training"]["runs"]
     figures = [f"results/report/{name}" for name in REPORT_FIGURES]
-    figures += [f"results/validate/{r}/{n}" for r in runs for n in ("parity.png", "md_stress.png")]
+    figures += [
+        f"results/validate/{r}/seed{k}/{n}"
+        for r in runs
+        for k in range(cfg["training"]["seeds"])
+        for n in ("parity.png", "md_stress.png")
+    ]
     figures += [f"results/md/{r}/stress_strain.png" for r in runs]
     for figure in figures:
         entry = re.search(re.escape(f'"{figure}": {{') + r'[^}]*?}?[^}]*?"caption": "<p>\w', page)

@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dft2mlip.study import GRID_SEP, STUDY_KEYS, grid_points
+
 #: the schema that ships with the workflow (description and default for every key)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -104,12 +106,18 @@ def _check_runs(runs: Mapping[str, Mapping]) -> None:
             )
     for name, run in runs.items():
         key = f"training.runs.{name}"
-        if run["scheme"] == "fixed":
+        if "__" in name:
+            raise ConfigError(
+                f"config key 'training.runs.{name}': '__' is reserved for grid points "
+                f"(<run>{GRID_SEP}NN) and MD snapshots; rename the run"
+            )
+        _check_tune(key, name, run)
+        if run["scheme"] == "fixed" and not run.get("tune"):
             weights = run.get("weights")
             if not weights:
                 raise ConfigError(
                     f"config key '{key}.weights' is missing: a fixed scheme needs "
-                    "{energy: ..., forces: ..., stress: ...}"
+                    "{energy: ..., forces: ..., stress: ...} (or a grid in tune:)"
                 )
             for comp, value in weights.items():
                 if not math.isfinite(value) or value < 0:
@@ -124,16 +132,44 @@ def _check_runs(runs: Mapping[str, Mapping]) -> None:
         _check_weighting(name, run)
 
 
+def _check_tune(key: str, name: str, run: Mapping) -> None:
+    """A weight grid (``tune``) only on a fixed run, never together with ``weights``."""
+    if not run.get("tune"):
+        return
+    if run["scheme"] != "fixed":
+        raise ConfigError(f"config key '{key}.tune': a weight grid needs scheme: fixed")
+    if run.get("weights"):
+        raise ConfigError(
+            f"config key '{key}': give either weights (constant) or tune (a grid), not both"
+        )
+    try:
+        grid_points(name, run)
+    except ValueError as err:
+        raise ConfigError(f"config key {err}") from None
+
+
 def _check_weighting(name: str, run: Mapping) -> None:
     """Build the run's weighting scheme once (the trainer's own checks: ranges per scheme)."""
     from dft2mlip.train.weighting import make_weighting, normalise_mode, update_interval
 
+    if run.get("tune"):  # check the scheme with the grid's first point
+        run = {**run, "weights": grid_points(name, run)[0]}
+    run = {k: v for k, v in run.items() if k not in STUDY_KEYS}
     try:
         make_weighting(name, run)
         normalise_mode(name, run)
         update_interval(name, run)
     except ValueError as err:
         raise ConfigError(f"config key {err}") from None
+
+
+def _check_reference_run(training: Mapping) -> None:
+    ref = training.get("reference_run", "adaptive")
+    if ref not in training["runs"]:
+        raise ConfigError(
+            f"config key 'training.reference_run' = {ref!r} is not a run in training.runs "
+            f"({', '.join(training['runs'])}); name the run the verdict compares the others with"
+        )
 
 
 def _check_training_structures(structures: Mapping) -> None:
@@ -169,6 +205,7 @@ def check_config(config: dict) -> None:
     _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
+    _check_reference_run(config["training"])
     _check_training_structures(config["structures"])
     _check_validation(config)
 

@@ -84,3 +84,20 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def write_json(data, path: str | os.PathLike) -> None:
+    """Write ``data`` as indented JSON, atomically (NaN is written as null)."""
+    import json
+    import math
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        return x
+
+    atomic_write_text(path, json.dumps(clean(data), indent=2) + "\n")

@@ -48,6 +48,7 @@ REPORT_FIGURES = (
     "test_errors.png",
     "elastic.png",
     "stress_strain.png",
+    "pareto.png",
 )
 ELASTIC_QUANTITIES = [
     ("C11", "C11"),
@@ -695,39 +696,87 @@ def _md_section(
     return summaries
 
 
-def _best_runs(metrics: dict, elastic_err: dict, sv_summaries: dict) -> list[str]:
-    criteria = []
-    for key, name, unit in (
-        ("energy_mae_meV_per_atom", "Test energy MAE", "meV/atom"),
-        ("forces_mae_meV_per_A", "Test force MAE", "meV/Å"),
-        ("stress_mae_GPa", "Test stress MAE", "GPa"),
-    ):
-        criteria.append((name, unit, {r: m.get(key) for r, m in metrics.items() if m}))
-    criteria.append(
-        ("Relaxed-ion mean |error| of C11, C12, C44 vs DFT", "%", elastic_err["relaxed_ion"])
-    )
-    criteria.append(
-        ("Clamped-ion mean |error| of C11, C12, C44 vs DFT", "%", elastic_err["clamped_ion"])
-    )
-    criteria.append(
+def _mean_spread(row: pd.Series, col: str) -> str:
+    mean, std, n = row.get(f"{col}_mean"), row.get(f"{col}_std"), row.get(f"{col}_n", 0)
+    if not math.isfinite(_float(mean)):
+        return "—"
+    spread = f" ± {_fmt(std, 2)}" if math.isfinite(_float(std)) else " (1 seed)"
+    return f"{_fmt(mean)}{spread}" + (f" [{int(n)}]" if int(n) > 1 else "")
+
+
+def _study_section(study_dir: Path | None, out_dir: Path, blocks: list, figures: list, missing):
+    """Every run x seed: mean ± standard deviation, the Pareto plot with the fixed-weight grid,
+    the tuning choice and the verdict (all from results/study/, written by dft2mlip.study)."""
+    from dft2mlip.study import STUDY_METRICS
+
+    blocks.append(("h", 2, "The study: every run over seeds, and the verdict"))
+    summary_csv = missing.path("study summary", study_dir / "summary.csv" if study_dir else None)
+    study_json = missing.path("study verdict", study_dir / "study.json" if study_dir else None)
+    if summary_csv is None or study_json is None:
+        blocks.append(("p", "The study's files are missing: no verdict."))
+        return
+    summary = pd.read_csv(summary_csv)
+    record = json.loads(study_json.read_text())
+    blocks.append(
         (
-            "MD-snapshot stress MAE vs DFT (all components)",
-            "GPa",
-            {r: s["mae_GPa"] for r, s in sv_summaries.items()},
+            "p",
+            "Each run is trained with the same seeds; cells give mean ± standard deviation over "
+            "seeds [number of seeds]. Elastic-tensor error is 100·‖C_model − C_DFT‖/‖C_DFT‖ "
+            "over the whole 6×6 tensor (relaxed ion when DFT has it). The MD-snapshot stress "
+            "error is over the DFT snapshots of every run's MD path (the same frames for all).",
         )
     )
-    sentences = []
-    for name, unit, values in criteria:
-        vals = {r: _float(v) for r, v in values.items() if math.isfinite(_float(v))}
-        if not vals:
-            sentences.append(f"{name}: no data.")
-            continue
-        best = min(vals.values())
-        winners = [r for r, v in vals.items() if v == best]
-        others = ", ".join(f"{r} {_fmt(v)}" for r, v in vals.items() if r not in winners)
-        text = f"{name}: **{' and '.join(winners)}** ({_fmt(best)} {unit}"
-        sentences.append(text + (f"; {others})." if others else ")."))
-    return sentences
+    header = ["run", "seeds"] + [f"{label} ({unit})" for _, label, unit in STUDY_METRICS]
+    rows = [
+        [r["run"], str(int(r["n_seeds"]))] + [_mean_spread(r, c) for c, _, _ in STUDY_METRICS]
+        for _, r in summary.iterrows()
+    ]
+    blocks.append(("table", header, rows))
+    pareto = study_dir / "pareto.png"
+    if pareto.is_file():
+        shutil.copyfile(pareto, out_dir / "pareto.png")
+        figures.append("pareto.png")
+        blocks.append(("img", "test-set errors of every run and seed, with the grid", "pareto.png"))
+    _tuning_blocks(record, blocks)
+    blocks.append(("h", 3, f"Verdict (reference run: {record['reference']})"))
+    blocks.append(("p", f"Rule: {record['rule']}."))
+    blocks.append(("ul", list(record["verdict"])))
+    standing = record.get("pareto") or []
+    if standing:
+        texts = [
+            f"seed {s['seed']}: "
+            + (
+                f"dominated by {', '.join(s['dominated_by'])}"
+                if s["dominated_by"]
+                else "not dominated by any grid point"
+            )  # fmt: skip
+            for s in standing
+        ]
+        blocks.append(
+            (
+                "p",
+                f"{record['reference']} against every point of the fixed-weight grid on test "
+                "E, F and S MAE at once (a point dominates when it is no worse on all three and "
+                "better on one): " + "; ".join(texts) + ".",
+            )
+        )
+
+
+def _tuning_blocks(record: Mapping, blocks: list) -> None:
+    """The weight grid of each tuned run: validation score per point and the chosen one."""
+    for tuning in record.get("tuning") or []:
+        blocks.append(("h", 3, f"Tuning of {tuning['run']}"))
+        blocks.append(("p", f"Chosen: **{tuning['chosen']}** by {tuning['criterion']}."))
+        rows = [
+            [
+                g["name"] + (" ✓" if g["name"] == tuning["chosen"] else ""),
+                ":".join(f"{g['weights'][c]:.3g}" for c in ("energy", "forces", "stress")),
+                _fmt(g["val_score"]),
+                str(int(g["epoch"])),
+            ]
+            for g in tuning["grid"]
+        ]
+        blocks.append(("table", ["grid point", "w_E:w_F:w_S", "val score", "best epoch"], rows))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -746,6 +795,7 @@ def write_report(
     title: str = "dft2mlip report",
     run_descriptions: Mapping[str, str] | None = None,
     settings: Mapping[str, object] | None = None,
+    study_dir: str | Path | None = None,
     write_html: bool = True,
 ) -> Path:
     """Write ``summary.md`` (and ``report.html``) with figures into ``out_dir``.
@@ -771,6 +821,9 @@ def write_report(
         (absent or empty: the report says no study was run).
     run_descriptions, settings
         Optional one-line description per run and key/value settings shown at the top.
+    study_dir
+        Folder written by :func:`dft2mlip.study.write_study` (every run x seed, verdict); the
+        detailed sections above show the first seed of each run.
 
     Returns
     -------
@@ -809,7 +862,9 @@ def write_report(
         (
             "p",
             "This report compares machine-learning interatomic potentials trained on the same DFT "
-            f"labels with different loss weightings ({', '.join(runs) or 'no runs'}). Units: "
+            f"labels with different loss weightings ({', '.join(runs) or 'no runs'}). The "
+            "detailed sections show the first seed of each run; the study section at the end "
+            "gives every seed, the spread and the verdict. Units: "
             "energy eV (errors meV/atom), forces eV/Å (errors meV/Å), stress GPa with tension "
             "positive (a compressed cell has negative stress).",
         )
@@ -821,16 +876,9 @@ def write_report(
     _weights_section(histories, out_dir, blocks, figures, run_descriptions)
     _test_section(metrics, parity, out_dir, blocks, figures)
     tensors = {"clamped_ion": (dft_el, models_el), "relaxed_ion": (dft_rel, models_rel)}
-    elastic_err = _elastic_section(tensors, out_dir, blocks, figures)
-    sv_summaries = _md_section(md, sv, md_component, md_strain_label, out_dir, blocks, figures)
-    blocks.append(("h", 2, "Best run per metric"))
-    blocks.append(
-        (
-            "p",
-            "Lower is better for each metric. "
-            + " ".join(_best_runs(metrics, elastic_err, sv_summaries)),
-        )
-    )
+    _elastic_section(tensors, out_dir, blocks, figures)
+    _md_section(md, sv, md_component, md_strain_label, out_dir, blocks, figures)
+    _study_section(Path(study_dir) if study_dir else None, out_dir, blocks, figures, missing)
     blocks.append(("h", 2, "Missing artifacts"))
     if missing.items:
         blocks.append(
@@ -856,10 +904,23 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
     """One line saying how a training run weighs its loss terms."""
     norm = run_cfg.get("normalise", "none")
     norm_text = "terms divided by their first-epoch loss" if norm == "initial" else "raw MSEs"
+    if run_cfg["scheme"] == "fixed" and run_cfg.get("tune"):
+        from dft2mlip.study import grid_points
+
+        n = len(grid_points("run", run_cfg))
+        return (
+            f"fixed weights tuned on the validation set over a grid of {n} E:F:S points "
+            f"(first seed; {norm_text}); the chosen point is in the study section"
+        )
     if run_cfg["scheme"] == "fixed":
         w = run_cfg["weights"]
-        ratio = ":".join(f"{w.get(k, 0):g}" for k in ("energy", "forces", "stress"))
-        return f"fixed weights E:F:S = {ratio} ({norm_text}; stress in eV/Å³)"
+        if run_cfg.get("unit_sum"):
+            from dft2mlip.study import unit_sum
+
+            w = unit_sum(w)
+        ratio = ":".join(f"{w.get(k, 0):.3g}" for k in ("energy", "forces", "stress"))
+        unit = "" if norm == "initial" else "; stress in eV/Å³"
+        return f"fixed weights E:F:S = {ratio} ({norm_text}{unit})"
     variant = " (loss-weighted)" if run_cfg.get("loss_weighted") else ""
     return (
         f"{run_cfg['scheme']}{variant}, β = {run_cfg.get('beta')}, window {run_cfg.get('window')} "

@@ -3,6 +3,13 @@ from pathlib import Path
 
 from dft2mlip.config import check_config
 from dft2mlip.structures import elastic_structure_ids, training_structure_ids
+from dft2mlip.study import (
+    grid_run_names,
+    resolve_run_config,
+    seed_values,
+    study_paths,
+    tuned_runs,
+)
 
 # Semantic checks (pseudopotentials, fractions, weights, MD settings) before any job is scheduled.
 check_config(config)
@@ -16,6 +23,7 @@ wildcard_constraints:
     group="train|elastic|md",
     sid="[A-Za-z0-9][A-Za-z0-9_.-]*",
     run="[A-Za-z0-9][A-Za-z0-9_-]*",
+    seed="[0-9]+",
 
 
 def material_physics():
@@ -34,13 +42,78 @@ def elastic_ids():
 
 
 def training_shared():
-    """Training settings shared by all runs (not `runs`): editing one run retrains only that run."""
-    return {k: v for k, v in config["training"].items() if k != "runs"}
+    """Training settings shared by all runs (not `runs`, not the number of seeds): editing one run
+    retrains only that run, adding a seed trains only the new models."""
+    return {k: v for k, v in config["training"].items() if k not in ("runs", "seeds")}
 
 
 def training_runs():
-    """Names of the training runs (one model each)."""
+    """Names of the training runs (one model per seed each)."""
     return list(config["training"]["runs"])
+
+
+def seed_indices():
+    """Indices of the training seeds (training.seeds of them; the same seeds for every run)."""
+    return list(range(config["training"]["seeds"]))
+
+
+def seed_value(wildcards):
+    """The training seed of model {run}/seed{seed}: config seed + seed index."""
+    return seed_values(config["seed"], config["training"]["seeds"])[int(wildcards.seed)]
+
+
+def grid_runs():
+    """Grid-point runs of the tuned fixed runs (`<run>__gNN`), trained with the first seed."""
+    return list(grid_run_names(config["training"]["runs"]))
+
+
+def model_dir(run, seed):
+    """Folder of one trained model: results/train/<run>/seed<k>."""
+    return f"{RESULTS}/train/{run}/seed{seed}"
+
+
+def validate_dir(run, seed):
+    """Folder of one model's validation: results/validate/<run>/seed<k>."""
+    return f"{RESULTS}/validate/{run}/seed{seed}"
+
+
+def study_models():
+    """(run, seed index) of every model the study compares: each run with each seed."""
+    return [(run, k) for run in training_runs() for k in seed_indices()]
+
+
+def per_model(pattern):
+    """`pattern` (with {run} and {seed}) for every model of the study, run-major."""
+    return [pattern.format(run=run, seed=k) for run, k in study_models()]
+
+
+def per_grid_point(pattern):
+    """`pattern` (with {run}) for every grid point of the tuned runs (first seed)."""
+    return [pattern.format(run=g, seed=0) for g in grid_runs()]
+
+
+def tuning_path(run):
+    return f"{RESULTS}/train/{run}/tuning.json"
+
+
+def tuning_input(wildcards):
+    """[the tuned run's chosen grid point] for a tuned run, else []."""
+    if wildcards.run in tuned_runs(config["training"]["runs"]):
+        return [tuning_path(wildcards.run)]
+    return []
+
+
+def tuning_histories(wildcards):
+    """History of each grid point of tuned run {run}, in grid order (first seed)."""
+    names = [g for g, (base, _) in grid_run_names(config["training"]["runs"]).items()
+             if base == wildcards.run]  # fmt: skip
+    return [f"{model_dir(g, 0)}/history.csv" for g in names]
+
+
+def all_snapshot_label_paths():
+    """DFT labels of the snapshots of every run's MD path: every model is checked on all of them
+    (the same frames for every run and seed)."""
+    return [label_path("md", s) for run in training_runs() for s in md_snapshot_ids(run)]
 
 
 def md_snapshot_ids(run):
@@ -113,13 +186,10 @@ def dft_relaxed_elastic_outputs():
     return [f"{RESULTS}/validate/dft/elastic_relaxed.json"]
 
 
-def md_snapshot_label_paths(wildcards):
-    return [label_path("md", s) for s in md_snapshot_ids(wildcards.run)]
-
-
 def run_config(wildcards):
-    """The training-run entry of the config for {run}."""
-    return config["training"]["runs"][wildcards.run]
+    """The entry the trainer gets for {run} (a configured run or a grid point; a tuned run's
+    weights are read from its tuning.json by the script)."""
+    return resolve_run_config(wildcards.run, config["training"]["runs"])
 
 
 def dft_physics_config():
@@ -133,20 +203,50 @@ def per_run(pattern):
     return expand(pattern, run=training_runs())
 
 
+def first_seed(pattern):
+    """`pattern` (with {run}, {seed}) for the first seed of every run: the detailed sections of
+    the report show that model; the study section shows every seed."""
+    return [pattern.format(run=run, seed=0) for run in training_runs()]
+
+
+def study_inputs():
+    """Every model's test metrics, elastic tensor and MD-snapshot stress check, the grid points'
+    test metrics and the tuning choices: what the study aggregates."""
+    return {
+        "metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
+        "elastic": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json"),
+        "md_stress": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json"),
+        "dft_elastic": f"{RESULTS}/validate/dft/elastic.json",
+        "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
+        "grid_metrics": per_grid_point(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
+        "tuning": [tuning_path(run) for run in tuned_runs(config["training"]["runs"])],
+    }
+
+
+def study_files():
+    """Output of the `study` job, by name."""
+    return {name: str(path) for name, path in study_paths(f"{RESULTS}/study").items()}
+
+
 def report_inputs():
-    """Everything the report puts side by side."""
+    """Everything the report puts side by side (first seed of each run in detail, every seed in
+    the study section)."""
     return {
         "labels": f"{RESULTS}/dataset/labels.parquet",
         "dft_elastic": f"{RESULTS}/validate/dft/elastic.json",
-        "metrics": per_run(f"{RESULTS}/validate/{{run}}/metrics.json"),
-        "parity": per_run(f"{RESULTS}/validate/{{run}}/parity.png"),
-        "history": per_run(f"{RESULTS}/train/{{run}}/history.csv"),
-        "elastic": per_run(f"{RESULTS}/validate/{{run}}/elastic.json"),
+        "metrics": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
+        "parity": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/parity.png"),
+        "history": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/history.csv"),
+        "elastic": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic.json"),
         "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
         "convergence": convergence_outputs(),
-        "elastic_relaxed": per_run(f"{RESULTS}/validate/{{run}}/elastic_relaxed.json"),
+        "elastic_relaxed": first_seed(
+            f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json"
+        ),
         "md": per_run(f"{RESULTS}/md/{{run}}/stress_strain.csv"),
-        "stress_validation": per_run(f"{RESULTS}/validate/{{run}}/md_stress.csv"),
+        "stress_validation": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv"),
+        "study": list(study_files().values()),
+        "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.pt"),
     }
 
 
@@ -225,8 +325,7 @@ def import_label_paths():
 
 def all_dft_label_paths():
     """Every DFT label of the run: training candidates, elastic set, MD snapshots of every run."""
-    md = [label_path("md", s) for run in training_runs() for s in md_snapshot_ids(run)]
-    return dft_label_paths() + elastic_label_paths() + md
+    return dft_label_paths() + elastic_label_paths() + all_snapshot_label_paths()
 
 
 def provenance_inputs():
@@ -235,9 +334,10 @@ def provenance_inputs():
     return {
         "labels": all_dft_label_paths(),
         "dataset": list(dataset_files().values()),
-        "models": per_run(f"{RESULTS}/train/{{run}}/model.pt"),
-        "history": per_run(f"{RESULTS}/train/{{run}}/history.csv"),
-        "metrics": per_run(f"{RESULTS}/validate/{{run}}/metrics.json"),
+        "models": per_model(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.pt"),
+        "history": per_model(f"{RESULTS}/train/{{run}}/seed{{seed}}/history.csv"),
+        "metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
+        "study": list(study_files().values()),
         "report": f"{RESULTS}/report/summary.md",
     }
 

@@ -1,7 +1,8 @@
 rule deformation_md:
-    """Deformation MD with one trained model (Langevin NVT + strain ramp): stress–strain curve."""
+    """Deformation MD with the run's first-seed model (Langevin NVT + strain ramp): the
+    stress–strain curve, and the path whose snapshots get DFT single points."""
     input:
-        model=rules.train.output.model,
+        model=f"{RESULTS}/train/{{run}}/seed0/model.pt",
     output:
         trajectory=f"{RESULTS}/md/{{run}}/trajectory.extxyz",
         csv=f"{RESULTS}/md/{{run}}/stress_strain.csv",

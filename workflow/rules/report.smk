@@ -43,6 +43,11 @@ rule report:
             caption="../report/stress_strain_all.rst",
             category="Stress validation",
         ),
+        pareto=report(
+            f"{RESULTS}/report/pareto.png",
+            caption="../report/pareto.rst",
+            category="Study",
+        ),
     log:
         f"{LOGS}/report.log",
     benchmark:

@@ -4,18 +4,18 @@ rule test_metrics:
         model=rules.train.output.model,
         test=rules.dataset.output.test,
     output:
-        metrics=f"{RESULTS}/validate/{{run}}/metrics.json",
-        predictions=f"{RESULTS}/validate/{{run}}/test_predictions.csv",
+        metrics=f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json",
+        predictions=f"{RESULTS}/validate/{{run}}/seed{{seed}}/test_predictions.csv",
         parity=report(
-            f"{RESULTS}/validate/{{run}}/parity.png",
+            f"{RESULTS}/validate/{{run}}/seed{{seed}}/parity.png",
             caption="../report/parity.rst",
             category="Test-set accuracy",
-            labels={"run": "{run}"},
+            labels={"run": "{run}", "seed": "{seed}"},
         ),
     log:
-        f"{LOGS}/test_metrics/{{run}}.log",
+        f"{LOGS}/test_metrics/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/test_metrics/{{run}}.tsv",
+        f"{BENCH}/test_metrics/{{run}}/seed{{seed}}.tsv",
     conda:
         "../../envs/torch.yaml"
     script:
@@ -96,12 +96,12 @@ rule elastic_model:
         model=rules.train.output.model,
         structures=structure_set_path("elastic"),
     output:
-        elastic=f"{RESULTS}/validate/{{run}}/elastic.json",
-        relaxed=f"{RESULTS}/validate/{{run}}/elastic_relaxed.json",
+        elastic=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic.json",
+        relaxed=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json",
     log:
-        f"{LOGS}/elastic/{{run}}.log",
+        f"{LOGS}/elastic/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/elastic/{{run}}.tsv",
+        f"{BENCH}/elastic/{{run}}/seed{{seed}}.tsv",
     params:
         strain_magnitude=config["validation"]["elastic"]["strain_magnitude"],
         fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
@@ -113,24 +113,26 @@ rule elastic_model:
 
 
 rule stress_validation:
-    """Model static stress vs DFT stress on the snapshots the deformation MD visited."""
+    """Model static stress vs DFT stress on the snapshots the deformation MDs visited: every
+    model is checked on the snapshots of every run's path (the same frames for all); the plot
+    shows its own run's path and snapshots."""
     input:
         model=rules.train.output.model,
-        labels=md_snapshot_label_paths,
+        labels=all_snapshot_label_paths(),
         md=f"{RESULTS}/md/{{run}}/stress_strain.csv",
     output:
-        table=f"{RESULTS}/validate/{{run}}/md_stress.csv",
-        summary=f"{RESULTS}/validate/{{run}}/md_stress.json",
+        table=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv",
+        summary=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json",
         plot=report(
-            f"{RESULTS}/validate/{{run}}/md_stress.png",
+            f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.png",
             caption="../report/md_stress.rst",
             category="Stress validation",
-            labels={"run": "{run}"},
+            labels={"run": "{run}", "seed": "{seed}"},
         ),
     log:
-        f"{LOGS}/stress_validation/{{run}}.log",
+        f"{LOGS}/stress_validation/{{run}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/stress_validation/{{run}}.tsv",
+        f"{BENCH}/stress_validation/{{run}}/seed{{seed}}.tsv",
     params:
         md=config["validation"]["md"],
     conda:
