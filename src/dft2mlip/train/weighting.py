@@ -26,9 +26,10 @@ SoftAdapt (Heydari et al. 2019, normalised-slope variant, as in DESIGN.md)
 -------------------------------------------------------------------------
 At interval t: Δ_k = L_k(t) − L_k(t−1); d = Δ / max(‖Δ‖₂, 1e-8); w̃ = softmax(β d). The last
 ``window`` vectors w̃ are averaged and renormalised to sum 1. A term whose loss stops falling
-(Δ_k ≥ 0) gains weight. Loss-weighted variant: the averaged vector is multiplied by the current
-weights and renormalised (w_k ∝ w̃_k · c_k). Until two observations exist the weights are
-uniform (1/n).
+(Δ_k ≥ 0) gains weight. Loss-weighted variant (the paper's): the averaged vector is multiplied
+by the current loss values the update received and renormalised, w_k ∝ w̃_k · f_k(t) — not by
+the current weights, which would compound every softmax vector ``window`` times (see
+:class:`SoftAdapt`). Until two observations exist the weights are uniform (1/n).
 
 ReLoBRaLo (Bischof & Kraus 2021)
 --------------------------------
@@ -76,7 +77,7 @@ import numpy as np
 ALL_COMPONENTS = ("energy", "forces", "stress")
 SCHEMES = ("fixed", "softadapt", "relobralo", "dwa", "uncertainty", "gradnorm")
 NORMALISE_MODES = ("initial", "none")
-#: floor applied in the loss-weighted SoftAdapt variant so compounded weights stay positive
+#: floor of the loss-weighted SoftAdapt weights (a term whose loss reached 0 keeps a share)
 _LOSS_WEIGHTED_FLOOR = 1e-12
 
 
@@ -217,7 +218,26 @@ class FixedWeighting(WeightingScheme):
 
 
 class SoftAdapt(WeightingScheme):
-    """SoftAdapt on normalised loss changes with window averaging (see module docstring).
+    """SoftAdapt on normalised loss changes with window averaging (Heydari et al. 2019).
+
+    At update t with losses L(t) (normalised by L^ref under ``normalise: initial``):
+    Δ = L(t) − L(t−1), d = Δ / max(‖Δ‖₂, 1e-8), s(t) = softmax(β d), and w̃(t) is the mean of
+    the last ``window`` vectors s, renormalised. The plain variant uses w = w̃.
+
+    Loss-weighted variant: w_k = w̃_k f_k / Σ_j w̃_j f_j with f = L(t), the losses this very
+    update received (floored at 1e-12 and renormalised). For window 1 this is the paper's
+    loss-weighted SoftAdapt, w_k = f_k exp(β d_k) / Σ_j f_j exp(β d_j); DESIGN.md's
+    "w_k ∝ w̃_k · c_k" is read with c = these current loss values. f is not the previous
+    weights: multiplying by them (the earlier implementation) made every weight a product of
+    all past softmax vectors, each counted ``window`` times, so one term took > 0.96 of the
+    weight within 20 updates on smooth loss curves. Here the weights depend only on the last
+    ``window`` loss changes and the current losses, so nothing compounds.
+
+    Bounds: ‖d‖₂ ≤ 1 gives max_k d_k − min_k d_k ≤ √2, so any s, and so w̃, has
+    max/min ≤ exp(√2 β) (≤ exp(2β)). The loss-weighted w_k therefore lies below
+    f_k R / (f_k R + Σ_{j≠k} f_j) with R = exp(√2 β): it is limited by how far the current
+    losses are apart, not by the number of updates. Use it with ``normalise: initial``: with
+    raw MSEs (``normalise: none``) f differs by orders of magnitude between E, F and S.
 
     Parameters
     ----------
@@ -228,7 +248,7 @@ class SoftAdapt(WeightingScheme):
     window : int
         Number of most recent softmax vectors averaged (≥ 1).
     loss_weighted : bool
-        Multiply the averaged vector by the current weights before renormalising.
+        Multiply the averaged vector by the current losses before renormalising.
     """
 
     name = "softadapt"
@@ -270,7 +290,9 @@ class SoftAdapt(WeightingScheme):
             averaged = np.mean(self._recent, axis=0)
             averaged /= averaged.sum()
             if self.loss_weighted:
-                averaged = np.maximum(averaged * self._weights, _LOSS_WEIGHTED_FLOOR)
+                f = np.maximum(losses, 0.0)
+                f /= max(float(f.sum()), 1e-300)
+                averaged = np.maximum(averaged * f, _LOSS_WEIGHTED_FLOOR)
                 averaged /= averaged.sum()
             self._weights = averaged
         self._previous = losses
