@@ -10,12 +10,14 @@ import pytest
 
 from dft2mlip.train.weighting import (
     DWA,
+    SCHEME_OPTIONS,
     SCHEMES,
     FixedWeighting,
     GradNorm,
     ReLoBRaLo,
     SoftAdapt,
     UncertaintyWeighting,
+    loss_record,
     make_weighting,
     normalise_mode,
     update_interval,
@@ -664,3 +666,54 @@ def test_config_accepts_every_scheme():
     cfg["training"]["runs"]["relobralo"].update(update_interval_batches=4, temperature=0.2)
     validate_config(cfg)
     check_config(cfg)
+
+
+def test_options_are_the_run_config_keys_of_each_scheme():
+    for scheme in SCHEMES:
+        built = make_weighting("r", {"scheme": scheme, "weights": {"energy": 1.0}}, COMPS)
+        assert tuple(built.options()) == SCHEME_OPTIONS[scheme], scheme
+        json.dumps(built.options())  # plain types
+    sa = make_weighting("r", {"scheme": "softadapt", "beta": 0.7, "window": 2}, COMPS)
+    assert sa.options() == {"beta": 0.7, "window": 2, "loss_weighted": False}
+
+
+def test_loss_record_of_fixed_weights_without_normalisation():
+    fixed = FixedWeighting({"energy": 1.0, "forces": 100.0})
+    rows = [{"epoch": 1, "weight_energy": 1.0, "weight_forces": 100.0, "weight_stress": 0.0}]
+    record = loss_record(
+        fixed,
+        normalise="none",
+        refs={"energy": 1.0, "forces": 1.0},
+        update_interval_batches=0,
+        history=rows,
+        model_epoch=1,
+    )
+    assert record["scheme"] == "fixed" and record["normalise"] == "none"
+    assert record["options"] == {"weights": {"energy": 1.0, "forces": 100.0}}
+    assert record["reference_losses"] is None  # no references without normalisation
+    assert record["weight_trajectory"] == {
+        "epoch": [1],
+        "energy": [1.0],
+        "forces": [100.0],
+        "stress": [0.0],
+    }
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_loss_record_keeps_references_and_the_whole_trajectory():
+    sa = SoftAdapt(COMPS, window=2)
+    rows = []
+    for epoch, losses in enumerate(HAND_LOSSES, start=1):
+        used = sa.weights
+        sa.update(as_dict(losses))
+        rows.append({"epoch": epoch, **{f"weight_{k}": used[k] for k in COMPS}})
+    refs = {"energy": 0.5, "forces": 0.25, "stress": 1e-5}
+    record = loss_record(
+        sa, normalise="initial", refs=refs, update_interval_batches=4, history=rows, model_epoch=3
+    )
+    assert record["reference_losses"] == refs
+    assert record["update_interval_batches"] == 4 and record["model_epoch"] == 3
+    assert record["weight_trajectory"]["epoch"] == [1, 2, 3, 4]
+    assert record["weight_trajectory"]["stress"] == [r["weight_stress"] for r in rows]
+    last_used = {k: rows[-1][f"weight_{k}"] for k in COMPS}
+    assert record["final_weights"] == sa.weights != last_used  # after the last update

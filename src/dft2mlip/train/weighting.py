@@ -116,6 +116,10 @@ class WeightingScheme:
         """Observe one interval's component losses and return the new weights."""
         raise NotImplementedError
 
+    def options(self) -> dict[str, Any]:
+        """The scheme's run-config options (:data:`SCHEME_OPTIONS`) with the values in use."""
+        return {}
+
     def state_dict(self) -> dict:
         """JSON-able state; ``load_state_dict`` of it continues the scheme exactly."""
         raise NotImplementedError
@@ -205,6 +209,9 @@ class FixedWeighting(WeightingScheme):
     def weights(self) -> dict[str, float]:
         return dict(self._weights)
 
+    def options(self) -> dict[str, Any]:
+        return {"weights": self.weights}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         """Fixed weights ignore the losses (a zero-weight term may have none)."""
         return self.weights
@@ -277,6 +284,9 @@ class SoftAdapt(WeightingScheme):
     @property
     def weights(self) -> dict[str, float]:
         return {c: float(w) for c, w in zip(self.components, self._weights, strict=True)}
+
+    def options(self) -> dict[str, Any]:
+        return {"beta": self.beta, "window": self.window, "loss_weighted": self.loss_weighted}
 
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
@@ -401,6 +411,9 @@ class ReLoBRaLo(_VectorScheme):
         self._initial: np.ndarray | None = None
         self._previous: np.ndarray | None = None
 
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "temperature": self.temperature, "lookback": self.lookback}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
         if self._initial is None:
@@ -470,6 +483,9 @@ class DWA(_VectorScheme):
         super().__init__(components)
         self.temperature = _check_positive(temperature, "dwa temperature")
         self._previous: np.ndarray | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {"temperature": self.temperature}
 
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
@@ -601,6 +617,9 @@ class GradNorm(_VectorScheme):
         self._v = np.zeros(n)
         self._t = 0
 
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "weights_lr": self.lr}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         """Weights learn per batch in :meth:`batch_step`; nothing to do per interval."""
         return self.weights
@@ -689,6 +708,71 @@ SCHEME_OPTIONS = {
     "uncertainty": (),
     "gradnorm": ("alpha", "weights_lr"),
 }
+
+
+#: format tag of the loss record stored with every trained model (:func:`loss_record`)
+LOSS_RECORD_FORMAT = "dft2mlip-loss-record-v1"
+#: units of the raw component losses L_k (MSEs of :mod:`dft2mlip.train.loss`)
+LOSS_UNITS = {"energy": "(eV/atom)^2", "forces": "(eV/A)^2", "stress": "(eV/A^3)^2"}
+
+
+def loss_record(
+    scheme: WeightingScheme,
+    *,
+    normalise: str,
+    refs: Mapping[str, float],
+    update_interval_batches: int,
+    history: Sequence[Mapping[str, Any]],
+    model_epoch: int | None,
+) -> dict[str, Any]:
+    """The loss a model was trained with, as plain JSON types (stored in ``model.pt``,
+    ``model.loss.json`` and as the ``dft2mlip_loss`` attribute of ``model.model``).
+
+    Parameters
+    ----------
+    scheme : WeightingScheme
+        The run's scheme after the last update.
+    normalise : str
+        ``initial`` or ``none`` (:func:`normalise_mode`).
+    refs : mapping
+        L_k^ref per weighted component (raw MSE units, :data:`LOSS_UNITS`); ignored for
+        ``none``.
+    update_interval_batches : int
+        0 = weights updated once per epoch (:func:`update_interval`).
+    history : sequence of mapping
+        history.csv rows so far: ``epoch`` and ``weight_<component>`` (the mean over the
+        epoch's batches of the weights the loss used).
+    model_epoch : int or None
+        Epoch of the stored model (the best validation score).
+
+    Returns
+    -------
+    dict
+        ``format``, ``scheme``, ``options`` (:meth:`WeightingScheme.options`), ``components``,
+        ``normalise``, ``reference_losses`` (None unless ``initial``), ``reference_units``,
+        ``update_interval_batches``, ``model_epoch``, ``final_weights`` (after the last update)
+        and ``weight_trajectory`` = ``{"epoch": [...], "energy": [...], "forces": [...],
+        "stress": [...]}``, one entry per epoch, equal to history.csv's weight columns.
+    """
+    initial = normalise == "initial"
+    return {
+        "format": LOSS_RECORD_FORMAT,
+        "scheme": scheme.name,
+        "options": dict(scheme.options()),
+        "components": list(scheme.components),
+        "normalise": normalise,
+        "reference_losses": (
+            {k: float(refs[k]) for k in scheme.components if k in refs} if initial else None
+        ),
+        "reference_units": dict(LOSS_UNITS),
+        "update_interval_batches": int(update_interval_batches),
+        "model_epoch": None if model_epoch is None else int(model_epoch),
+        "final_weights": {k: float(v) for k, v in scheme.weights.items()},
+        "weight_trajectory": {
+            "epoch": [int(row["epoch"]) for row in history],
+            **{k: [float(row[f"weight_{k}"]) for row in history] for k in ALL_COMPONENTS},
+        },
+    }
 
 
 def make_weighting(
