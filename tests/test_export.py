@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -34,25 +35,29 @@ RUN_CFG = {
 }
 
 
-@pytest.fixture(scope="module", params=["float64", "float32"])
-def trained(request, tmp_path_factory):
-    work = tmp_path_factory.mktemp(f"export_{request.param}")
-    train, val = write_dataset(work)
-    summary = train_run(
-        train,
-        val,
-        work / "out",
+def train(work, out, dtype):
+    return train_run(
+        work / "train.xyz",
+        work / "val.xyz",
+        out,
         run_name="export",
         model_cfg=TINY_MODEL,
         run_cfg=RUN_CFG,
         epochs=3,
         batch_size=3,
         lr=0.01,
-        dtype=request.param,
+        dtype=dtype,
         seed=2,
         threads=1,
         device="cpu",
     )
+
+
+@pytest.fixture(scope="module", params=["float64", "float32"])
+def trained(request, tmp_path_factory):
+    work = tmp_path_factory.mktemp(f"export_{request.param}")
+    write_dataset(work)
+    summary = train(work, work / "out", request.param)
     return request.param, work / "out", summary
 
 
@@ -144,3 +149,18 @@ def test_loss_record_travels_with_both_model_files(trained):
     sums = np.sum([trajectory[k] for k in ("energy", "forces", "stress")], axis=0)
     np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
     assert len(set(trajectory["stress"])) > 1  # the weights moved
+
+
+def test_loss_record_restored_from_the_training_state(trained, tmp_path):
+    """Outputs deleted after the last epoch (as Snakemake does after a failure): the rerun
+    restores them from last.pt without training, with the same loss record."""
+    dtype, out, _ = trained
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    for name in ("model.pt", "model.model", "model.loss.json", "history.csv"):
+        (copy / name).unlink()
+    again = train(out.parent, copy, dtype)
+    assert again["resumed_from_epoch"] == 3
+    before = json.loads((out / "model.loss.json").read_text())
+    assert json.loads((copy / "model.loss.json").read_text()) == before
+    assert torch.load(copy / "model.pt", weights_only=True)["loss"] == before
