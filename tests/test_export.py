@@ -2,10 +2,17 @@
 
 ``model.model`` is the whole torch module saved the way ``mace_run_train`` saves ``*.model``, so
 MACE's tools (MACECalculator, mace_create_lammps_model) take it on. Both calculators must give
-the same energy, forces and stress (eV, eV/Å, eV/Å³ ASE Voigt, tension positive).
+the same energy, forces and stress (eV, eV/Å, eV/Å³ ASE Voigt, tension positive). The loss the
+model was trained with (scheme, options, normalisation, weights of every epoch) travels with
+both files.
 """
 
 from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
 
 import numpy as np
 import pytest
@@ -15,30 +22,43 @@ from training_helpers import TINY_MODEL, write_dataset
 
 from dft2mlip.calculator import MLIPCalculator
 from dft2mlip.train.trainer import train_run
+from dft2mlip.train.weighting import SCHEME_OPTIONS
 
 pytestmark = pytest.mark.slow
+
+RUN_CFG = {
+    "scheme": "softadapt",
+    "beta": 1.0,
+    "window": 2,
+    "loss_weighted": True,
+    "normalise": "initial",
+}
+
+
+def train(work, out, dtype):
+    return train_run(
+        work / "train.xyz",
+        work / "val.xyz",
+        out,
+        run_name="export",
+        model_cfg=TINY_MODEL,
+        run_cfg=RUN_CFG,
+        epochs=3,
+        batch_size=3,
+        lr=0.01,
+        dtype=dtype,
+        seed=2,
+        threads=1,
+        device="cpu",
+    )
 
 
 @pytest.fixture(scope="module", params=["float64", "float32"])
 def trained(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"export_{request.param}")
-    train, val = write_dataset(work)
-    train_run(
-        train,
-        val,
-        work / "out",
-        run_name="export",
-        model_cfg=TINY_MODEL,
-        run_cfg={"scheme": "softadapt", "normalise": "initial"},
-        epochs=3,
-        batch_size=3,
-        lr=0.01,
-        dtype=request.param,
-        seed=2,
-        threads=1,
-        device="cpu",
-    )
-    return request.param, work / "out"
+    write_dataset(work)
+    summary = train(work, work / "out", request.param)
+    return request.param, work / "out", summary
 
 
 def structures():
@@ -59,7 +79,7 @@ def structures():
 def test_mace_calculator_gives_identical_energy_forces_stress(trained):
     from mace.calculators import MACECalculator
 
-    dtype, out = trained
+    dtype, out, _ = trained
     ours = MLIPCalculator(out / "model.pt")
     before = torch.get_default_dtype()
     theirs = MACECalculator(model_paths=str(out / "model.model"), device="cpu", default_dtype=dtype)
@@ -79,7 +99,7 @@ def test_mace_calculator_gives_identical_energy_forces_stress(trained):
 
 def test_exported_model_is_the_best_checkpoint(trained):
     """model.model holds the same parameters as model.pt (the best validation epoch)."""
-    _, out = trained
+    _, out, _ = trained
     ckpt = torch.load(out / "model.pt", weights_only=True)
     whole = torch.load(out / "model.model", weights_only=False)
     state = whole.state_dict()
@@ -88,3 +108,59 @@ def test_exported_model_is_the_best_checkpoint(trained):
         assert torch.equal(state[key].cpu(), value), key
     assert float(whole.r_max) == TINY_MODEL["r_max_A"]
     assert [int(z) for z in whole.atomic_numbers] == [13]
+
+
+def history_weights(path):
+    """history.csv's epoch and weight columns, parsed exactly (Python floats)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = {"epoch": [int(r["epoch"]) for r in rows]}
+    for k in ("energy", "forces", "stress"):
+        out[k] = [float(r[f"weight_{k}"]) for r in rows]
+    return out
+
+
+def test_loss_record_travels_with_both_model_files(trained):
+    """model.pt (weights_only), model.loss.json and model.model's attribute hold the same
+    record: the run config's scheme and options, the normalisation references and the
+    weights of every epoch, equal to history.csv's weight columns."""
+    _, out, summary = trained
+    ckpt = torch.load(out / "model.pt", weights_only=True)
+    record = ckpt["loss"]
+    assert json.loads((out / "model.loss.json").read_text()) == record
+    assert summary["loss_record_path"] == str(out / "model.loss.json")
+    whole = torch.load(out / "model.model", weights_only=False)
+    assert whole.dft2mlip_loss == record
+
+    assert record["scheme"] == RUN_CFG["scheme"]
+    assert record["options"] == {k: RUN_CFG[k] for k in SCHEME_OPTIONS["softadapt"]}
+    assert record["normalise"] == RUN_CFG["normalise"]
+    assert record["update_interval_batches"] == 0
+    assert record["components"] == ["energy", "forces", "stress"]
+    assert record["reference_losses"] == ckpt["normalisation"]["refs"]
+    assert all(math.isfinite(v) and v > 0 for v in record["reference_losses"].values())
+    assert record["model_epoch"] == ckpt["epoch"] == summary["best_epoch"]
+    assert record["final_weights"] == summary["final_weights"]
+
+    trajectory = record["weight_trajectory"]
+    assert trajectory == history_weights(out / "history.csv")
+    assert trajectory["epoch"] == [1, 2, 3]
+    assert trajectory["energy"][0] == pytest.approx(1 / 3, rel=1e-12)  # uniform first epoch
+    sums = np.sum([trajectory[k] for k in ("energy", "forces", "stress")], axis=0)
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-12)
+    assert len(set(trajectory["stress"])) > 1  # the weights moved
+
+
+def test_loss_record_restored_from_the_training_state(trained, tmp_path):
+    """Outputs deleted after the last epoch (as Snakemake does after a failure): the rerun
+    restores them from last.pt without training, with the same loss record."""
+    dtype, out, _ = trained
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    for name in ("model.pt", "model.model", "model.loss.json", "history.csv"):
+        (copy / name).unlink()
+    again = train(out.parent, copy, dtype)
+    assert again["resumed_from_epoch"] == 3
+    before = json.loads((out / "model.loss.json").read_text())
+    assert json.loads((copy / "model.loss.json").read_text()) == before
+    assert torch.load(copy / "model.pt", weights_only=True)["loss"] == before

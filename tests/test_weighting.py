@@ -10,12 +10,14 @@ import pytest
 
 from dft2mlip.train.weighting import (
     DWA,
+    SCHEME_OPTIONS,
     SCHEMES,
     FixedWeighting,
     GradNorm,
     ReLoBRaLo,
     SoftAdapt,
     UncertaintyWeighting,
+    loss_record,
     make_weighting,
     normalise_mode,
     update_interval,
@@ -24,16 +26,35 @@ from dft2mlip.train.weighting import (
 COMPS = ("energy", "forces", "stress")
 
 
-def softadapt_step(prev, curr, beta):
-    """DESIGN.md formula written out independently: softmax(β Δ/max(‖Δ‖, 1e-8))."""
-    delta = [c - p for c, p in zip(curr, prev, strict=True)]
-    norm = max(math.sqrt(sum(d * d for d in delta)), 1e-8)
-    exps = [math.exp(beta * d / norm) for d in delta]
-    return [e / sum(exps) for e in exps]
-
-
 def as_dict(values):
     return dict(zip(COMPS, values, strict=True))
+
+
+def vector(weights):
+    return np.array([weights[c] for c in COMPS])
+
+
+# Hand-made loss curves (E, F, S) whose changes have exact norms (3-4-5 triangles), so
+# d = Δ/‖Δ‖ is known in closed form:
+#  t   L_E   L_F   L_S    Δ                     ‖Δ‖   d
+#  0   1.00  1.00  1.00
+#  1   0.70  0.60  1.00   (-0.3, -0.4,  0.0)    0.5   (-0.6, -0.8,  0.0)
+#  2   0.50  0.50  0.80   (-0.2, -0.1, -0.2)    0.3   (-2/3, -1/3, -2/3)
+#  3   0.38  0.50  0.64   (-0.12, 0.0, -0.16)   0.2   (-0.6,  0.0, -0.8)
+HAND_LOSSES = [[1.0, 1.0, 1.0], [0.7, 0.6, 1.0], [0.5, 0.5, 0.8], [0.38, 0.5, 0.64]]
+# softmax(β d) with β = 1, written out
+_E1 = [math.exp(-0.6), math.exp(-0.8), math.exp(0.0)]
+_E2 = [math.exp(-2 / 3), math.exp(-1 / 3), math.exp(-2 / 3)]
+_E3 = [math.exp(-0.6), math.exp(0.0), math.exp(-0.8)]
+S1 = np.array(_E1) / sum(_E1)  # (0.274661, 0.224874, 0.500465)
+S2 = np.array(_E2) / sum(_E2)  # (0.294498, 0.411005, 0.294498)
+S3 = np.array(_E3) / sum(_E3)  # (0.274661, 0.500465, 0.224874)
+
+
+def hand_run(**kwargs):
+    """Weights after each update on HAND_LOSSES (the first is uniform)."""
+    sa = SoftAdapt(COMPS, beta=1.0, **kwargs)
+    return [vector(sa.update(as_dict(x))) for x in HAND_LOSSES]
 
 
 def test_uniform_until_two_observations():
@@ -43,12 +64,153 @@ def test_uniform_until_two_observations():
     assert sa.update(as_dict([4.0, 1.0, 0.1])) != pytest.approx(as_dict([1 / 3] * 3))
 
 
-def test_single_step_matches_formula():
-    sa = SoftAdapt(COMPS, beta=1.1, window=5)
-    sa.update(as_dict([1.0, 2.0, 3.0]))
-    weights = sa.update(as_dict([0.5, 1.9, 3.0]))
-    expected = softadapt_step([1.0, 2.0, 3.0], [0.5, 1.9, 3.0], 1.1)
-    assert [weights[c] for c in COMPS] == pytest.approx(expected, rel=1e-12)
+def test_hand_computed_window_1_is_the_latest_softmax():
+    w = hand_run(window=1)
+    np.testing.assert_allclose(w[0], [1 / 3] * 3, rtol=1e-12)
+    np.testing.assert_allclose(w[1], S1, rtol=1e-9)
+    np.testing.assert_allclose(w[2], S2, rtol=1e-9)
+    np.testing.assert_allclose(w[3], S3, rtol=1e-9)
+    np.testing.assert_allclose(w[1], [0.274661, 0.224874, 0.500465], atol=1e-6)
+    # the term whose loss did not fall gets the most weight: stress at t = 1, forces at t = 3
+    assert w[1].argmax() == 2 and w[3].argmax() == 1
+
+
+def test_hand_computed_window_averages():
+    w2 = hand_run(window=2)
+    np.testing.assert_allclose(w2[1], S1, rtol=1e-9)
+    np.testing.assert_allclose(w2[2], (S1 + S2) / 2, rtol=1e-9)
+    np.testing.assert_allclose(w2[3], (S2 + S3) / 2, rtol=1e-9)  # S1 has left the window
+    np.testing.assert_allclose(w2[3], [0.284579, 0.455735, 0.259686], atol=1e-6)
+    w3 = hand_run(window=3)
+    np.testing.assert_allclose(w3[3], (S1 + S2 + S3) / 3, rtol=1e-9)
+
+
+def test_hand_computed_loss_weighted_uses_current_losses():
+    """w_k ∝ w̃_k f_k with f = L(t) of this update (Heydari et al. 2019), window 2."""
+    w = hand_run(window=2, loss_weighted=True)
+    expected = [
+        S1 * [0.7, 0.6, 1.0],
+        (S1 + S2) / 2 * [0.5, 0.5, 0.8],
+        (S2 + S3) / 2 * [0.38, 0.5, 0.64],
+    ]
+    for t, e in enumerate(expected, start=1):
+        np.testing.assert_allclose(w[t], e / e.sum(), rtol=1e-9)
+    np.testing.assert_allclose(w[3], [0.215330, 0.453733, 0.330937], atol=1e-6)
+
+
+def test_loss_weighted_forgets_everything_outside_the_window():
+    """Not compounding: two runs with different pasts but the same last window + 1 losses
+    have the same weights (the earlier code multiplied by the previous weights, so the
+    whole history stayed in them)."""
+    tail = [[0.9, 0.8, 0.7], [0.85, 0.6, 0.69], [0.8, 0.55, 0.5], [0.6, 0.5, 0.49]]
+    past_a = [[3.0, 1.0, 1.0], [1.0, 2.0, 0.9], [0.95, 1.0, 0.8]]
+    past_b = [[1.0, 1.0, 5.0], [0.95, 0.9, 3.0]]
+    for window in (1, 3):
+        a = SoftAdapt(COMPS, window=window, loss_weighted=True)
+        b = SoftAdapt(COMPS, window=window, loss_weighted=True)
+        wa = [a.update(as_dict(x)) for x in past_a][-1]
+        wb = [b.update(as_dict(x)) for x in past_b][-1]
+        assert wa != pytest.approx(wb, rel=1e-3)
+        for x in tail:  # window + 1 <= 4 observations
+            wa, wb = a.update(as_dict(x)), b.update(as_dict(x))
+        assert wa == pytest.approx(wb, rel=1e-12)
+
+
+def random_curves(rng, n_steps, n_comp=3):
+    """Positive loss curves: random walks in log space with occasional repeats (Δ = 0)."""
+    log_l = rng.uniform(-3, 1, n_comp)
+    curves = []
+    for _ in range(n_steps):
+        if rng.random() > 0.1:
+            log_l = log_l + rng.normal(-0.05, 0.2, n_comp)
+        curves.append(np.exp(log_l))
+    return curves
+
+
+@pytest.mark.parametrize("loss_weighted", [False, True])
+def test_window_1_weights_change_on_every_interval(loss_weighted):
+    """Window 1: each update's weights are its own softmax vector, whatever came before."""
+    rng = np.random.default_rng(11)
+    curves = [np.exp(rng.normal(0, 1, 3)) for _ in range(30)]
+    sa = SoftAdapt(COMPS, window=1, loss_weighted=loss_weighted)
+    previous = vector(sa.update(as_dict(curves[0])))
+    for t in range(1, len(curves)):
+        w = vector(sa.update(as_dict(curves[t])))
+        assert not np.allclose(w, previous, rtol=1e-6)
+        fresh = SoftAdapt(COMPS, window=1, loss_weighted=loss_weighted)
+        fresh.update(as_dict(curves[t - 1]))
+        np.testing.assert_allclose(w, vector(fresh.update(as_dict(curves[t]))), rtol=1e-12)
+        previous = w
+
+
+def test_weight_ratio_bounded_by_beta():
+    """‖d‖ ≤ 1, so d_max − d_min ≤ √2 and every softmax vector (and their mean) has
+    max/min ≤ exp(√2 β) ≤ exp(2β), over random curves, betas and windows."""
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        beta = float(rng.uniform(0.1, 5.0))
+        sa = SoftAdapt(COMPS, beta=beta, window=int(rng.integers(1, 8)))
+        for x in random_curves(rng, 40):
+            w = vector(sa.update(as_dict(x)))
+            assert w.max() / w.min() <= math.exp(math.sqrt(2) * beta) * (1 + 1e-12)
+            assert w.max() / w.min() <= math.exp(2 * beta)
+
+
+@pytest.mark.parametrize("loss_weighted", [False, True])
+def test_normalise_initial_makes_weights_invariant_to_rescaling_one_term(loss_weighted):
+    """The trainer feeds update() with L_k / L_k^ref (``normalise: initial``); rescaling one
+    term's loss by a constant (other units, a different material) then changes nothing.
+    Without the normalisation it does change the weights."""
+    rng = np.random.default_rng(5)
+    curves = random_curves(rng, 25)
+    scaled = [x * [1.0, 1.0, 1e-4] for x in curves]  # stress in other units
+
+    def weights(seq, normalise):
+        ref = seq[0] if normalise else np.ones(3)
+        sa = SoftAdapt(COMPS, beta=1.1, window=3, loss_weighted=loss_weighted)
+        return [vector(sa.update({k: x[i] / ref[i] for i, k in enumerate(COMPS)})) for x in seq]
+
+    for a, b in zip(weights(curves, True), weights(scaled, True), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    raw_a, raw_b = weights(curves, False), weights(scaled, False)
+    assert not np.allclose(raw_a[-1], raw_b[-1], rtol=1e-3)
+
+
+def exponential_run(rates, beta=1.1, window=5, n=50):
+    """Weights and normalised losses f = L/L(0) on L_k(t) = a_k exp(−r_k t), t = 0..n."""
+    a = np.array([2.0, 0.5, 0.01])  # (eV/atom)², (eV/Å)², (eV/Å³)²: very different scales
+    sa = SoftAdapt(COMPS, beta=beta, window=window, loss_weighted=True)
+    out = []
+    for t in range(n + 1):
+        losses = a * np.exp(-np.asarray(rates) * t)
+        f = losses / a  # normalise: initial, L_k^ref = L_k(0) = a_k
+        out.append((vector(sa.update(as_dict(f))), f))
+    return out
+
+
+def test_loss_weighted_does_not_collapse_on_smooth_curves():
+    """w_k ≤ f_k R / (f_k R + Σ_{j≠k} f_j) with R = exp(√2 β) (class docstring). With decay
+    rates 0.05, 0.04, 0.03 per interval, f_k / f_j ≤ exp(0.02 · 50) = e over 50 intervals, so
+    no weight exceeds e R / (e R + 2) = 0.8656 (β = 1.1). The earlier, compounding code
+    reached 0.93 on these curves, and 0.96 within 11 intervals with rates 0.1, 0.05, 0.02."""
+    r_bound = math.exp(math.sqrt(2) * 1.1)
+    bound = math.e * r_bound / (math.e * r_bound + 2)
+    assert bound == pytest.approx(0.8656, abs=1e-4)
+    weights = [w for w, _ in exponential_run((0.05, 0.04, 0.03))]
+    assert max(w.max() for w in weights) <= bound < 0.9
+    weights = [w for w, _ in exponential_run((0.1, 0.05, 0.02))]
+    assert max(w.max() for w in weights) < 0.9
+
+
+def test_loss_weighted_bound_from_current_losses_over_random_curves():
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        beta = float(rng.uniform(0.5, 3.0))
+        r_bound = math.exp(math.sqrt(2) * beta)
+        rates = rng.uniform(0.0, 0.2, 3)
+        for w, f in exponential_run(rates, beta=beta, window=int(rng.integers(1, 8))):
+            others = f.sum() - f
+            assert np.all(w <= f * r_bound / (f * r_bound + others) * (1 + 1e-9))
 
 
 def test_stalled_term_gains_weight_improving_terms_lose_it():
@@ -70,43 +232,17 @@ def test_growing_term_gains_most():
     assert weights["stress"] > weights["forces"] > weights["energy"]
 
 
-def test_scale_of_losses_does_not_matter():
-    """Δ is normalised by its norm: multiplying all losses by a constant changes nothing."""
+@pytest.mark.parametrize("loss_weighted", [False, True])
+def test_scale_of_losses_does_not_matter(loss_weighted):
+    """Δ is normalised by its norm and f by its sum: multiplying all losses by a constant
+    changes nothing."""
     seq = [[1.0, 3.0, 0.2], [0.8, 2.0, 0.25], [0.7, 1.9, 0.1], [0.71, 1.5, 0.09]]
-    a, b = SoftAdapt(COMPS), SoftAdapt(COMPS)
+    a = SoftAdapt(COMPS, loss_weighted=loss_weighted)
+    b = SoftAdapt(COMPS, loss_weighted=loss_weighted)
     for losses in seq:
         wa = a.update(as_dict(losses))
         wb = b.update(as_dict([1e-3 * x for x in losses]))
     assert wa == pytest.approx(wb, rel=1e-12)
-
-
-@pytest.mark.parametrize("window", [1, 2, 3])
-def test_window_averages_recent_softmax_vectors(window):
-    rng = np.random.default_rng(window)
-    losses = [list(rng.uniform(0.1, 2.0, 3)) for _ in range(7)]
-    sa = SoftAdapt(COMPS, beta=1.1, window=window)
-    for x in losses:
-        weights = sa.update(as_dict(x))
-    steps = [softadapt_step(losses[i - 1], losses[i], 1.1) for i in range(1, len(losses))]
-    recent = np.mean(steps[-window:], axis=0)
-    expected = recent / recent.sum()
-    assert [weights[c] for c in COMPS] == pytest.approx(list(expected), rel=1e-12)
-
-
-def test_loss_weighted_variant_multiplies_by_current_weights():
-    losses = [[1.0, 2.0, 3.0], [0.5, 1.9, 3.0], [0.45, 1.0, 2.9], [0.44, 0.9, 2.9]]
-    sa = SoftAdapt(COMPS, beta=1.1, window=2, loss_weighted=True)
-    current = np.full(3, 1 / 3)
-    steps = []
-    for i, x in enumerate(losses):
-        weights = sa.update(as_dict(x))
-        if i == 0:
-            continue
-        steps.append(softadapt_step(losses[i - 1], x, 1.1))
-        averaged = np.mean(steps[-2:], axis=0)
-        averaged /= averaged.sum()
-        current = averaged * current / np.sum(averaged * current)
-        assert [weights[c] for c in COMPS] == pytest.approx(list(current), rel=1e-12)
 
 
 @pytest.mark.parametrize("loss_weighted", [False, True])
@@ -530,3 +666,54 @@ def test_config_accepts_every_scheme():
     cfg["training"]["runs"]["relobralo"].update(update_interval_batches=4, temperature=0.2)
     validate_config(cfg)
     check_config(cfg)
+
+
+def test_options_are_the_run_config_keys_of_each_scheme():
+    for scheme in SCHEMES:
+        built = make_weighting("r", {"scheme": scheme, "weights": {"energy": 1.0}}, COMPS)
+        assert tuple(built.options()) == SCHEME_OPTIONS[scheme], scheme
+        json.dumps(built.options())  # plain types
+    sa = make_weighting("r", {"scheme": "softadapt", "beta": 0.7, "window": 2}, COMPS)
+    assert sa.options() == {"beta": 0.7, "window": 2, "loss_weighted": False}
+
+
+def test_loss_record_of_fixed_weights_without_normalisation():
+    fixed = FixedWeighting({"energy": 1.0, "forces": 100.0})
+    rows = [{"epoch": 1, "weight_energy": 1.0, "weight_forces": 100.0, "weight_stress": 0.0}]
+    record = loss_record(
+        fixed,
+        normalise="none",
+        refs={"energy": 1.0, "forces": 1.0},
+        update_interval_batches=0,
+        history=rows,
+        model_epoch=1,
+    )
+    assert record["scheme"] == "fixed" and record["normalise"] == "none"
+    assert record["options"] == {"weights": {"energy": 1.0, "forces": 100.0}}
+    assert record["reference_losses"] is None  # no references without normalisation
+    assert record["weight_trajectory"] == {
+        "epoch": [1],
+        "energy": [1.0],
+        "forces": [100.0],
+        "stress": [0.0],
+    }
+    assert json.loads(json.dumps(record)) == record
+
+
+def test_loss_record_keeps_references_and_the_whole_trajectory():
+    sa = SoftAdapt(COMPS, window=2)
+    rows = []
+    for epoch, losses in enumerate(HAND_LOSSES, start=1):
+        used = sa.weights
+        sa.update(as_dict(losses))
+        rows.append({"epoch": epoch, **{f"weight_{k}": used[k] for k in COMPS}})
+    refs = {"energy": 0.5, "forces": 0.25, "stress": 1e-5}
+    record = loss_record(
+        sa, normalise="initial", refs=refs, update_interval_batches=4, history=rows, model_epoch=3
+    )
+    assert record["reference_losses"] == refs
+    assert record["update_interval_batches"] == 4 and record["model_epoch"] == 3
+    assert record["weight_trajectory"]["epoch"] == [1, 2, 3, 4]
+    assert record["weight_trajectory"]["stress"] == [r["weight_stress"] for r in rows]
+    last_used = {k: rows[-1][f"weight_{k}"] for k in COMPS}
+    assert record["final_weights"] == sa.weights != last_used  # after the last update

@@ -22,6 +22,9 @@ One call of :func:`train_run` trains one run spec of ``training.runs``:
 Outputs in ``out_dir``: ``model.pt`` (loads with ``torch.load(..., weights_only=True)``; read it
 with :func:`dft2mlip.calculator.load_model`), ``model.model`` (the best model as a whole pickled
 torch module, the form MACE's ``MACECalculator`` and ``mace_create_lammps_model`` load),
+``model.loss.json`` (the loss the model was trained with: scheme, options, normalisation and
+its references, the weights of every epoch; :func:`dft2mlip.train.weighting.loss_record`, also
+stored under ``"loss"`` in ``model.pt`` and as ``model.model``'s attribute ``dft2mlip_loss``),
 ``history.csv`` (one row per epoch) and ``last.pt``: the complete training state after the
 latest epoch (model, optimiser, scheduler, EMA, weighting state, normalisation references, RNG
 states, history, best model). When ``last.pt`` exists and was written by the same run (same
@@ -50,10 +53,11 @@ import ase.io
 import numpy as np
 import torch
 
-from dft2mlip.io import atomic_write
+from dft2mlip.io import atomic_write, atomic_write_text
 from dft2mlip.train import models
 from dft2mlip.train.loss import COMPONENTS, component_sums
 from dft2mlip.train.weighting import (
+    loss_record,
     make_weighting,
     normalise_mode,
     update_interval,
@@ -87,6 +91,8 @@ HISTORY_COLUMNS = (
 LR_SCHEDULERS = ("none", "plateau", "cosine")
 #: format tag of ``last.pt``
 RESUME_FORMAT = "dft2mlip-training-state-v1"
+#: file name, in the run's output directory, of the JSON loss record (beside ``model.model``)
+LOSS_RECORD_NAME = "model.loss.json"
 _VAL_KEYS = {
     "energy": "val_energy_rmse_meV_per_atom",
     "forces": "val_forces_rmse_meV_per_A",
@@ -370,7 +376,7 @@ def train_run(
     progress: bool | None = None,
 ) -> dict:
     """Train one run of ``training.runs`` and write ``model.pt``, ``model.model``,
-    ``history.csv`` and ``last.pt``.
+    ``model.loss.json``, ``history.csv`` and ``last.pt``.
 
     Parameters
     ----------
@@ -379,7 +385,8 @@ def train_run(
         (eV/Å³, Voigt, tension positive).
     out_dir : path
         Created if needed; receives ``model.pt`` (best validation score), ``model.model``
-        (the same model for MACE's tools), ``history.csv`` and ``last.pt`` (resume state).
+        (the same model for MACE's tools), ``model.loss.json`` (the loss record),
+        ``history.csv`` and ``last.pt`` (resume state).
     run_name : str
         Key of the run in ``training.runs`` (errors and logs name it).
     model_cfg : dict
@@ -526,12 +533,18 @@ def _write_history(path: Path, rows: list[dict]) -> None:
             writer.writerow([row[c] for c in HISTORY_COLUMNS])
 
 
-def export_mace_model(model: torch.nn.Module, path: str | os.PathLike) -> None:
+def export_mace_model(
+    model: torch.nn.Module, path: str | os.PathLike, *, loss: Mapping[str, Any] | None = None
+) -> None:
     """``torch.save`` the whole model on CPU, as ``mace_run_train`` writes ``<name>.model``.
 
     MACE's ``MACECalculator(model_paths=path)`` and ``mace_create_lammps_model`` read this file
-    (pickled module: load it only from a trusted source, ``weights_only=False``).
+    (pickled module: load it only from a trusted source, ``weights_only=False``). ``loss`` (the
+    run's :func:`dft2mlip.train.weighting.loss_record`) travels as the plain-dict attribute
+    ``model.dft2mlip_loss``; MACE's tools and TorchScript ignore it.
     """
+    if loss is not None:
+        model.dft2mlip_loss = models.plain(dict(loss))
     with atomic_write(path) as tmp:
         torch.save(model.to("cpu"), tmp)
 
@@ -625,6 +638,7 @@ def _train(
     history_path = out_dir / "history.csv"
     model_path = out_dir / "model.pt"
     mace_path = out_dir / "model.model"
+    loss_path = out_dir / LOSS_RECORD_NAME
     state_path = out_dir / "last.pt"
     fingerprint = _fingerprint(train_path, val_path, model_cfg, run_cfg, settings)
     state = _load_resume_state(state_path, fingerprint, run_name) if resume else None
@@ -672,7 +686,7 @@ def _train(
             log.info("run %s: normalisation references L_ref %s", run_name, refs)
     # the declared outputs are rewritten from the state (a workflow manager may have removed
     # them when the interrupted attempt failed)
-    for stale in (model_path, mace_path):
+    for stale in (model_path, mace_path, loss_path):
         stale.unlink(missing_ok=True)
     if best_payload is not None:
         _save_payload(model_path, best_payload)
@@ -833,6 +847,14 @@ def _train(
                     "val": {_VAL_KEYS[k]: row[_VAL_KEYS[k]] for k in COMPONENTS},
                 }
                 since_best = 0
+                best_payload["loss"] = loss_record(
+                    weighting,
+                    normalise=mode,
+                    refs=refs,
+                    update_interval_batches=interval,
+                    history=rows,
+                    model_epoch=epoch,
+                )
                 _save_payload(model_path, best_payload)
             else:
                 since_best += 1
@@ -882,13 +904,26 @@ def _train(
 
     if best_payload is None:
         raise RuntimeError(f"run {run_name}: no epoch finished; nothing to export")
+    # the loss record of the finished run: the whole weight trajectory, not only the epochs
+    # up to the best one
+    record = loss_record(
+        weighting,
+        normalise=mode,
+        refs=refs,
+        update_interval_batches=interval,
+        history=rows,
+        model_epoch=best["epoch"],
+    )
+    best_payload["loss"] = record
+    _save_payload(model_path, best_payload)
     try:  # a copy of the trained module is much cheaper than building one (e3nn codegen)
         best_model = copy.deepcopy(model).to("cpu")
     except Exception:  # noqa: BLE001 - fall back to a fresh build
         best_model = models.model_from_metadata(best_payload["metadata"])
     best_model.load_state_dict(best_payload["model_state"])
     best_model.eval()
-    export_mace_model(best_model, mace_path)
+    export_mace_model(best_model, mace_path, loss=record)
+    atomic_write_text(loss_path, json.dumps(record, indent=1) + "\n")
 
     final_epoch = rows[-1]["epoch"] if rows else 0
     summary = {
@@ -912,6 +947,7 @@ def _train(
         "device": str(device),
         "model_path": str(model_path),
         "mace_model_path": str(mace_path),
+        "loss_record_path": str(loss_path),
         "history_path": str(history_path),
         "state_path": str(state_path),
         "mean_epoch_s": float(np.mean(epoch_times)) if epoch_times else math.nan,

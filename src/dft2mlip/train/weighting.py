@@ -26,9 +26,10 @@ SoftAdapt (Heydari et al. 2019, normalised-slope variant, as in DESIGN.md)
 -------------------------------------------------------------------------
 At interval t: Δ_k = L_k(t) − L_k(t−1); d = Δ / max(‖Δ‖₂, 1e-8); w̃ = softmax(β d). The last
 ``window`` vectors w̃ are averaged and renormalised to sum 1. A term whose loss stops falling
-(Δ_k ≥ 0) gains weight. Loss-weighted variant: the averaged vector is multiplied by the current
-weights and renormalised (w_k ∝ w̃_k · c_k). Until two observations exist the weights are
-uniform (1/n).
+(Δ_k ≥ 0) gains weight. Loss-weighted variant (the paper's): the averaged vector is multiplied
+by the current loss values the update received and renormalised, w_k ∝ w̃_k · f_k(t) — not by
+the current weights, which would compound every softmax vector ``window`` times (see
+:class:`SoftAdapt`). Until two observations exist the weights are uniform (1/n).
 
 ReLoBRaLo (Bischof & Kraus 2021)
 --------------------------------
@@ -76,7 +77,7 @@ import numpy as np
 ALL_COMPONENTS = ("energy", "forces", "stress")
 SCHEMES = ("fixed", "softadapt", "relobralo", "dwa", "uncertainty", "gradnorm")
 NORMALISE_MODES = ("initial", "none")
-#: floor applied in the loss-weighted SoftAdapt variant so compounded weights stay positive
+#: floor of the loss-weighted SoftAdapt weights (a term whose loss reached 0 keeps a share)
 _LOSS_WEIGHTED_FLOOR = 1e-12
 
 
@@ -114,6 +115,10 @@ class WeightingScheme:
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         """Observe one interval's component losses and return the new weights."""
         raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        """The scheme's run-config options (:data:`SCHEME_OPTIONS`) with the values in use."""
+        return {}
 
     def state_dict(self) -> dict:
         """JSON-able state; ``load_state_dict`` of it continues the scheme exactly."""
@@ -204,6 +209,9 @@ class FixedWeighting(WeightingScheme):
     def weights(self) -> dict[str, float]:
         return dict(self._weights)
 
+    def options(self) -> dict[str, Any]:
+        return {"weights": self.weights}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         """Fixed weights ignore the losses (a zero-weight term may have none)."""
         return self.weights
@@ -217,7 +225,26 @@ class FixedWeighting(WeightingScheme):
 
 
 class SoftAdapt(WeightingScheme):
-    """SoftAdapt on normalised loss changes with window averaging (see module docstring).
+    """SoftAdapt on normalised loss changes with window averaging (Heydari et al. 2019).
+
+    At update t with losses L(t) (normalised by L^ref under ``normalise: initial``):
+    Δ = L(t) − L(t−1), d = Δ / max(‖Δ‖₂, 1e-8), s(t) = softmax(β d), and w̃(t) is the mean of
+    the last ``window`` vectors s, renormalised. The plain variant uses w = w̃.
+
+    Loss-weighted variant: w_k = w̃_k f_k / Σ_j w̃_j f_j with f = L(t), the losses this very
+    update received (floored at 1e-12 and renormalised). For window 1 this is the paper's
+    loss-weighted SoftAdapt, w_k = f_k exp(β d_k) / Σ_j f_j exp(β d_j); DESIGN.md's
+    "w_k ∝ w̃_k · c_k" is read with c = these current loss values. f is not the previous
+    weights: multiplying by them (the earlier implementation) made every weight a product of
+    all past softmax vectors, each counted ``window`` times, so one term took > 0.96 of the
+    weight within 20 updates on smooth loss curves. Here the weights depend only on the last
+    ``window`` loss changes and the current losses, so nothing compounds.
+
+    Bounds: ‖d‖₂ ≤ 1 gives max_k d_k − min_k d_k ≤ √2, so any s, and so w̃, has
+    max/min ≤ exp(√2 β) (≤ exp(2β)). The loss-weighted w_k therefore lies below
+    f_k R / (f_k R + Σ_{j≠k} f_j) with R = exp(√2 β): it is limited by how far the current
+    losses are apart, not by the number of updates. Use it with ``normalise: initial``: with
+    raw MSEs (``normalise: none``) f differs by orders of magnitude between E, F and S.
 
     Parameters
     ----------
@@ -228,7 +255,7 @@ class SoftAdapt(WeightingScheme):
     window : int
         Number of most recent softmax vectors averaged (≥ 1).
     loss_weighted : bool
-        Multiply the averaged vector by the current weights before renormalising.
+        Multiply the averaged vector by the current losses before renormalising.
     """
 
     name = "softadapt"
@@ -258,6 +285,9 @@ class SoftAdapt(WeightingScheme):
     def weights(self) -> dict[str, float]:
         return {c: float(w) for c, w in zip(self.components, self._weights, strict=True)}
 
+    def options(self) -> dict[str, Any]:
+        return {"beta": self.beta, "window": self.window, "loss_weighted": self.loss_weighted}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
         if self._previous is not None:
@@ -270,7 +300,9 @@ class SoftAdapt(WeightingScheme):
             averaged = np.mean(self._recent, axis=0)
             averaged /= averaged.sum()
             if self.loss_weighted:
-                averaged = np.maximum(averaged * self._weights, _LOSS_WEIGHTED_FLOOR)
+                f = np.maximum(losses, 0.0)
+                f /= max(float(f.sum()), 1e-300)
+                averaged = np.maximum(averaged * f, _LOSS_WEIGHTED_FLOOR)
                 averaged /= averaged.sum()
             self._weights = averaged
         self._previous = losses
@@ -379,6 +411,9 @@ class ReLoBRaLo(_VectorScheme):
         self._initial: np.ndarray | None = None
         self._previous: np.ndarray | None = None
 
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "temperature": self.temperature, "lookback": self.lookback}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
         if self._initial is None:
@@ -448,6 +483,9 @@ class DWA(_VectorScheme):
         super().__init__(components)
         self.temperature = _check_positive(temperature, "dwa temperature")
         self._previous: np.ndarray | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {"temperature": self.temperature}
 
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
@@ -579,6 +617,9 @@ class GradNorm(_VectorScheme):
         self._v = np.zeros(n)
         self._t = 0
 
+    def options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "weights_lr": self.lr}
+
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         """Weights learn per batch in :meth:`batch_step`; nothing to do per interval."""
         return self.weights
@@ -667,6 +708,71 @@ SCHEME_OPTIONS = {
     "uncertainty": (),
     "gradnorm": ("alpha", "weights_lr"),
 }
+
+
+#: format tag of the loss record stored with every trained model (:func:`loss_record`)
+LOSS_RECORD_FORMAT = "dft2mlip-loss-record-v1"
+#: units of the raw component losses L_k (MSEs of :mod:`dft2mlip.train.loss`)
+LOSS_UNITS = {"energy": "(eV/atom)^2", "forces": "(eV/A)^2", "stress": "(eV/A^3)^2"}
+
+
+def loss_record(
+    scheme: WeightingScheme,
+    *,
+    normalise: str,
+    refs: Mapping[str, float],
+    update_interval_batches: int,
+    history: Sequence[Mapping[str, Any]],
+    model_epoch: int | None,
+) -> dict[str, Any]:
+    """The loss a model was trained with, as plain JSON types (stored in ``model.pt``,
+    ``model.loss.json`` and as the ``dft2mlip_loss`` attribute of ``model.model``).
+
+    Parameters
+    ----------
+    scheme : WeightingScheme
+        The run's scheme after the last update.
+    normalise : str
+        ``initial`` or ``none`` (:func:`normalise_mode`).
+    refs : mapping
+        L_k^ref per weighted component (raw MSE units, :data:`LOSS_UNITS`); ignored for
+        ``none``.
+    update_interval_batches : int
+        0 = weights updated once per epoch (:func:`update_interval`).
+    history : sequence of mapping
+        history.csv rows so far: ``epoch`` and ``weight_<component>`` (the mean over the
+        epoch's batches of the weights the loss used).
+    model_epoch : int or None
+        Epoch of the stored model (the best validation score).
+
+    Returns
+    -------
+    dict
+        ``format``, ``scheme``, ``options`` (:meth:`WeightingScheme.options`), ``components``,
+        ``normalise``, ``reference_losses`` (None unless ``initial``), ``reference_units``,
+        ``update_interval_batches``, ``model_epoch``, ``final_weights`` (after the last update)
+        and ``weight_trajectory`` = ``{"epoch": [...], "energy": [...], "forces": [...],
+        "stress": [...]}``, one entry per epoch, equal to history.csv's weight columns.
+    """
+    initial = normalise == "initial"
+    return {
+        "format": LOSS_RECORD_FORMAT,
+        "scheme": scheme.name,
+        "options": dict(scheme.options()),
+        "components": list(scheme.components),
+        "normalise": normalise,
+        "reference_losses": (
+            {k: float(refs[k]) for k in scheme.components if k in refs} if initial else None
+        ),
+        "reference_units": dict(LOSS_UNITS),
+        "update_interval_batches": int(update_interval_batches),
+        "model_epoch": None if model_epoch is None else int(model_epoch),
+        "final_weights": {k: float(v) for k, v in scheme.weights.items()},
+        "weight_trajectory": {
+            "epoch": [int(row["epoch"]) for row in history],
+            **{k: [float(row[f"weight_{k}"]) for row in history] for k in ALL_COMPONENTS},
+        },
+    }
 
 
 def make_weighting(
