@@ -34,6 +34,6 @@ log.warning(
     len(spec.points()),
     len(structures),
     root,
-    p.results_dir,
+    root.parents[1],
     p.input_name,
 )

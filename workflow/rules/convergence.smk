@@ -59,7 +59,6 @@ rule convergence_inputs:
         spec=config["dft"]["convergence"],
         material=config["material"],
         seed=config["seed"],
-        results_dir=RESULTS,
         input_name=dft_input_name(),
     conda:
         "../../envs/qe.yaml"
