@@ -24,6 +24,8 @@ PREFIX = "dft2mlip"
 #: a console line is cut after this many characters of message
 MAX_MESSAGE_CHARS = 600
 _HANDLER_NAME = "dft2mlip-console"
+#: the log file log_to opened and the stderr it replaced (a second call keeps that console)
+_STREAMS: dict[str, TextIO] = {}
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -94,8 +96,12 @@ def log_to(path: str | os.PathLike, job: Any = None) -> logging.Logger:
         Without it, the log path does.
     """
     console = sys.stderr
+    if _STREAMS and sys.stderr is _STREAMS["log"]:  # called again: the console stays the same
+        console = _STREAMS["console"]
+        sys.stderr.close()
     where = job_name(job) if job is not None else str(path)
     sys.stderr = open(path, "w", buffering=1)  # noqa: SIM115 (lives as long as the script)
+    _STREAMS.update(log=sys.stderr, console=console)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
