@@ -22,7 +22,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt tools/install_venv.sh
 run: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --cores $(CORES)
 
-## inputs: write every DFT input known before training (no DFT runs), to inspect before submitting
+## inputs: write every DFT input known before training, to inspect before submitting; never runs
+## DFT (with dft.convergence.enabled only the study's inputs: the label inputs depend on its outcome)
 inputs: setup
 	$(VENV)/bin/snakemake --profile $(PROFILE) --cores $(CORES) dft_inputs
 

@@ -1,8 +1,10 @@
 """Snakemake script: one point of the convergence study (two structures at one cutoff/k-spacing)."""
 
+from dft2mlip.checks import check_executable
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
+check_executable(snakemake.config["dft"], snakemake.threads)  # fail fast, one line
 
 import json
 from pathlib import Path

@@ -4,7 +4,7 @@ model (both protocols, the relaxed one with the same force threshold as pw.x).""
 
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
 
 from ase.io import read
 

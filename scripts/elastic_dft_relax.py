@@ -3,9 +3,11 @@ constants), with the dataset's DFT settings (the convergence study's choice when
 the final frame becomes the label. When the clamped-ion label's forces are already below the
 threshold, the relaxation would stop after its first SCF: that label is reused instead."""
 
+from dft2mlip.checks import check_executable
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
+check_executable(snakemake.config["dft"], snakemake.threads)  # fail fast, one line
 
 import dataclasses
 import shutil

@@ -3,7 +3,7 @@ own labels)."""
 
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
 
 from collections import Counter
 

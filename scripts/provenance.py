@@ -3,7 +3,7 @@ hashes from the labels, config hash, SHA-256 of every listed output)."""
 
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
 
 from dft2mlip.data import read_label
 from dft2mlip.provenance import build_manifest, write_manifest

@@ -2,9 +2,11 @@
 and signs of the project, provenance). A failed run is not raised: run.json records it with
 every correction applied, and the label carries its status, so nothing is silently dropped."""
 
+from dft2mlip.checks import check_executable
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
+check_executable(snakemake.config["dft"], snakemake.threads)  # fail fast, one line
 
 import json
 from pathlib import Path
@@ -42,4 +44,13 @@ label = parse_run(
     chosen_path=(snakemake.input.chosen or [None])[0],
 )
 write_label(label, snakemake.output.label)
-log.info("%s: status %s %s", label.structure_id, label.status, label.message)
+if label.status == "ok":
+    log.info("%s: status ok %s", label.structure_id, label.message)
+else:  # the job succeeds (the label is kept with its status): say it on the console
+    log.warning(
+        "label %s: status %s: %s (output and run record in %s)",
+        label.structure_id,
+        label.status,
+        label.message,
+        directory,
+    )

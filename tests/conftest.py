@@ -1,5 +1,14 @@
-"""Shared fixtures: the Si material, cheap-but-real pw.x settings, a pw.x availability guard."""
+"""Shared fixtures (the Si material, cheap-but-real pw.x settings, a pw.x availability guard) and
+the rule that a test needing a real component may skip locally but never in CI.
 
+Locally, a test that needs pw.x, the Si pseudopotential or a one-node SLURM skips when the component
+is missing, and the reason is printed (``-rs`` is always on). Under ``CI=true`` such a skip is a
+failure naming the reason: CI must not go green without the real components. Other skips (e.g. a
+host without /sys) stay skips.
+"""
+
+import os
+import re
 import shutil
 
 import numpy as np
@@ -15,6 +24,9 @@ SI_MATERIAL = {
     "lattice_constant_A": 5.431,
 }
 SI_PSEUDO = "Si.pbe-nl-rrkjus_psl.1.0.0.UPF"
+#: skip reasons that mean a real component is missing (pw.x, the Si pseudopotential, SLURM): the
+#: guards below, tests/test_faults.py, tests/test_elastic_dft.py and tests/test_slurm.py
+REAL_COMPONENT_SKIP = re.compile(r"pw\.x|pseudopotential|slurm", re.IGNORECASE)
 #: cheap pw.x settings for tests: 20 Ry, 8x density cutoff, 4x4x4 k for the 2-atom cell
 TINY_QE = {
     "pseudopotentials": {"Si": SI_PSEUDO},
@@ -74,3 +86,38 @@ def completed_tiny_run(tmp_path_factory):
     from tiny_run import complete_tiny_run
 
     return complete_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+
+
+def in_ci(environ=None) -> bool:
+    """Whether the tests run in CI (``CI=true``, as GitHub Actions, GitLab CI and .ci/run set)."""
+    return (os.environ if environ is None else environ).get("CI", "").lower() in ("true", "1")
+
+
+def skip_reason(report: pytest.TestReport) -> str:
+    """The reason of a skipped test's report (``longrepr`` is ``(path, line, "Skipped: why")``)."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Always report the reason of every skip (as ``-rs``), so a missing component is visible."""
+    chars = config.option.reportchars or ""
+    if "N" not in chars and "s" not in chars and "a" not in chars and "A" not in chars:
+        config.option.reportchars = chars + "s"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under CI=true, a skip because a real component is missing becomes a failure."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and in_ci():
+        reason = skip_reason(report)
+        if REAL_COMPONENT_SKIP.search(reason):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"CI=true: this test needs a real component and would have been skipped: "
+                f"{reason}. Install it (make test runs tools/ensure_pw.sh and "
+                "tools/ensure_slurm.sh) or run without CI=true to skip locally."
+            )
+    return report

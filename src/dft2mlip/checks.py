@@ -1,14 +1,13 @@
-"""Input checks that run before any work (called from :func:`dft2mlip.config.check_config`).
+"""Input checks that run before any work (:func:`check_inputs`, called from
+:func:`dft2mlip.config.check_config` while the DAG is built) and where the work runs
+(:func:`check_executable`, called first thing by the jobs that start a DFT program).
 
-Each check raises ``ValueError`` with one message that names the config key (or the file), says
-what is wrong and how to fix it. They cover what the schema cannot express: chemistry (real
-elements, atoms that do not overlap), physically absurd DFT settings, a DFT executable that is not
-there, POTCAR and import paths, and a results directory that must stay inside the working
-directory and be writable.
-
-The executable check can be switched off with ``DFT2MLIP_SKIP_EXECUTABLE_CHECK=1`` for a host
-that only plans the run (e.g. a cluster login node where pw.x exists only after ``module load``
-inside the job).
+Each check raises one message that names the config key (or the file), says what is wrong and how
+to fix it. They cover what the schema cannot express: chemistry (real elements, atoms that do not
+overlap), physically absurd DFT settings, POTCAR and import paths, a results directory that must
+stay inside the working directory and be writable, and (in the job) a DFT program or MPI launcher
+that is not there. The DFT program is not checked at DAG time: on a cluster it often exists only
+inside the job (``module load``), and ``snakemake -n`` must work on a login node or a laptop.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +23,6 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols, covalent_radii
-
-#: environment variable that skips :func:`check_executable` (documented in docs/reliability.md)
-SKIP_EXECUTABLE_ENV = "DFT2MLIP_SKIP_EXECUTABLE_CHECK"
 
 #: atoms closer than this fraction of the sum of their covalent radii overlap
 OVERLAP_FRACTION = 0.5
@@ -124,29 +121,64 @@ def check_dft_ranges(dft: Mapping) -> None:
             )
 
 
-def check_executable(dft: Mapping, environ: Mapping[str, str] | None = None) -> None:
-    """The DFT program of the configured engine can be found (first word of the command)."""
+def _program(command: str) -> str:
+    """The first word of a command line (``""`` when there is none or it does not split)."""
+    try:
+        return shlex.split(command)[0]
+    except (ValueError, IndexError):
+        return ""
+
+
+def check_executable(
+    dft: Mapping, nprocs: int = 1, environ: Mapping[str, str] | None = None
+) -> None:
+    """The DFT program of the configured engine, and the MPI launcher when ``nprocs`` > 1, can be
+    found on this host. Called first thing by the jobs that start DFT (run_dft, convergence_point,
+    elastic_dft_relax), not while the DAG is built: on a cluster the program often exists only
+    inside the job (``module load``), and ``snakemake -n`` must work on a login node or a laptop.
+
+    Parameters
+    ----------
+    dft
+        ``config["dft"]``.
+    nprocs
+        MPI ranks of the job (its threads); the launcher is used only when > 1.
+    environ
+        Environment whose ``PATH`` is searched (default: ``os.environ``).
+
+    Raises
+    ------
+    FileNotFoundError
+        One line: which program, which config key, how to fix it.
+    """
     environ = os.environ if environ is None else environ
-    if environ.get(SKIP_EXECUTABLE_ENV, "") not in ("", "0"):
-        return
+    path, host = environ.get("PATH"), socket.gethostname()
     engine = dft["engine"]
     command = dft.get(engine, {}).get("executable") or {"qe": "pw.x", "vasp": "vasp_std"}[engine]
-    try:
-        program = shlex.split(command)[0]
-    except (ValueError, IndexError):
-        program = ""
+    program = _program(command)
     install = {
-        "qe": "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso) or "
-        "load its module",
+        "qe": "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso, "
+        "conda-forge qe) or load its module",
         "vasp": "load the VASP module (VASP is licensed; dft2mlip cannot install it)",
     }
-    if not program or shutil.which(program, path=environ.get("PATH")) is None:
-        raise ValueError(
+    if not program or shutil.which(program, path=path) is None:
+        raise FileNotFoundError(
             f"config key 'dft.{engine}.executable' = {command!r}: the program {program!r} is "
-            f"not found on PATH or is not executable; {install[engine]}, or give its full "
-            f"path. If it exists only on the compute nodes, set {SKIP_EXECUTABLE_ENV}=1 to plan "
-            "anyway"
+            f"not found on PATH on {host}, where this job runs; {install[engine]} in the shell "
+            "that starts snakemake (jobs inherit its environment, also on SLURM), or give its "
+            "full path"
         )
+    launcher = dft.get("mpi_launcher") or ""
+    if nprocs > 1 and launcher.strip():
+        from dft2mlip.dft.run import _launcher
+
+        name = _launcher(launcher, nprocs)[0]
+        if shutil.which(name, path=path) is None:
+            raise FileNotFoundError(
+                f"config key 'dft.mpi_launcher' = {launcher!r}: the launcher {name!r} is not "
+                f"found on PATH on {host}, where this job runs; install MPI or load its module, "
+                "use the cluster profile (srun), or set dft.mpi_launcher to '' to run serially"
+            )
 
 
 def check_mpi_launcher(dft: Mapping) -> None:
@@ -249,5 +281,4 @@ def check_inputs(config: Mapping, workdir: str | os.PathLike | None = None) -> N
     check_dft_ranges(dft)
     check_potcar_dir(dft)
     check_mpi_launcher(dft)
-    check_executable(dft)
     check_import_files(config["dataset"].get("import", []))

@@ -44,3 +44,23 @@ rule convergence_select:
         "../../envs/qe.yaml"
     script:
         "../../scripts/convergence_select.py"
+
+
+rule convergence_inputs:
+    """The study's DFT inputs, written without running DFT: what `make inputs` (target
+    dft_inputs) writes when the study is on, since every label input depends on its outcome."""
+    output:
+        inputs=directory(f"{RESULTS}/convergence/inputs"),
+    log:
+        f"{LOGS}/convergence_inputs.log",
+    params:
+        engine=dft_engine(),
+        engine_cfg=dft_physics_config(),
+        spec=config["dft"]["convergence"],
+        material=config["material"],
+        seed=config["seed"],
+        input_name=dft_input_name(),
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/write_convergence_inputs.py"

@@ -19,6 +19,7 @@ rule provenance:
 
 rule dft_inputs:
     """Target: write every DFT input that is known before training (training candidates and the
-    elastic strain set) without running DFT: `snakemake dft_inputs --cores N`, then inspect them."""
+    elastic strain set) without running DFT: `snakemake dft_inputs --cores N`, then inspect them.
+    With the convergence study on, only the study's inputs (the labels' depend on its outcome)."""
     input:
         dft_input_targets(),
