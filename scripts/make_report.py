@@ -21,6 +21,7 @@ runs = {
         md_csv=inp.md[i],
         stress_validation_csv=inp.stress_validation[i],
         parity_png=inp.parity[i],
+        loss_json=inp.losses[i],
     )
     for i, run in enumerate(snakemake.params.runs)
 }

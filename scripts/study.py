@@ -2,7 +2,7 @@
 
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
 
 import json
 from pathlib import Path

@@ -2,7 +2,7 @@
 
 from dft2mlip.logutil import log_to
 
-log = log_to(snakemake.log[0])
+log = log_to(snakemake.log[0], snakemake)
 
 from dft2mlip.io import write_json
 from dft2mlip.study import select_tuned

@@ -1,5 +1,6 @@
 """Report: built from small synthetic artifacts; missing or broken artifacts are named."""
 
+import json
 import re
 
 import matplotlib
@@ -295,6 +296,14 @@ def test_study_section_gives_mean_spread_tuning_and_verdict(artifacts):
     study.mkdir()
     out = study_paths(study)
     write_study(pd.DataFrame(rows), pd.DataFrame(), [tuning], out)
+    record = {"format": "dft2mlip-loss-record-v1", "scheme": "softadapt",
+              "options": {"beta": 1.1, "window": 5, "loss_weighted": False},
+              "normalise": "initial",
+              "reference_losses": {"energy": 0.25, "forces": 0.5, "stress": 2e-5},
+              "final_weights": {"energy": 0.3, "forces": 0.3, "stress": 0.4},
+              "model_epoch": 7}  # fmt: skip
+    (tmp_path / "loss.json").write_text(json.dumps(record))
+    runs["adaptive"].loss_json = tmp_path / "loss.json"
     summary = write_report(
         tmp_path / "report",
         dataset_table=tmp_path / "labels.parquet",
@@ -309,3 +318,8 @@ def test_study_section_gives_mean_spread_tuning_and_verdict(artifacts):
     assert "test E MAE: adaptive is lower than fixed (Δ -3 ± 0.82 meV/atom)" in text
     assert "test F MAE: adaptive is not distinguishable from fixed" in text
     assert "![test-set errors of every run and seed, with the grid](pareto.png)" in text
+    # the loss stored with the model, read back from its record
+    assert (
+        "| adaptive | softadapt (beta=1.1, window=5, loss_weighted=False) | initial | "
+        "0.25 / 0.5 / 2e-05 | 0.300 / 0.300 / 0.400 | 7 |"
+    ) in text

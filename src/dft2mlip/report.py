@@ -70,6 +70,7 @@ class RunArtifacts:
     md_csv: str | Path | None = None
     stress_validation_csv: str | Path | None = None
     parity_png: str | Path | None = None
+    loss_json: str | Path | None = None
 
 
 # --------------------------------------------------------------------------- document model
@@ -210,6 +211,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_csv(path)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
 
 
 def _read_metrics(path: Path) -> dict:
@@ -436,6 +441,40 @@ def _weights_section(histories: dict, out_dir: Path, blocks: list, figures: list
     save_figure(fig, out_dir / "loss_weights.png")
     figures.append("loss_weights.png")
     blocks.append(("img", "loss weights vs epoch", "loss_weights.png"))
+
+
+def _loss_record_section(records: dict, blocks: list) -> None:
+    """The loss each model was trained with, read back from the record stored with it
+    (``model.loss.json``, the same as in ``model.pt`` and the MACE export)."""
+    have = {run: r for run, r in records.items() if r is not None}
+    if not have:
+        return
+    blocks.append(("h", 3, "The loss stored with each model"))
+    blocks.append(
+        (
+            "p",
+            "Read from `model.loss.json` beside each model (the same record is in `model.pt` and "
+            "in the MACE export as `dft2mlip_loss`, with the weight of every epoch). Reference "
+            "losses are the first-epoch MSEs the terms are divided by under `normalise: initial`.",
+        )
+    )
+    rows = []
+    for run, r in have.items():
+        refs = r.get("reference_losses") or {}
+        final = r.get("final_weights") or {}
+        options = ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
+        rows.append(
+            [
+                run,
+                f"{r.get('scheme')}" + (f" ({options})" if options else ""),
+                str(r.get("normalise")),
+                " / ".join(f"{_float(refs.get(c)):.2g}" for c in WEIGHT_COLUMNS) if refs else "—",
+                " / ".join(_fmt(final.get(c)) for c in WEIGHT_COLUMNS),
+                str(r.get("model_epoch", "—")),
+            ]
+        )
+    header = ["run", "scheme", "normalise", "L_ref E / F / S", "final w E / F / S", "model epoch"]
+    blocks.append(("table", header, rows))
 
 
 def _test_section(metrics: dict, parity: dict, out_dir: Path, blocks: list, figures: list):
@@ -840,6 +879,7 @@ def write_report(
     else:
         table = _load("dataset label table", dataset_table, _read_table, missing)
     metrics, histories, models_el, models_rel, md, sv, parity = {}, {}, {}, {}, {}, {}, {}
+    losses: dict = {}
     for run, art in runs.items():
         metrics[run] = _load(f"{run}: test metrics", art.metrics_json, _read_metrics, missing)
         histories[run] = _load(f"{run}: training history", art.history_csv, pd.read_csv, missing)
@@ -852,6 +892,7 @@ def write_report(
             f"{run}: stress validation", art.stress_validation_csv, pd.read_csv, missing
         )
         parity[run] = missing.path(f"{run}: parity plot", art.parity_png)
+        losses[run] = _load(f"{run}: loss record", art.loss_json, _read_json, missing)
     dft_el = _load("DFT elastic tensor", dft_elastic_json, _read_elastic, missing)
     dft_rel = _load(
         "DFT relaxed-ion elastic tensor", dft_elastic_relaxed_json, _read_elastic, missing
@@ -874,6 +915,7 @@ def write_report(
     _dataset_section(table, out_dir, blocks, figures)
     _convergence_section(convergence_dir, out_dir, blocks, figures, missing)
     _weights_section(histories, out_dir, blocks, figures, run_descriptions)
+    _loss_record_section(losses, blocks)
     _test_section(metrics, parity, out_dir, blocks, figures)
     tensors = {"clamped_ion": (dft_el, models_el), "relaxed_ion": (dft_rel, models_rel)}
     _elastic_section(tensors, out_dir, blocks, figures)

@@ -246,7 +246,7 @@ def report_inputs():
         "md": per_run(f"{RESULTS}/md/{{run}}/stress_strain.csv"),
         "stress_validation": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv"),
         "study": list(study_files().values()),
-        "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.pt"),
+        "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
     }
 
 

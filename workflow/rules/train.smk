@@ -16,6 +16,7 @@ rule train:
         model=f"{RESULTS}/train/{{run}}/seed{{seed}}/model.pt",
         mace_model=f"{RESULTS}/train/{{run}}/seed{{seed}}/model.model",
         history=f"{RESULTS}/train/{{run}}/seed{{seed}}/history.csv",
+        loss=f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json",
     log:
         f"{LOGS}/train/{{run}}/seed{{seed}}.log",
     benchmark:
