@@ -15,6 +15,8 @@ table = build_dataset(
     snakemake.params.seed,
     Path(snakemake.output.table).parent,
     imported_paths=snakemake.input.imported,
+    source_splits=snakemake.params.source_splits,
+    allow_mixed_settings=snakemake.params.allow_mixed_settings,
 )
 log.info(
     "dataset: %d labels, status counts %s", len(table), table["status"].value_counts().to_dict()

@@ -12,6 +12,7 @@ from dft2mlip.validate.deform import DeformationSpec
 inp = snakemake.input
 cfg = snakemake.params.config
 spec = DeformationSpec.from_config(cfg["validation"]["md"])
+runs_cfg = snakemake.params.runs
 runs = {
     run: RunArtifacts(
         metrics_json=inp.metrics[i],
@@ -19,7 +20,8 @@ runs = {
         elastic_json=inp.elastic[i],
         elastic_relaxed_json=inp.elastic_relaxed[i],
         md_csv=inp.md[i],
-        stress_validation_csv=inp.stress_validation[i],
+        # None without new DFT (dft.engine none): the report says the MD was not checked
+        stress_validation_csv=(list(inp.stress_validation) or [None] * len(runs_cfg))[i],
         parity_png=inp.parity[i],
         loss_json=inp.losses[i],
     )
@@ -29,7 +31,7 @@ summary = write_report(
     Path(snakemake.output.summary).parent,
     dataset_table=inp.labels,
     runs=runs,
-    dft_elastic_json=inp.dft_elastic,
+    dft_elastic_json=(list(inp.dft_elastic) or [None])[0],
     dft_elastic_relaxed_json=(list(inp.dft_elastic_relaxed) or [None])[0],
     md_component=spec.component,
     md_strain_label=spec.strain_label,

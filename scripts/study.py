@@ -5,6 +5,7 @@ from dft2mlip.logutil import log_to
 log = log_to(snakemake.log[0], snakemake)
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -13,14 +14,18 @@ from dft2mlip.study import model_record, write_study
 from dft2mlip.validate.elastic import read_elastic_json
 
 inp = snakemake.input
-dft_path = (list(inp.dft_elastic_relaxed) or [inp.dft_elastic])[0]
-dft_c, _ = read_elastic_json(dft_path)
-# the model tensor of the same protocol as the DFT reference (relaxed ion when DFT has it)
-relaxed = dft_path != inp.dft_elastic
+# the DFT reference: relaxed ion when DFT has it, else clamped ion; none without new DFT
+dft_paths = list(inp.dft_elastic_relaxed) or list(inp.dft_elastic)
+dft_c = read_elastic_json(dft_paths[0])[0] if dft_paths else None
+relaxed = bool(inp.dft_elastic_relaxed)
+md_stress = list(inp.md_stress) or [None] * len(snakemake.params.models)
 
 
 def model_tensor(path):
-    """The model's tensor of the reference's protocol; None when its relaxation failed."""
+    """The model's tensor of the reference's protocol; None when its relaxation failed or there
+    is no DFT reference."""
+    if dft_c is None:
+        return None
     if not relaxed:
         path = path.replace("elastic_relaxed.json", "elastic.json")
     try:
@@ -32,7 +37,7 @@ def model_tensor(path):
 
 rows = []
 for (run, seed), metrics, elastic, md in zip(
-    snakemake.params.models, inp.metrics, inp.elastic, inp.md_stress, strict=True
+    snakemake.params.models, inp.metrics, inp.elastic, md_stress, strict=True
 ):
     rows.append(
         model_record(
@@ -41,7 +46,7 @@ for (run, seed), metrics, elastic, md in zip(
             json.loads(Path(metrics).read_text()),
             elastic_c=model_tensor(elastic),
             dft_elastic_c=dft_c,
-            md_stress_mae_GPa=json.loads(Path(md).read_text())["mae_GPa"],
+            md_stress_mae_GPa=json.loads(Path(md).read_text())["mae_GPa"] if md else math.nan,
         )
     )
 grid = pd.DataFrame(

@@ -16,6 +16,7 @@ from dft2mlip.train.weighting import (
     GradNorm,
     ReLoBRaLo,
     SoftAdapt,
+    TargetWeighting,
     UncertaintyWeighting,
     loss_record,
     make_weighting,
@@ -24,6 +25,8 @@ from dft2mlip.train.weighting import (
 )
 
 COMPS = ("energy", "forces", "stress")
+#: targets of the target scheme: meV/atom, meV/Å, GPa
+TARGETS = {"energy": 1.0, "forces": 10.0, "stress": 0.1}
 
 
 def as_dict(values):
@@ -484,6 +487,7 @@ def _fresh(kind):
         "dwa": lambda: DWA(COMPS),
         "gradnorm": lambda: GradNorm(COMPS, alpha=1.0, lr=0.05),
         "uncertainty": lambda: UncertaintyWeighting(COMPS),
+        "target": lambda: TargetWeighting(COMPS, TARGETS, beta=1.0),
     }[kind]()
 
 
@@ -495,7 +499,7 @@ def _drive(scheme, losses):
     return scheme.update(losses)
 
 
-@pytest.mark.parametrize("kind", ["softadapt", "relobralo", "dwa", "gradnorm"])
+@pytest.mark.parametrize("kind", ["softadapt", "relobralo", "dwa", "gradnorm", "target"])
 def test_state_round_trip_continues_identically_all_schemes(kind):
     rng = np.random.default_rng(1)
     seq = [as_dict(rng.uniform(0.1, 1.0, 3)) for _ in range(20)]
@@ -614,7 +618,7 @@ def test_make_weighting_rejects_bad_options(run_cfg, match):
 
 def test_make_weighting_builds_every_scheme():
     for scheme in SCHEMES:
-        cfg = {"scheme": scheme, "weights": {"energy": 1.0}}
+        cfg = {"scheme": scheme, "weights": {"energy": 1.0}, "targets": TARGETS}
         w = make_weighting("r", cfg, COMPS).weights
         assert all(math.isfinite(v) and v >= 0 for v in w.values()), scheme
     with pytest.raises(ValueError, match=r"training\.runs\.r: uncertainty.*stress"):
@@ -661,16 +665,20 @@ def test_config_accepts_every_scheme():
     from dft2mlip.config import check_config, validate_config
 
     cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
-    cfg["training"]["runs"] = {s: {"scheme": s, "weights": {"energy": 1.0}} for s in SCHEMES}
+    cfg["training"]["runs"] = {
+        s: {"scheme": s, "weights": {"energy": 1.0}, "targets": TARGETS} for s in SCHEMES
+    }
     cfg["training"]["runs"]["gradnorm"].update(alpha=0.5, weights_lr=0.01)
     cfg["training"]["runs"]["relobralo"].update(update_interval_batches=4, temperature=0.2)
+    cfg["training"]["reference_run"] = "softadapt"
     validate_config(cfg)
     check_config(cfg)
 
 
 def test_options_are_the_run_config_keys_of_each_scheme():
     for scheme in SCHEMES:
-        built = make_weighting("r", {"scheme": scheme, "weights": {"energy": 1.0}}, COMPS)
+        cfg = {"scheme": scheme, "weights": {"energy": 1.0}, "targets": TARGETS}
+        built = make_weighting("r", cfg, COMPS)
         assert tuple(built.options()) == SCHEME_OPTIONS[scheme], scheme
         json.dumps(built.options())  # plain types
     sa = make_weighting("r", {"scheme": "softadapt", "beta": 0.7, "window": 2}, COMPS)
@@ -717,3 +725,36 @@ def test_loss_record_keeps_references_and_the_whole_trajectory():
     assert record["weight_trajectory"]["stress"] == [r["weight_stress"] for r in rows]
     last_used = {k: rows[-1][f"weight_{k}"] for k in COMPS}
     assert record["final_weights"] == sa.weights != last_used  # after the last update
+
+
+def test_target_weights_by_hand():
+    """Training RMSEs 4x, 2x and 2x the targets (1 meV/atom, 10 meV/Å, 0.1 GPa), β = 1: the
+    emphasis is (4, 2, 2) / 8 and each weight is emphasis / target² in the losses' units."""
+    gpa = 1.0 / 160.21766208  # eV/Å³ per GPa
+    t = {"energy": 1e-3, "forces": 1e-2, "stress": 0.1 * gpa}
+    losses = {"energy": (4e-3) ** 2, "forces": (2e-2) ** 2, "stress": (0.2 * gpa) ** 2}
+    scheme = TargetWeighting(COMPS, TARGETS, beta=1.0)
+    # before any update: uniform emphasis, each term divided by its squared target
+    assert scheme.weights == pytest.approx({c: 1 / 3 / t[c] ** 2 for c in COMPS})
+    w = scheme.update(losses)
+    assert scheme.emphasis() == pytest.approx({"energy": 0.5, "forces": 0.25, "stress": 0.25})
+    assert w["energy"] == pytest.approx(0.5 / 1e-6)
+    assert w["forces"] == pytest.approx(0.25 / 1e-4)
+    assert w["stress"] == pytest.approx(0.25 / (0.1 * gpa) ** 2, rel=1e-6)
+    # the loss the optimiser sees is Σ u_k r_k² = 0.5·16 + 0.25·4 + 0.25·4 = 10
+    assert sum(w[c] * losses[c] for c in COMPS) == pytest.approx(10.0, rel=1e-6)
+
+
+def test_target_beta_zero_is_fixed_division_by_squared_targets():
+    scheme = TargetWeighting(COMPS, TARGETS, beta=0.0)
+    before = scheme.weights
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        assert scheme.update(as_dict(rng.uniform(1e-8, 1e-2, 3))) == pytest.approx(before)
+
+
+def test_target_scheme_needs_raw_losses_and_every_target():
+    with pytest.raises(ValueError, match="normalise: none"):
+        make_weighting("r", {"scheme": "target", "targets": TARGETS, "normalise": "initial"})
+    with pytest.raises(ValueError, match="stress"):
+        make_weighting("r", {"scheme": "target", "targets": {"energy": 1.0, "forces": 1.0}})

@@ -172,14 +172,94 @@ def _check_reference_run(training: Mapping) -> None:
         )
 
 
-def _check_training_structures(structures: Mapping) -> None:
+def _check_training_structures(config: Mapping) -> None:
+    """At least 3 labels for a train/val/test split: the pipeline's structures plus the imported
+    labels (counted from the sources' files: frames of an extxyz, run directories)."""
     from dft2mlip.structures import training_structure_ids
 
-    n = len(training_structure_ids(structures))
-    if n < 3:
+    own = len(training_structure_ids(config["structures"]))
+    if config["dft"]["engine"] == "none" and own:
         raise ConfigError(
-            f"config key 'structures': only {n} training structures; at least 3 are needed "
-            "for a train/val/test split (raise structures.strained.count, for example)"
+            f"config key 'structures': {own} structures would need new DFT labels but "
+            "dft.engine is none (import only); set every structures count to 0 and "
+            "hydrostatic.strains to [], or choose dft.engine qe or vasp"
+        )
+    imported = sum(count_import_labels(s) for s in config["dataset"].get("import", []))
+    if own + imported < 3:
+        raise ConfigError(
+            f"config key 'structures': only {own} training structures and {imported} imported "
+            "labels; at least 3 are needed for a train/val/test split (raise "
+            "structures.strained.count, for example, or add dataset.import sources)"
+        )
+
+
+def count_import_labels(source: Mapping) -> int:
+    """Labels an import source will give (extxyz: frames; run directories: one each; a
+    relaxation imported with all its frames counts once: a lower bound is enough here)."""
+    from dft2mlip.dft.importing import source_files
+
+    files = source_files(source)
+    if source["format"] != "extxyz":
+        return len({str(Path(f).parent) if source["format"] == "vasp" else f for f in files})
+    import ase.io
+
+    return sum(1 for path in files for _ in ase.io.iread(path, index=":", format="extxyz"))
+
+
+def _pipeline_settings_hash(config: Mapping) -> str | None:
+    """The settings hash the pipeline's own labels will carry, where it is known before any work
+    (QE without the convergence study); a placeholder otherwise; None without own labels."""
+    from dft2mlip.structures import training_structure_ids
+
+    if config["dft"]["engine"] == "none" or not training_structure_ids(config["structures"]):
+        return None
+    if config["dft"]["engine"] == "qe" and not config["dft"]["convergence"]["enabled"]:
+        from dft2mlip.dft.settings import QESettings
+
+        return QESettings.from_config(config["dft"]["qe"]).settings_hash()
+    return "<the pipeline's own settings (known after the convergence study or at run time)>"
+
+
+def _check_import_settings(config: Mapping) -> None:
+    """Labels that would be trained together share one DFT settings hash (the pipeline's own
+    labels and every import source whose ``on_settings_mismatch`` is ``error``), unless
+    ``dataset.allow_mixed_settings`` is true. Reads only file headers (cheap at DAG time)."""
+    from dft2mlip.dft.importing import import_settings_hashes
+
+    sources = config["dataset"].get("import", [])
+    if not sources or config["dataset"].get("allow_mixed_settings"):
+        return
+    where: dict[str, list[str]] = {}
+    own = _pipeline_settings_hash(config)
+    if own:
+        where[own] = ["the pipeline's own labels"]
+    for source in sources:
+        if source.get("on_settings_mismatch", "error") != "error":
+            continue
+        for settings_hash in import_settings_hashes(source):
+            where.setdefault(settings_hash, []).append(f"dataset.import {source['name']!r}")
+    if len(where) > 1:
+        groups = "; ".join(f"{h}: {', '.join(w)}" for h, w in where.items())
+        raise ConfigError(
+            "config key 'dataset.allow_mixed_settings': labels computed with different DFT "
+            f"settings would be trained together ({groups}); set it to true to allow that, or "
+            "on_settings_mismatch: exclude (or warn) in the dataset.import entries concerned"
+        )
+
+
+def _check_no_dft(config: Mapping) -> None:
+    """dft.engine none: labels come only from dataset.import; nothing may need new DFT."""
+    if config["dft"]["engine"] != "none":
+        return
+    if not config["dataset"].get("import"):
+        raise ConfigError(
+            "config key 'dft.engine' = none (no new DFT) needs labels from dataset.import; add "
+            "an extxyz file or finished run directories there, or choose qe or vasp"
+        )
+    if config["dft"]["convergence"].get("enabled"):
+        raise ConfigError(
+            "config key 'dft.convergence.enabled': the convergence study runs DFT, but "
+            "dft.engine is none; set it to false"
         )
 
 
@@ -206,7 +286,9 @@ def check_config(config: dict) -> None:
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
     _check_reference_run(config["training"])
-    _check_training_structures(config["structures"])
+    _check_no_dft(config)
+    _check_training_structures(config)
+    _check_import_settings(config)
     _check_validation(config)
 
 

@@ -489,10 +489,32 @@ def structure_fingerprint(atoms: Atoms, decimals: int = 4) -> str:
     return json.dumps([cell.tolist(), [[s, *p] for s, p in rows]])
 
 
-def _check_imported(
-    labels: dict[str, tuple[Label, Path]], imported_ids: list[str], pipeline_hash: str | None
-) -> dict[str, str]:
-    """Exclusion reasons for imported labels (duplicates, other settings); raises on 'error'."""
+def _read_all(
+    label_paths: Sequence, imported_paths: Sequence
+) -> tuple[dict[str, tuple[Label, Path]], list[str]]:
+    """Every label by structure id (pipeline first, then imported), and the imported ids."""
+    labels: dict[str, tuple[Label, Path]] = {}
+    imported_ids: list[str] = []
+
+    def add(label: Label, path: Path) -> None:
+        if label.structure_id in labels:
+            raise ValueError(
+                f"structure id {label.structure_id} occurs twice: "
+                f"{labels[label.structure_id][1]} and {path}"
+            )
+        labels[label.structure_id] = (label, path)
+
+    for path in map(Path, label_paths):
+        add(read_label(path), path)
+    for path in map(Path, imported_paths):
+        for label in read_labels(path):
+            add(label, path)
+            imported_ids.append(label.structure_id)
+    return labels, imported_ids
+
+
+def _duplicates(labels: dict, imported_ids: list[str]) -> dict[str, str]:
+    """Imported ok labels whose structure is already present: excluded, naming the first."""
     excluded: dict[str, str] = {}
     seen = {
         structure_fingerprint(label.atoms): sid
@@ -506,25 +528,118 @@ def _check_imported(
         fingerprint = structure_fingerprint(label.atoms)
         if fingerprint in seen:
             excluded[sid] = f"duplicate of {seen[fingerprint]}"
-            log.warning("imported label %s duplicates %s: excluded", sid, seen[fingerprint])
-            continue
-        seen[fingerprint] = sid
-        if pipeline_hash is None or label.settings_hash == pipeline_hash:
-            continue
-        policy = (label.provenance.get("import") or {}).get("on_settings_mismatch", "warn")
-        why = (
-            f"settings_hash {label.settings_hash} differs from the pipeline's {pipeline_hash} "
-            "(other DFT settings)"
-        )
-        if policy == "error":
-            raise ValueError(
-                f"imported label {sid}: {why}; set on_settings_mismatch to warn or exclude in "
-                "its dataset.import entry, or recompute it"
-            )
-        if policy == "exclude":
-            excluded[sid] = why
-        log.warning("imported label %s: %s (%s)", sid, why, policy)
+        else:
+            seen[fingerprint] = sid
+    if excluded:
+        log.warning("%d imported labels duplicate a structure already present: excluded (%s)",
+                    len(excluded), ", ".join(sorted(excluded)[:5]))  # fmt: skip
     return excluded
+
+
+def _import_policy(label: Label) -> str:
+    return str((label.provenance.get("import") or {}).get("on_settings_mismatch", "error"))
+
+
+def reference_hash(labels: Mapping[str, Label], imported_ids: Sequence[str]) -> str | None:
+    """The settings hash every trained label must share: the pipeline's own labels' (when there
+    are any), else the most common one among the imported labels (ties: the smallest)."""
+    own = Counter(lab.settings_hash for sid, lab in labels.items() if sid not in imported_ids)
+    pool = own or Counter(labels[sid].settings_hash for sid in imported_ids)
+    if not pool:
+        return None
+    top = max(pool.values())
+    return min(h for h, n in pool.items() if n == top)
+
+
+def _check_settings(
+    labels: dict, imported_ids: list[str], excluded: dict[str, str], allow_mixed: bool
+) -> str | None:
+    """One settings hash for everything trained, unless the user allows a mix.
+
+    Pipeline labels with two hashes are always refused (outdated labels). An imported label with
+    another hash than the reference (:func:`reference_hash`) is excluded when its source says
+    ``on_settings_mismatch: exclude``, trained with a warning under ``warn`` or
+    ``dataset.allow_mixed_settings: true``, and refused otherwise. Adds exclusions to
+    ``excluded``; returns the reference hash.
+    """
+    usable = {sid: lab for sid, (lab, _) in labels.items()
+              if lab.status == "ok" and sid not in excluded}  # fmt: skip
+    own = {lab.settings_hash for sid, lab in usable.items() if sid not in imported_ids}
+    if len(own) > 1:
+        groups = {h: sorted(s for s, lab in usable.items() if lab.settings_hash == h
+                            and s not in imported_ids)[:5] for h in sorted(own)}  # fmt: skip
+        raise ValueError(
+            "ok labels were computed with different DFT settings (settings_hash), so they "
+            f"cannot share a dataset: {groups}. Recompute the outdated labels with the "
+            "current dft settings"
+        )
+    ref = reference_hash(usable, [i for i in imported_ids if i in usable])
+    origin = "the pipeline's" if own else "the most common imported"
+    other = {sid: lab for sid, lab in usable.items() if lab.settings_hash != ref}
+    refused = {}
+    for sid, lab in other.items():
+        policy = _import_policy(lab)
+        if policy == "exclude":
+            excluded[sid] = f"settings_hash {lab.settings_hash} differs from {origin} {ref}"
+        elif not (allow_mixed or policy == "warn"):
+            refused.setdefault(lab.settings_hash, []).append(sid)
+    if refused:
+        groups = "; ".join(f"{h}: {len(s)} labels ({', '.join(sorted(s)[:3])}, ...)"
+                           for h, s in sorted(refused.items()))  # fmt: skip
+        raise ValueError(
+            f"labels whose settings_hash differs from {origin} {ref} would be trained with them: "
+            f"{groups}. Set dataset.allow_mixed_settings: true to train on them anyway, or "
+            "on_settings_mismatch: exclude in their dataset.import entry to keep them out"
+        )
+    mixed = [sid for sid in other if sid not in excluded]
+    if mixed:
+        some = ", ".join(sorted(mixed)[:5])
+        log.warning("%d labels whose settings_hash differs from %s %s are trained on "
+                    "(allowed): %s", len(mixed), origin, ref, some)  # fmt: skip
+    return ref
+
+
+def _assign_splits(
+    ok_ids: list[str], fixed: Mapping[str, str], fractions: Mapping[str, float], seed: int
+) -> dict[str, str]:
+    """Split assignment: labels of a source with its own split keep it; the rest are split at
+    random by ``fractions`` (seeded; depends on the set of ids, not their order)."""
+    split_of = {sid: fixed[sid] for sid in ok_ids if sid in fixed}
+    free = [sid for sid in ok_ids if sid not in fixed]
+    if not free:
+        return split_of
+    counts = _split_counts(len(free), fractions)
+    order = np.random.default_rng(int(seed)).permutation(len(free))
+    shuffled = [free[i] for i in order]
+    n_test, n_val = counts["test"], counts["val"]
+    split_of.update({sid: "test" for sid in shuffled[:n_test]})
+    split_of.update({sid: "val" for sid in shuffled[n_test : n_test + n_val]})
+    split_of.update({sid: "train" for sid in shuffled[n_test + n_val :]})
+    return split_of
+
+
+def _empty_dataset_error(ids: list[str], labels: dict, excluded: dict) -> ValueError:
+    why = "; ".join(
+        f"{sid} ({excluded.get(sid) or labels[sid][0].status}: {labels[sid][0].message})"
+        for sid in ids[:10]
+    )
+    return ValueError(
+        f"the dataset would be empty: none of the {len(ids)} labels is usable ({why}"
+        f"{'; ...' if len(ids) > 10 else ''}). Fix the cause named per label (DFT settings, "
+        "dataset.import sources) and rerun; failed labels are never trained on"
+    )
+
+
+def _write_splits(out: Path, ids: list[str], labels: dict, split_of: Mapping[str, str]) -> None:
+    for split in SPLITS:
+        frames = [_dataset_frame(labels[sid][0]) for sid in ids if split_of.get(sid) == split]
+        with atomic_write(out / f"{split}.extxyz") as tmp:
+            if frames:
+                ase.io.write(tmp, frames, format="extxyz")
+            else:
+                tmp.write_text("")
+        if not frames:
+            log.warning("split %s is empty (%d labels in splits)", split, len(split_of))
 
 
 def build_dataset(
@@ -533,6 +648,9 @@ def build_dataset(
     seed: int,
     out_dir: str | os.PathLike,
     imported_paths: Sequence[str | os.PathLike] = (),
+    *,
+    source_splits: Mapping[str, str] | None = None,
+    allow_mixed_settings: bool = False,
 ) -> pd.DataFrame:
     """Collect labels into train/val/test extxyz files and a per-label parquet table.
 
@@ -551,90 +669,45 @@ def build_dataset(
     imported_paths
         Multi-label files of imported data (:func:`dft2mlip.dft.importing.import_source`,
         :func:`write_labels`). An imported label that duplicates a structure already present
-        is excluded; one with another settings hash than the pipeline's labels is warned
-        about, excluded or refused, per its source's ``on_settings_mismatch``.
+        is excluded.
+    source_splits
+        Import source name -> ``train``, ``val`` or ``test``: that source's labels keep that
+        split (a user's own test set stays the test set); other labels are split by
+        ``fractions``.
+    allow_mixed_settings
+        Train on labels with different settings hashes together (``dataset.allow_mixed_
+        settings``); otherwise they are refused, see :func:`_check_settings`.
 
     Returns
     -------
     pandas.DataFrame
         The ``labels.parquet`` table: one row per label (energies eV, forces eV/Å, stresses
-        GPa, tension positive; ``pressure_GPa = -trace/3``); labels that are not ok have
-        split "excluded".
+        GPa, tension positive; ``pressure_GPa = -trace/3``); labels that are not ok or are
+        excluded have split "excluded".
 
     Raises
     ------
     ValueError
-        If ok labels were computed with different settings (settings_hash), naming the ids, or
-        if a structure id occurs twice.
+        Labels with different settings hashes (naming them and the key that allows it), a
+        structure id that occurs twice, or an empty dataset.
     """
     values = _check_fractions(fractions)
-    labels: dict[str, tuple[Label, Path]] = {}
-    for path in map(Path, label_paths):
-        label = read_label(path)
-        if label.structure_id in labels:
-            raise ValueError(
-                f"structure id {label.structure_id} occurs twice: "
-                f"{labels[label.structure_id][1]} and {path}"
-            )
-        labels[label.structure_id] = (label, path)
-    imported_ids: list[str] = []
-    for path in map(Path, imported_paths):
-        for label in read_labels(path):
-            if label.structure_id in labels:
-                raise ValueError(
-                    f"structure id {label.structure_id} occurs twice: "
-                    f"{labels[label.structure_id][1]} and {path}"
-                )
-            labels[label.structure_id] = (label, path)
-            imported_ids.append(label.structure_id)
+    labels, imported_ids = _read_all(label_paths, imported_paths)
     ids = sorted(labels)
-
-    by_hash: dict[str, list[str]] = {}
-    for sid in ids:
-        if labels[sid][0].status == "ok" and sid not in imported_ids:
-            by_hash.setdefault(labels[sid][0].settings_hash, []).append(sid)
-    pipeline_hash = next(iter(by_hash), None) if len(by_hash) == 1 else None
-    excluded_reason = _check_imported(labels, imported_ids, pipeline_hash)
+    excluded_reason = _duplicates(labels, imported_ids)
+    ref = _check_settings(labels, imported_ids, excluded_reason, allow_mixed_settings)
     ok_ids = [i for i in ids if labels[i][0].status == "ok" and i not in excluded_reason]
-    if len(by_hash) > 1:
-        groups = "; ".join(f"{h}: {', '.join(s)}" for h, s in sorted(by_hash.items()))
-        raise ValueError(
-            "ok labels were computed with different DFT settings (settings_hash), so they "
-            f"cannot share a dataset: {groups}. Recompute the outdated labels with the "
-            "current dft settings"
-        )
-
     if not ok_ids:
-        why = "; ".join(
-            f"{sid} ({excluded_reason.get(sid) or labels[sid][0].status}: {labels[sid][0].message})"
-            for sid in ids[:10]
-        )
-        raise ValueError(
-            f"the dataset would be empty: none of the {len(ids)} labels is usable ({why}"
-            f"{'; ...' if len(ids) > 10 else ''}). Fix the cause named per label (DFT settings, "
-            "dataset.import sources) and rerun; failed labels are never trained on"
-        )
-    counts = _split_counts(len(ok_ids), values)
-    order = np.random.default_rng(int(seed)).permutation(len(ok_ids))
-    shuffled = [ok_ids[i] for i in order]
-    split_of = {sid: "test" for sid in shuffled[: counts["test"]]}
-    split_of.update(
-        {sid: "val" for sid in shuffled[counts["test"] : counts["test"] + counts["val"]]}
-    )
-    split_of.update({sid: "train" for sid in shuffled[counts["test"] + counts["val"] :]})
+        raise _empty_dataset_error(ids, labels, excluded_reason)
+    source_of = {sid: (labels[sid][0].provenance.get("import") or {}).get("source")
+                 for sid in imported_ids}  # fmt: skip
+    fixed = {sid: source_splits[src] for sid, src in source_of.items()
+             if src in (source_splits or {})}  # fmt: skip
+    split_of = _assign_splits(ok_ids, fixed, values, seed)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for split in SPLITS:
-        frames = [_dataset_frame(labels[sid][0]) for sid in ids if split_of.get(sid) == split]
-        with atomic_write(out / f"{split}.extxyz") as tmp:
-            if frames:
-                ase.io.write(tmp, frames, format="extxyz")
-            else:
-                tmp.write_text("")
-        if not frames:
-            log.warning("split %s is empty (%d ok labels)", split, len(ok_ids))
-
+    _write_splits(out, ids, labels, split_of)
     table = pd.DataFrame(
         [_row(labels[sid][0], split_of.get(sid, "excluded"), labels[sid][1]) for sid in ids]
     )
@@ -643,34 +716,42 @@ def build_dataset(
     ]
     with atomic_write(out / "labels.parquet") as tmp:
         table.to_parquet(tmp, index=False)
+    summary = _summary(labels, ids, imported_ids, split_of, excluded_reason, ref, seed, values)
+    summary["imported"]["fixed_splits"] = dict(sorted(Counter(fixed.values()).items()))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    log.info("dataset in %s: %s", out, summary["split"])
+    return table
 
+
+def _summary(labels, ids, imported_ids, split_of, excluded_reason, ref, seed, fractions) -> dict:
+    """summary.json: counts per status and split, the settings hashes, the import's fate."""
     excluded = [labels[sid][0] for sid in ids if sid not in split_of]
     if excluded:
         log.warning(
             "%d of %d labels excluded from the dataset: %s",
             len(excluded),
             len(ids),
-            "; ".join(f"{lab.structure_id} ({lab.status}: {lab.message})" for lab in excluded),
-        )
-    summary = {
+            "; ".join(f"{lab.structure_id} ({excluded_reason.get(lab.structure_id) or lab.status}"
+                      f": {lab.message})" for lab in excluded[:10]),
+        )  # fmt: skip
+    in_splits = [sid for sid in ids if sid in split_of]
+    hashes = Counter(labels[sid][0].settings_hash for sid in in_splits)
+    return {
         "n_labels": len(ids),
         "status": dict(Counter(labels[sid][0].status for sid in ids)),
         "split": {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS}
         | {"excluded": len(excluded)},
-        "settings_hash": next(iter(by_hash), None),
+        "settings_hash": ref,
+        "settings_hashes_trained": dict(sorted(hashes.items())),
         "imported": {
             "n_labels": len(imported_ids),
             "in_splits": sum(1 for sid in imported_ids if sid in split_of),
             "excluded": {sid: excluded_reason[sid] for sid in sorted(excluded_reason)},
             "settings_hashes": sorted(
-                {labels[sid][0].settings_hash for sid in imported_ids if sid in split_of}
-                - set(by_hash)
+                {labels[sid][0].settings_hash for sid in imported_ids if sid in split_of} - {ref}
             ),
         },
-        "energy_kind": sorted({labels[sid][0].energy_kind for sid in ok_ids}),
+        "energy_kind": sorted({labels[sid][0].energy_kind for sid in in_splits}),
         "seed": int(seed),
-        "fractions": values,
+        "fractions": fractions,
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    log.info("dataset in %s: %s", out, summary["split"])
-    return table

@@ -645,6 +645,13 @@ def _elastic_section(tensors: dict, out_dir: Path, blocks: list, figures: list) 
     return errors
 
 
+def _own_snapshots(table: pd.DataFrame | None, run: str) -> pd.DataFrame | None:
+    """The rows of a stress-validation table that are snapshots of ``run``'s own MD path."""
+    if table is None or "structure_id" not in table:
+        return table
+    return table[table["structure_id"].astype(str).str.startswith(f"{run}__snap")]
+
+
 def _md_section(
     md: dict,
     sv: dict,
@@ -658,13 +665,15 @@ def _md_section(
     blocks.append(
         (
             "p",
-            "Each model drives its own deformation MD (Langevin NVT, constant strain rate). "
+            "Each run's first-seed model drives its own deformation MD (Langevin NVT, constant "
+            "strain rate). "
             f"Lines: σ_{component} from the potential along the path (the virial, static part: "
             "no kinetic term; the MD tables also hold the total stress with the kinetic "
             "ideal-gas part, −2E_kin/3V on the diagonal); circles: DFT stress at snapshots of "
             "that path, evenly spaced in strain, computed with exactly the dataset's DFT "
             "settings; crosses: the model's static stress on the same snapshots, so model and "
-            "DFT are compared like for like. Stress in GPa, tension positive.",
+            "DFT are compared like for like. Stress in GPa, tension positive. The table checks "
+            "each model on the snapshots of every run's path (the same frames for all runs).",
         )
     )
     if any(v is not None for v in md.values()):
@@ -674,7 +683,7 @@ def _md_section(
                 draw_stress_strain(
                     ax,
                     df,
-                    sv.get(run),
+                    _own_snapshots(sv.get(run), run),
                     component,
                     label=run,
                     color=f"C{i}",
@@ -963,6 +972,13 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
         ratio = ":".join(f"{w.get(k, 0):.3g}" for k in ("energy", "forces", "stress"))
         unit = "" if norm == "initial" else "; stress in eV/Å³"
         return f"fixed weights E:F:S = {ratio} ({norm_text}{unit})"
+    if run_cfg["scheme"] == "target":
+        t = run_cfg.get("targets") or {}
+        return (
+            f"target: each term divided by its squared target RMSE (E {t.get('energy')} "
+            f"meV/atom, F {t.get('forces')} meV/Å, S {t.get('stress')} GPa), the term furthest "
+            f"from its target weighed most, (RMSE/target)^β with β = {run_cfg.get('beta')}"
+        )
     variant = " (loss-weighted)" if run_cfg.get("loss_weighted") else ""
     return (
         f"{run_cfg['scheme']}{variant}, β = {run_cfg.get('beta')}, window {run_cfg.get('window')} "
@@ -970,20 +986,37 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
     )
 
 
+def _dft_settings(config: Mapping[str, Any]) -> dict[str, str]:
+    """The DFT lines of the report's settings: the engine's key settings, or what replaces them."""
+    engine = config["dft"]["engine"]
+    if engine == "none":
+        names = ", ".join(s["name"] for s in config["dataset"]["import"])
+        return {
+            "DFT": f"none run here: every label is imported ({names}); elastic constants and "
+            "MD stresses are not checked against DFT"
+        }
+    cfg = config["dft"][engine]
+    if engine != "qe":
+        shown = {k: v for k, v in cfg.items() if k not in ("executable", "potcar_dir")}
+        return {"DFT": f"{engine}: " + ", ".join(f"{k} {v}" for k, v in shown.items())}
+    return {
+        "DFT": (
+            f"qe: ecutwfc {cfg['ecutwfc_Ry']} Ry, ecutrho {cfg['ecutrho_Ry']} Ry, "
+            f"k-spacing {cfg['kspacing_per_A']} Å⁻¹, {cfg['occupations']} "
+            f"({cfg['smearing']}, {cfg['degauss_Ry']} Ry), conv_thr {cfg['conv_thr_Ry']:g} Ry"
+        ),
+        "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in cfg["pseudopotentials"].items()),
+    }
+
+
 def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
     """The settings a reader needs at the top of the report, from the run's config."""
-    mat, qe, md = config["material"], config["dft"]["qe"], config["validation"]["md"]
+    mat, md = config["material"], config["validation"]["md"]
     el = config["validation"]["elastic"]
     lateral = f", lateral {md.get('lateral', 'fixed')}" if md["mode"] == "uniaxial" else ""
     return {
         "material": f"{mat['name']} ({mat['prototype']}, a = {mat['lattice_constant_A']} Å)",
-        "DFT": (
-            f"{config['dft']['engine']}: ecutwfc {qe['ecutwfc_Ry']} Ry, "
-            f"ecutrho {qe['ecutrho_Ry']} Ry, "
-            f"k-spacing {qe['kspacing_per_A']} Å⁻¹, {qe['occupations']} "
-            f"({qe['smearing']}, {qe['degauss_Ry']} Ry), conv_thr {qe['conv_thr_Ry']:g} Ry"
-        ),
-        "pseudopotentials": ", ".join(f"{el}: {f}" for el, f in qe["pseudopotentials"].items()),
+        **_dft_settings(config),
         "elastic constants": (
             f"±{el['strain_magnitude']} strain along each Voigt direction, clamped ion and "
             f"relaxed ion (max |F| < {el.get('relax_fmax_eV_per_A', '?')} eV/Å), same cells "

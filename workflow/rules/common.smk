@@ -113,6 +113,8 @@ def tuning_histories(wildcards):
 def all_snapshot_label_paths():
     """DFT labels of the snapshots of every run's MD path: every model is checked on all of them
     (the same frames for every run and seed)."""
+    if not new_dft():
+        return []
     return [label_path("md", s) for run in training_runs() for s in md_snapshot_ids(run)]
 
 
@@ -170,7 +172,13 @@ def dft_label_paths():
 
 
 def elastic_label_paths():
-    return [label_path("elastic", s) for s in elastic_ids()]
+    """Labels of the ± strained cells ([] without new DFT)."""
+    return [label_path("elastic", s) for s in elastic_ids()] if new_dft() else []
+
+
+def dft_elastic_outputs():
+    """[the DFT clamped-ion elastic tensor], [] without new DFT."""
+    return [f"{RESULTS}/validate/dft/elastic.json"] if new_dft() else []
 
 
 def elastic_relaxed_label_paths():
@@ -215,8 +223,10 @@ def study_inputs():
     return {
         "metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
         "elastic": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json"),
-        "md_stress": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json"),
-        "dft_elastic": f"{RESULTS}/validate/dft/elastic.json",
+        "md_stress": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json")
+        if new_dft()
+        else [],
+        "dft_elastic": dft_elastic_outputs(),
         "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
         "grid_metrics": per_grid_point(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
         "tuning": [tuning_path(run) for run in tuned_runs(config["training"]["runs"])],
@@ -233,7 +243,7 @@ def report_inputs():
     the study section)."""
     return {
         "labels": f"{RESULTS}/dataset/labels.parquet",
-        "dft_elastic": f"{RESULTS}/validate/dft/elastic.json",
+        "dft_elastic": dft_elastic_outputs(),
         "metrics": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
         "parity": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/parity.png"),
         "history": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/history.csv"),
@@ -244,7 +254,9 @@ def report_inputs():
             f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json"
         ),
         "md": per_run(f"{RESULTS}/md/{{run}}/stress_strain.csv"),
-        "stress_validation": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv"),
+        "stress_validation": first_seed(f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv")
+        if new_dft()
+        else [],
         "study": list(study_files().values()),
         "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
     }
@@ -258,23 +270,29 @@ def final_outputs():
 
 
 def dft_engine():
-    """`qe` or `vasp` (dft.engine)."""
+    """`qe`, `vasp`, or `none` (no new DFT: labels from dataset.import only)."""
     return config["dft"]["engine"]
+
+
+def new_dft():
+    """Whether this run computes DFT (false for dft.engine none: nothing is checked against new
+    DFT; the report says so)."""
+    return dft_engine() != "none"
 
 
 def dft_engine_config():
     """The engine's config section (dft.qe or dft.vasp) before the convergence study's choice."""
-    return config["dft"][dft_engine()]
+    return config["dft"].get(dft_engine(), {})
 
 
 def dft_input_name():
     """The input file a dft_input job declares: pw.in (QE) or INCAR (VASP; POSCAR beside it)."""
-    return {"qe": "pw.in", "vasp": "INCAR"}[dft_engine()]
+    return {"qe": "pw.in", "vasp": "INCAR"}.get(dft_engine(), "input")
 
 
 def dft_output_name():
     """The output a dft_run job declares: pw.out (QE) or vasprun.xml (VASP; OUTCAR beside it)."""
-    return {"qe": "pw.out", "vasp": "vasprun.xml"}[dft_engine()]
+    return {"qe": "pw.out", "vasp": "vasprun.xml"}.get(dft_engine(), "output")
 
 
 def convergence_enabled():
@@ -316,6 +334,11 @@ def import_source_files(wildcards):
     return source_files(import_source(wildcards))
 
 
+def import_source_splits():
+    """Import source name -> its own split (train/val/test) for sources that keep one."""
+    return {s["name"]: s["split"] for s in config["dataset"]["import"] if s["split"] != "auto"}
+
+
 def import_label_paths():
     return [f"{RESULTS}/import/{name}.extxyz" for name in import_names()]
 
@@ -349,6 +372,8 @@ def dft_input_targets():
     inputs (rule convergence_inputs), so that `make inputs` never runs DFT."""
     if convergence_enabled():
         return [rules.convergence_inputs.output.inputs]
+    if not new_dft():
+        return []
     pairs = [("train", s) for s in training_ids()] + [("elastic", s) for s in elastic_ids()]
     return [str(p).format(group=g, sid=s) for g, s in pairs for p in rules.dft_input.output]
 

@@ -32,6 +32,8 @@ rule dataset:
     params:
         fractions=config["dataset"]["fractions"],
         seed=config["seed"],
+        source_splits=import_source_splits(),
+        allow_mixed_settings=config["dataset"]["allow_mixed_settings"],
     conda:
         "../../envs/qe.yaml"
     script:

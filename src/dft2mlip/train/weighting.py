@@ -74,8 +74,10 @@ from typing import Any
 
 import numpy as np
 
+from dft2mlip.units import EV_PER_A3_TO_GPA
+
 ALL_COMPONENTS = ("energy", "forces", "stress")
-SCHEMES = ("fixed", "softadapt", "relobralo", "dwa", "uncertainty", "gradnorm")
+SCHEMES = ("fixed", "softadapt", "relobralo", "dwa", "uncertainty", "gradnorm", "target")
 NORMALISE_MODES = ("initial", "none")
 #: floor of the loss-weighted SoftAdapt weights (a term whose loss reached 0 keeps a share)
 _LOSS_WEIGHTED_FLOOR = 1e-12
@@ -511,6 +513,78 @@ class DWA(_VectorScheme):
         self._previous = None if prev is None else np.array(prev, dtype=float)
 
 
+#: factors from the config's target units (meV/atom, meV/Å, GPa) to the losses' (eV/atom, eV/Å,
+#: eV/Å³)
+TARGET_UNITS = {"energy": 1e-3, "forces": 1e-3, "stress": 1.0 / EV_PER_A3_TO_GPA}
+
+
+class TargetWeighting(_VectorScheme):
+    """Distance-to-target weighting (dft2mlip's own): each term is weighed by how far its training
+    RMSE is from a per-term target error.
+
+    With raw MSEs L_k (``normalise: none``; required), r_k = sqrt(L_k) / t_k is the training RMSE
+    in units of its target t_k. The emphasis u = r^β / Σ_j r_j^β (sums to 1) goes to the term
+    furthest from its target, and the loss is Σ_k u_k r_k² = Σ_k (u_k / t_k²) L_k: the weights
+    (what multiplies each raw MSE) are c_k = u_k / t_k². They carry the units that make each term
+    dimensionless and do not sum to 1. Before the first update u is uniform; β = 0 gives the fixed
+    weights 1/(n t_k²), each term divided by its squared target. A term already below its target
+    (r_k < 1) keeps a share that shrinks as r_k^β.
+
+    Parameters
+    ----------
+    components : iterable of str
+        Components to balance.
+    targets : mapping
+        Target RMSE per component in meV/atom (energy), meV/Å (forces), GPa (stress), > 0; e.g.
+        the DFT labels' own convergence tolerances (a model need not beat its labels' precision).
+    beta : float
+        Emphasis exponent β ≥ 0 (default 1).
+    """
+
+    name = "target"
+
+    def __init__(
+        self, components: Iterable[str], targets: Mapping[str, float], beta: float = 1.0
+    ) -> None:
+        super().__init__(components)
+        missing = [c for c in self.components if c not in (targets or {})]
+        if missing:
+            raise ValueError(f"targets needs a value for {missing} (meV/atom, meV/Å, GPa)")
+        self.targets = {c: _check_positive(targets[c], f"target of {c}") for c in self.components}
+        self.beta = float(beta)
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"target weighting beta = {beta}; use a finite value >= 0")
+        self._t = np.array([self.targets[c] * TARGET_UNITS[c] for c in self.components])
+
+    def options(self) -> dict[str, Any]:
+        return {"targets": dict(self.targets), "beta": self.beta}
+
+    @property
+    def weights(self) -> dict[str, float]:
+        coeff = self._weights / self._t**2
+        return {c: float(w) for c, w in zip(self.components, coeff, strict=True)}
+
+    def emphasis(self) -> dict[str, float]:
+        """u_k: the share of the loss each term gets (sums to 1)."""
+        return {c: float(w) for c, w in zip(self.components, self._weights, strict=True)}
+
+    def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
+        r = np.sqrt(np.maximum(self._losses_vector(component_losses), 0.0)) / self._t
+        if np.any(r > 0):
+            powered = np.maximum(r, 1e-12) ** self.beta
+            self._weights = powered / powered.sum()
+        return self.weights
+
+    def state_dict(self) -> dict:
+        return {"scheme": self.name, "components": list(self.components),
+                "targets": dict(self.targets), "beta": self.beta,
+                "emphasis": self._weights.tolist()}  # fmt: skip
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self._check_state(state)
+        self._weights = np.array(state["emphasis"], dtype=float)
+
+
 class UncertaintyWeighting(WeightingScheme):
     """Homoscedastic-uncertainty weighting (Kendall et al. 2018) with learnable log-variances.
 
@@ -707,6 +781,7 @@ SCHEME_OPTIONS = {
     "dwa": ("temperature",),
     "uncertainty": (),
     "gradnorm": ("alpha", "weights_lr"),
+    "target": ("targets", "beta"),
 }
 
 
@@ -843,6 +918,11 @@ def make_weighting(
             return DWA(wanted, temperature=run_cfg.get("temperature", 2.0))
         if scheme == "uncertainty":
             return UncertaintyWeighting(wanted)
+        if scheme == "target":
+            if run_cfg.get("normalise", "none") != "none":
+                raise ValueError("the target scheme divides by the targets itself; set "
+                                 "normalise: none")  # fmt: skip
+            return TargetWeighting(wanted, run_cfg.get("targets"), beta=run_cfg.get("beta", 1.0))
         return GradNorm(
             wanted, alpha=run_cfg.get("alpha", 1.5), lr=run_cfg.get("weights_lr", 0.025)
         )
