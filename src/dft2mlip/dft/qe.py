@@ -48,6 +48,7 @@ _CUTOFF = {
 }
 _BANG = re.compile(r"^\s*!!?\s+total energy\s*=\s*(\S+)\s*Ry", re.MULTILINE)
 _ALAT = re.compile(r"lattice parameter \(alat\)\s*=\s*(\S+)\s*a\.u\.")
+_CELLDM1 = re.compile(r"celldm\(1\)=\s*(\S+)")
 _AXIS = re.compile(r"a\(\d\)\s*=\s*\(\s*(\S+)\s+(\S+)\s+(\S+)\s*\)")
 _TAU = re.compile(r"^\s*\d+\s+(\S+)\s+tau\(\s*\d+\)\s*=\s*\(\s*(\S+)\s+(\S+)\s+(\S+)")
 _FORCE = re.compile(r"^\s*atom\s+\d+\s+type\s+\d+\s+force\s*=\s*(\S+)\s+(\S+)\s+(\S+)")
@@ -336,6 +337,9 @@ class _PwFrameReader:
         self.symbols: list[str] = []
         self.positions = np.zeros((0, 3))
         self.frames: list[OutputFrame] = []
+        #: set once a relaxation printed CELL_PARAMETERS / ATOMIC_POSITIONS: the header that
+        #: the final SCF of a vc-relax repeats holds the same structure with fewer digits
+        self.relaxed = False
 
     def atoms(self) -> Atoms:
         return Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=True)
@@ -343,21 +347,24 @@ class _PwFrameReader:
     def read(self, lines: list[str], i: int) -> int:
         """Consume what starts at line ``i``; returns the next line to look at."""
         line = lines[i]
-        if m := _ALAT.search(line):
+        if m := _ALAT.search(line) or _CELLDM1.search(line):  # celldm(1): more digits
             self.alat_A = float(m.group(1)) * Bohr
         elif "crystal axes: (cart. coord. in units of alat)" in line:
             rows = [_AXIS.search(lines[i + k]).groups() for k in (1, 2, 3)]
-            self.cell = np.array(rows, dtype=float) * self.alat_A
+            if not self.relaxed:
+                self.cell = np.array(rows, dtype=float) * self.alat_A
             return i + 4
         elif "site n." in line and "(alat units)" in line:
             rows = []
             while (m := _TAU.match(lines[i + 1 + len(rows)])) is not None:
                 rows.append(m.groups())
-            self.symbols = [_element(r[0]) for r in rows]
-            self.positions = np.array([r[1:] for r in rows], dtype=float) * self.alat_A
+            if not self.relaxed:
+                self.symbols = [_element(r[0]) for r in rows]
+                self.positions = np.array([r[1:] for r in rows], dtype=float) * self.alat_A
             return i + 1 + len(rows)
         elif m := _BLOCK_UNIT.match(line):
             unit, scale = _block_scale(m, self.alat_A)
+            self.relaxed = True
             if m.group(1) == "CELL_PARAMETERS":
                 self.cell = np.array([_numbers(lines[i + k]) for k in (1, 2, 3)]) * scale
                 return i + 4

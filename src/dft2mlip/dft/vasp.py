@@ -614,10 +614,8 @@ def _vasprun_frames(path: Path, prov: dict) -> tuple[list[OutputFrame], dict, st
                           parse_projected_eigen=False, parse_potcar_file=False,
                           exception_on_bad_xml=True)  # fmt: skip
     except Exception as err:  # pymatgen raises many kinds on malformed or unfinished files
-        return [], {}, (
-            f"{path.name} stopped before the end (walltime?) or is malformed: pymatgen: "
-            f"{type(err).__name__}: {err}"
-        )
+        why = f"{path.name} stopped before the end (walltime?) or is malformed: pymatgen: "
+        return [], {}, why + f"{type(err).__name__}: {err}"
     nelm = int(run.parameters.get("NELM", 60))
     pstress_ev_per_a3 = float(run.parameters.get("PSTRESS", 0.0)) * KBAR_TO_GPA * GPA_TO_EV_PER_A3
     frames = []
