@@ -87,6 +87,17 @@ class RunOutput:
     failure: tuple[str, str] | None = None
 
 
+def read_until(path: str | os.PathLike, stop: str) -> str:
+    """The text of ``path`` up to the first line that contains ``stop`` (reads no further)."""
+    lines = []
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if stop in line:
+                break
+            lines.append(line)
+    return "".join(lines)
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text).strip("._") or "x"
 

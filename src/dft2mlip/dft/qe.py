@@ -21,7 +21,7 @@ from ase.units import create_units
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
-from dft2mlip.dft.importing import OutputFrame, RunOutput
+from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.settings import QESettings, file_md5
 
 #: QE's own constants (CODATA 2006), as ASE's espresso-out reader uses them
@@ -463,13 +463,7 @@ def pw_settings(header: str) -> dict:
 
 def read_pw_header(path: str | os.PathLike) -> str:
     """The text of a pw.x output up to its first SCF (cheap: stops reading there)."""
-    lines = []
-    with open(path, errors="replace") as handle:
-        for line in handle:
-            if _HEADER_END in line:
-                break
-            lines.append(line)
-    return "".join(lines)
+    return read_until(path, _HEADER_END)
 
 
 def read_pw_run(output_path: str | os.PathLike) -> RunOutput:

@@ -31,7 +31,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
-from dft2mlip.dft.importing import OutputFrame, RunOutput
+from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -441,17 +441,9 @@ def parse_vasp_output(
         return label("failed", f"no OUTCAR in {directory} (did VASP start?)")
     if "General timing and accounting" not in outcar_text:
         return label("failed", f"OUTCAR {_OUTCAR_UNFINISHED}")
-    frames, incar, why = [], {}, ""
-    if (directory / "vasprun.xml").is_file():
-        frames, incar, why = _vasprun_frames(directory / "vasprun.xml", prov)
-        if frames and (frames[-1].forces is None or frames[-1].stress is None):
-            frames, why = [], "vasprun.xml has no forces or stress (ISIF/IBRION?)"
-        if why:
-            prov["vasprun_error"] = why
+    frames, incar, why = _run_frames(directory, outcar_text, prov)
     if not frames:
-        frames, why = _outcar_frames(outcar, outcar_text, prov)
-        if not frames:
-            return label("failed", why)
+        return label("failed", why)
     frame = frames[-1]
     for name, value in (("free energy TOTEN", frame.energy_eV), ("forces", frame.forces),
                         ("'in kB' stress line (ISIF?)", frame.stress)):  # fmt: skip
@@ -513,17 +505,6 @@ def _incar_value(text: str):
     return numbers[0] if len(numbers) == 1 else numbers
 
 
-def _head(path: Path, stop: str) -> str:
-    """The text of ``path`` up to the first line containing ``stop`` (cheap)."""
-    lines = []
-    with open(path, errors="replace") as handle:
-        for line in handle:
-            if stop in line:
-                break
-            lines.append(line)
-    return "".join(lines)
-
-
 def _xml_items(text: str, block: str) -> dict:
     start, end = text.find(f"<{block}>"), text.find(f"</{block}>")
     if start < 0 or end < 0:
@@ -533,7 +514,7 @@ def _xml_items(text: str, block: str) -> dict:
 
 def _settings_from_vasprun(path: Path) -> tuple[dict, dict]:
     """(INCAR tags VASP used, k-points and POTCARs) from vasprun.xml before its first step."""
-    head = _head(path, "<calculation>")
+    head = read_until(path, "<calculation>")
     incar, parameters = _xml_items(head, "incar"), _xml_items(head, "parameters")
     tags = {}
     for tag in SETTINGS_TAGS:
@@ -556,7 +537,7 @@ def _settings_from_vasprun(path: Path) -> tuple[dict, dict]:
 
 def _settings_from_outcar(path: Path) -> tuple[dict, dict]:
     """(INCAR tags VASP used, k-points and POTCARs) from the OUTCAR header."""
-    head = _head(path, "Iteration")
+    head = read_until(path, "Iteration")
     tags = {}
     for tag in SETTINGS_TAGS:
         if m := re.search(rf"(?<![A-Z_]){tag}\s*=\s*([-+\w.]+(?:[ \t]+-?\d+\.?\d*)*)", head):
@@ -595,6 +576,21 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
     settings.update(tags)
     settings.update(extra)
     return settings
+
+
+def _run_frames(directory: Path, outcar_text: str, prov: dict) -> tuple[list, dict, str]:
+    """Frames, INCAR and why-not of a run: vasprun.xml when its last step has forces and
+    stress, else OUTCAR."""
+    frames, incar, why = [], {}, ""
+    if (directory / "vasprun.xml").is_file():
+        frames, incar, why = _vasprun_frames(directory / "vasprun.xml", prov)
+        if frames and (frames[-1].forces is None or frames[-1].stress is None):
+            frames, why = [], "vasprun.xml has no forces or stress (ISIF/IBRION?)"
+        if why:
+            prov["vasprun_error"] = why
+    if not frames:
+        frames, why = _outcar_frames(directory / "OUTCAR", outcar_text, prov)
+    return frames, incar, why
 
 
 def _vasprun_frames(path: Path, prov: dict) -> tuple[list[OutputFrame], dict, str]:
