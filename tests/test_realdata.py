@@ -271,6 +271,9 @@ def test_vasp_unfinished_outputs_say_so(tmp_path):
     (run / "OUTCAR").write_text(outcar[: len(outcar) // 2])
     (label,) = one({"path": str(run), "format": "vasp"})
     assert label.status == "failed" and "OUTCAR stopped before the end" in label.message
+    (run / "vasp.out").write_text(" |     ZBRENT: fatal error in bracketing      |\n")
+    (label,) = one({"path": str(run), "format": "vasp"})
+    assert "vasp.out says: ZBRENT: fatal error in bracketing" in label.message
 
 
 def test_settings_hash_tracks_vasp_physics_and_matches_the_cheap_hashes(tmp_path):

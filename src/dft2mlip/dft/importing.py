@@ -202,8 +202,8 @@ def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
     Returns
     -------
     dict[str, list[str]]
-        Each settings hash with the files (sorted, as :func:`source_files` lists them) whose
-        labels carry it.
+        Each settings hash with the files whose labels carry it, in the order of
+        :func:`source_files`.
     """
     hashes: dict[str, list[str]] = {}
     for file in source_files(source):
@@ -453,6 +453,12 @@ def check_import_sources(sources: Sequence[Mapping]) -> None:
             raise ValueError(
                 f"config key 'dataset.import' entry {source['name']!r}: format must be one of "
                 f"{FORMATS}"
+            )
+        if source.get("frames", "last") not in FRAME_MODES:
+            raise ValueError(
+                f"config key 'dataset.import' entry {source['name']!r}: frames must be one of "
+                f"{FRAME_MODES} (the last ionic step of each run, or every step), got "
+                f"{source.get('frames')!r}"
             )
         if not source_files(source):
             raise ValueError(

@@ -484,6 +484,8 @@ SETTINGS_TAGS = (
 )  # fmt: skip
 #: names vasprun.xml's <parameters> uses for an INCAR tag
 _PARAMETER_NAME = {"ENCUT": "ENMAX", "METAGGA": "LMETAGGA"}
+#: tags that count only when the INCAR set them (VASP ignores KSPACING with a KPOINTS file)
+_INCAR_ONLY = ("KSPACING", "KGAMMA")
 _XML_ITEM = re.compile(r"<([iv])(?:\s+type=\"\w+\")?\s+name=\"(\w+)\"\s*>([^<]*)</\1>")
 _XML_TITLE = re.compile(
     r"<rc><c>\s*\d+</c><c>[^<]*</c><c>[^<]*</c><c>[^<]*</c><c>\s*([^<]*?)\s*</c></rc>"
@@ -519,6 +521,8 @@ def _settings_from_vasprun(path: Path) -> tuple[dict, dict]:
     tags = {}
     for tag in SETTINGS_TAGS:
         value = parameters.get(_PARAMETER_NAME.get(tag, tag), incar.get(tag))
+        if tag in _INCAR_ONLY:  # <parameters> lists their defaults even when unused
+            value = incar.get(tag)
         if value is not None:
             tags[tag] = _incar_value(value)
     start = head.find("<kpoints>")
@@ -561,8 +565,8 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
 
     From ``vasprun.xml`` (its ``<parameters>``, the values VASP used, else ``<incar>``) when the
     directory has one, else from the OUTCAR header; both are read only up to the first ionic
-    step. Covers :data:`SETTINGS_TAGS`, whether MAGMOM was set, the k-point mesh (or the number
-    of irreducible k-points) and the POTCAR titles. ``PSTRESS`` is recorded too: it does not
+    step. Covers :data:`SETTINGS_TAGS`, whether MAGMOM was set, the k-points (KSPACING when it
+    was used, else the mesh, else the number of irreducible k-points) and the POTCAR titles. ``PSTRESS`` is recorded too: it does not
     change the energy, forces or stress VASP reports, but it changes what a relaxation did.
     """
     directory = Path(directory)
@@ -573,6 +577,12 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
         tags, extra = _settings_from_outcar(directory / "OUTCAR")
     else:
         return settings
+    # k-points: KSPACING when VASP used it (the mesh then follows from each cell), else the
+    # mesh, else (no mesh printed) the number of irreducible k-points
+    if "KSPACING" in tags or extra["kpoint_mesh"]:
+        extra.pop("n_kpoints_irreducible")
+    if "KSPACING" in tags:
+        extra.pop("kpoint_mesh")
     settings.update(tags)
     settings.update(extra)
     return settings
@@ -705,12 +715,29 @@ def read_vasp_run(directory: str | os.PathLike) -> RunOutput:
         run.frames, _, why = _vasprun_frames(vasprun, prov)
     if not run.frames and outcar_text.strip():
         if "General timing and accounting" not in outcar_text:
-            run.failure = ("failed", f"OUTCAR {_OUTCAR_UNFINISHED}" + (f"; {why}" if why else ""))
-            return run
-        if why:
-            prov["vasprun_error"] = why
-        run.path = outcar
-        run.frames, why = _outcar_frames(outcar, outcar_text, prov)
+            why = f"OUTCAR {_OUTCAR_UNFINISHED}" + (f"; {why}" if why else "")
+        else:
+            if why:
+                prov["vasprun_error"] = why
+            run.path = outcar
+            run.frames, why = _outcar_frames(outcar, outcar_text, prov)
     if not run.frames:
-        run.failure = ("failed", why or f"no vasprun.xml or OUTCAR in {directory}")
+        why = why or f"no vasprun.xml or OUTCAR in {directory}"
+        run.failure = ("failed", why + _stdout_error(directory))
     return run
+
+
+#: where VASP's standard output usually is (custodian's VaspJob writes vasp.out)
+_VASP_STDOUT = ("vasp.out", "stdout", "vasp.log")
+
+
+def _stdout_error(directory: Path) -> str:
+    """VASP's own last error line from its standard output in ``directory`` ('' if none):
+    VASP prints its errors there, not in OUTCAR or vasprun.xml."""
+    for name in _VASP_STDOUT:
+        if (directory / name).is_file():
+            text = (directory / name).read_text(errors="replace")
+            errors = [ln.strip(" |") for ln in text.splitlines() if "error" in ln.lower()]
+            if errors:
+                return f"; {name} says: {errors[-1][:200]}"
+    return ""
