@@ -309,10 +309,12 @@ def test_settings_hash_tracks_qe_physics_and_settings_json(tmp_path):
     for name, content in (("a", text), ("b", text), ("c", other)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "pw.out").write_text(content)
-    (tmp_path / "b" / "settings.json").write_text(json.dumps({"settings_hash": "0123abcd0123"}))
+    recorded = {"settings_hash": "0123abcd0123", "physics": {"ecutwfc_Ry": 30.0}}
+    (tmp_path / "b" / "settings.json").write_text(json.dumps(recorded))
     source = {"name": "r", "path": str(tmp_path / "*"), "format": "qe"}
     labels = {lab.structure_id: lab for lab in import_source(source)}
     assert labels["r__b"].settings_hash == "0123abcd0123"
+    assert labels["r__b"].provenance["settings"]["settings_json"] == {"ecutwfc_Ry": 30.0}
     assert labels["r__a"].settings_hash != labels["r__c"].settings_hash
     settings = labels["r__a"].provenance["settings"]
     assert settings["ecutwfc_Ry"] == 30.0 and settings["ecutrho_Ry"] == 240.0

@@ -159,12 +159,14 @@ def _extxyz_infos(path: str | os.PathLike) -> Iterator[dict]:
                 handle.readline()
 
 
-def _recorded_hash(directory: Path) -> str | None:
-    """The settings hash dft2mlip recorded in ``settings.json`` of a run directory, if any."""
+def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
+    """The settings hash and physics dft2mlip recorded in ``settings.json`` of a run
+    directory ``(None, {})`` when there is none."""
     settings_file = directory / "settings.json"
     if not settings_file.is_file():
-        return None
-    return json.loads(settings_file.read_text()).get("settings_hash") or None
+        return None, {}
+    record = json.loads(settings_file.read_text())
+    return record.get("settings_hash") or None, dict(record.get("physics") or {})
 
 
 def run_settings(fmt: str, file: str | os.PathLike) -> tuple[str, dict]:
@@ -183,8 +185,10 @@ def run_settings(fmt: str, file: str | os.PathLike) -> tuple[str, dict]:
         from dft2mlip.dft.vasp import vasp_settings
 
         settings = vasp_settings(path.parent)
-    recorded = _recorded_hash(path.parent)
-    return recorded or settings_hash_of(settings), settings
+    recorded, physics = _recorded_settings(path.parent)
+    if recorded:
+        return recorded, {**settings, "settings_json": physics}
+    return settings_hash_of(settings), settings
 
 
 def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
@@ -208,7 +212,11 @@ def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
     hashes: dict[str, list[str]] = {}
     for file in source_files(source):
         if source["format"] == "extxyz":
-            found = {_extxyz_settings(info, source)[0] for info in _extxyz_infos(file)}
+            try:
+                infos = list(_extxyz_infos(file))
+            except (ValueError, IndexError):  # not plain extxyz line counts: let ASE read it
+                infos = [atoms.info for atoms in ase.io.read(file, index=":", format="extxyz")]
+            found = {_extxyz_settings(info, source)[0] for info in infos}
         else:
             found = {run_settings(source["format"], file)[0]}
         for settings_hash in sorted(found):

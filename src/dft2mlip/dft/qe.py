@@ -3,6 +3,12 @@
 Units are converted once, here, at the parser boundary: ASE's ``espresso-out`` reader returns
 energies in eV, forces in eV/Å and the stress in eV/Å³ with the sign flipped from QE's
 pressure-positive convention to ASE's tension-positive one.
+
+The pipeline's own single points go through :func:`parse_pw_output` (ASE's reader, checked
+against the input structure). Imported outputs (relaxations, other people's files) go through
+:func:`read_pw_run`: pw.x's own failure text first (:func:`pw_failure`), then every SCF frame
+(:func:`pw_frames`, the same constants and sign as ASE's reader, which it does not need: it
+also reads outputs whose k-point list was trimmed).
 """
 
 from __future__ import annotations

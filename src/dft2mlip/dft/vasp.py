@@ -8,6 +8,12 @@ Voigt ``[xx, yy, zz, yz, xz, xy]``: ``sigma = -0.1 GPa * value``, reordered.
 
 The training energy is VASP's ``free  energy   TOTEN`` (``e_fr_energy``), the one consistent
 with the forces; pymatgen's ``Vasprun.final_energy`` is the σ→0 extrapolation and is not used.
+With PSTRESS ≠ 0 the ionic-step ``e_fr_energy`` in vasprun.xml is the enthalpy E + PSTRESS·V;
+the PV term is taken off, so vasprun.xml and OUTCAR give the same TOTEN.
+
+:func:`parse_vasp_output` parses the pipeline's own single points (checked against the input
+structure); :func:`read_vasp_run` reads any finished run directory (vasprun.xml or OUTCAR
+alone, every ionic step) for ``dataset.import``, with :func:`vasp_settings` for its settings.
 
 Without POTCARs (``PMG_VASP_PSP_DIR`` unset and no ``dft.vasp.potcar_dir``) inputs are written
 with ``potcar_spec=True`` (a ``POTCAR.spec`` listing the symbols): the dry run and input writing
@@ -566,8 +572,9 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
     From ``vasprun.xml`` (its ``<parameters>``, the values VASP used, else ``<incar>``) when the
     directory has one, else from the OUTCAR header; both are read only up to the first ionic
     step. Covers :data:`SETTINGS_TAGS`, whether MAGMOM was set, the k-points (KSPACING when it
-    was used, else the mesh, else the number of irreducible k-points) and the POTCAR titles. ``PSTRESS`` is recorded too: it does not
-    change the energy, forces or stress VASP reports, but it changes what a relaxation did.
+    was used, else the mesh, else the number of irreducible k-points) and the POTCAR titles.
+    ``PSTRESS`` is recorded too: it does not change the energy, forces or stress VASP reports,
+    but it changes what a relaxation did.
     """
     directory = Path(directory)
     settings: dict = {"engine": "vasp"}
