@@ -102,6 +102,22 @@ def test_qe_frames_all_gives_one_label_per_ionic_step():
     assert [lab.provenance["ionic_step"] for lab in labels] == [1, 2, 3]
 
 
+def test_qe_relaxation_whose_last_scf_failed_keeps_the_steps_before(tmp_path):
+    text = (QE / "vcrelax_success.out").read_text()
+    head = text[: text.rindex("!    total energy")]
+    stop = "     convergence NOT achieved after 100 iterations: stopping\n\n   JOB DONE.\n"
+    (tmp_path / "stuck.out").write_text(head + stop)
+    (last,) = one(qe_source(tmp_path / "stuck.out"))
+    assert last.status == "scf_not_converged"
+    assert "ionic step 3 of 3 (the last)" in last.message
+    assert "convergence NOT achieved after 100 iterations" in last.message
+    labels = one(qe_source(tmp_path / "stuck.out", frames="all"))
+    assert [lab.status for lab in labels] == ["ok", "ok", "scf_not_converged"]
+    np.testing.assert_allclose(
+        [lab.energy for lab in labels[:2]], qe_expected(text)["energies"][:2], rtol=1e-9
+    )
+
+
 def test_qe_relaxation_without_stress_names_the_missing_item():
     (label,) = one(qe_source(QE / "relax_success.out"))
     assert label.status == "failed"

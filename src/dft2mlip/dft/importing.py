@@ -68,6 +68,8 @@ class OutputFrame:
     stress: np.ndarray | None
     converged: bool
     n_scf: int | None = None
+    #: the engine's own words when this step gives no label (e.g. pw.x's SCF message)
+    message: str = ""
 
 
 @dataclass
@@ -341,14 +343,13 @@ def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
     """Status and message of ionic step ``k`` of ``run`` (what it lacks, or where it is)."""
     frame, n = run.frames[k], len(run.frames)
     where = f"ionic step {k + 1} of {n}" + (" (the last)" if k == n - 1 else "")
+    if not frame.converged:
+        why = frame.message or f"SCF not converged ({frame.n_scf} iterations)"
+        return "scf_not_converged", f"{where} of {run.path.name}: {why}"
     missing = [name for name, value in (("energy", frame.energy_eV), ("forces", frame.forces),
                                         ("stress", frame.stress)) if value is None]  # fmt: skip
     if missing:
         return "failed", f"{run.path.name} has no {' or '.join(missing)} at {where}"
-    if not frame.converged:
-        return "scf_not_converged", (
-            f"SCF not converged at {where} of {run.path.name} ({frame.n_scf} iterations)"
-        )
     values = (frame.energy_eV, frame.forces, frame.stress)
     if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in values):
         return "failed", f"{run.path.name} has NaN or Inf energy, forces or stress at {where}"

@@ -432,12 +432,16 @@ def pw_frames(text: str) -> list[OutputFrame]:
     list[OutputFrame]
         In the order printed; forces/stress are None when pw.x did not print them.
     """
+    return _read_frames(text).frames
+
+
+def _read_frames(text: str) -> _PwFrameReader:
     reader = _PwFrameReader()
     lines = text.splitlines() + [""]
     i = 0
     while i < len(lines) - 1:
         i = reader.read(lines, i)
-    return reader.frames
+    return reader
 
 
 def pw_settings(header: str) -> dict:
@@ -475,8 +479,10 @@ def read_pw_header(path: str | os.PathLike) -> str:
 def read_pw_run(output_path: str | os.PathLike) -> RunOutput:
     """A pw.x output as frames, settings and provenance, or the reason pw.x gave no label.
 
-    The engine's own cause (error block, empty output, stop before the end, SCF not
-    converged) is checked on the text first; the frames are read only from a finished run.
+    The engine's own cause (error block, empty output, stop before the end) is checked on the
+    text first; the frames are read only from a finished run. When its last SCF did not
+    converge, that SCF is the last frame (no results, ``converged`` False, pw.x's message), so
+    the steps before it stay usable.
     """
     path = Path(output_path)
     text = path.read_text(errors="replace") if path.is_file() else None
@@ -484,9 +490,16 @@ def read_pw_run(output_path: str | os.PathLike) -> RunOutput:
     prov = _provenance(text, path) if text else {"engine": "qe", "program": "pw.x"}
     run = RunOutput(path, "qe", [], prov, pw_settings(header))
     run.failure = pw_failure(text, path)
-    if text and run.failure is None:
-        run.frames = pw_frames(text)
-        if not run.frames:
+    if text and (run.failure is None or run.failure[0] == "scf_not_converged"):
+        reader = _read_frames(text)
+        run.frames = reader.frames
+        if run.failure is not None:
+            n_scf = prov.get("n_scf_iterations")
+            run.frames.append(
+                OutputFrame(reader.atoms(), None, None, None, False, n_scf, run.failure[1])
+            )
+            run.failure = None
+        elif not run.frames:
             run.failure = ("failed", f"pw.x output {path.name} has no '!' total energy line")
     return run
 
