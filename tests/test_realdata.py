@@ -214,6 +214,11 @@ def test_vasp_dfpt_vasprun_without_outcar_imports():
     np.testing.assert_allclose(label.forces, expected["forces"], atol=1e-12)
     np.testing.assert_allclose(label.stress, expected["stress"], atol=1e-12)
     assert label.atoms.get_chemical_symbols() == ["Na", "Cl"]
+    # the SCF only: the linear-response steps after the ionic step's structure do not count
+    calculation = text.split("<calculation>")[1]
+    assert label.provenance["n_scf_iterations"] == calculation.split("<structure>")[0].count(
+        "<scstep>"
+    )
 
 
 def outcar_expected(text: str) -> dict:

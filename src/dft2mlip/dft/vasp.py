@@ -634,7 +634,7 @@ def _vasprun_frames(path: Path, prov: dict) -> tuple[list[OutputFrame], dict, st
     frames = []
     for k, step in enumerate(run.ionic_steps):
         atoms = _bare_atoms(step["structure"])
-        n_scf = len(step.get("electronic_steps", []))
+        n_scf = _scf_count(step.get("electronic_steps", []), bool(run.incar.get("LEPSILON")))
         last = k == len(run.ionic_steps) - 1
         energy = step.get("e_fr_energy")
         frames.append(OutputFrame(
@@ -658,6 +658,19 @@ def _vasprun_frames(path: Path, prov: dict) -> tuple[list[OutputFrame], dict, st
     if "stand-in" in str(run.generator.get("subversion", "")).lower():
         prov["standin"] = True
     return frames, dict(run.incar), ""
+
+
+def _scf_count(electronic_steps: list, lepsilon: bool) -> int:
+    """SCF iterations of one ionic step. With LEPSILON, vasprun.xml lists the linear-response
+    steps after the SCF in the same ionic step; the SCF ends at the first step after the first
+    that has a full energy record again (pymatgen's rule for ``converged_electronic``)."""
+    if not lepsilon:
+        return len(electronic_steps)
+    energies_only = {"e_wo_entrp", "e_fr_energy", "e_0_energy"}
+    index = 1
+    while index < len(electronic_steps) and set(electronic_steps[index]) == energies_only:
+        index += 1
+    return min(index + 1, len(electronic_steps))
 
 
 def _bare_atoms(structure) -> Atoms:
