@@ -20,7 +20,11 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from conftest import fixture_structure
 
 from dft2mlip.data import build_dataset, read_labels, write_label, write_labels
-from dft2mlip.dft.importing import check_import_sources, import_source
+from dft2mlip.dft.importing import (
+    check_import_sources,
+    import_settings_hashes,
+    import_source,
+)
 from dft2mlip.dft.qe import parse_pw_output
 from dft2mlip.dft.vasp import VaspSettings, write_vasp_input
 from dft2mlip.units import EV_PER_A3_TO_GPA
@@ -116,6 +120,11 @@ def test_vasp_run_directories_through_the_same_parser(tmp_path):
     assert labels[0].energy == pytest.approx(ref.get_potential_energy(), abs=1e-7)
     assert np.allclose(labels[0].stress, ref.get_stress(), atol=1e-7)
     assert labels[0].settings_hash.startswith("import-")
+    assert labels[0].settings_hash == labels[1].settings_hash  # same INCAR, POTCARs, k-mesh
+    assert labels[0].provenance["settings"]["ENCUT"] == 400.0
+    files = [str(tmp_path / "runs" / run / name) for run in ("run0", "run1")
+             for name in ("vasprun.xml", "OUTCAR")]  # fmt: skip
+    assert import_settings_hashes(source) == {labels[0].settings_hash: files}
 
 
 def test_qe_run_directory_matches_the_pipeline_parser(tmp_path):
@@ -138,6 +147,12 @@ def test_config_check_names_the_problem(tmp_path):
     (tmp_path / "a.xyz").write_text("")
     with pytest.raises(ValueError, match="used twice"):
         check_import_sources([{"name": "x", "path": "a", "format": "extxyz"}] * 2)
+    (tmp_path / "a.extxyz").write_text("")
+    bad = {"name": "x", "path": str(tmp_path / "a.extxyz"), "format": "qe", "frames": "first"}
+    with pytest.raises(ValueError, match="frames must be one of"):
+        check_import_sources([bad])
+    with pytest.raises(ValueError, match="frames must be one of"):
+        import_source(bad)
 
 
 def pipeline_labels(tmp_path, n=4):

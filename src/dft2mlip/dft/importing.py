@@ -8,7 +8,13 @@ values, duplicates (by structure, in :func:`dft2mlip.data.build_dataset`) and th
 the source's ``on_settings_mismatch``).
 
 Every imported label records ``provenance["import"] = {"source", "path", "format",
-"on_settings_mismatch"}``; structure ids are ``<source>__<n>`` (or ``<source>__<directory>``).
+"on_settings_mismatch"}`` and ``provenance["settings"]`` (what the settings hash covers);
+structure ids are ``<source>__<n>`` (or ``<source>__<run>``).
+
+Run outputs with several ionic steps (relaxations, MD) give the label of the frame whose
+structure is stored: by default the last one (structure, energy, forces and stress all from the
+last ionic step); a source with ``frames: all`` gives one label per ionic step, with ids
+``<source>__<run>__step001``, ``__step002``, ... (1-based, as VASP counts ionic steps).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
@@ -33,10 +40,64 @@ from dft2mlip.data import Label
 log = logging.getLogger(__name__)
 FORMATS = ("extxyz", "vasp", "qe")
 POLICIES = ("warn", "exclude", "error")
+#: values of an import source's optional ``frames`` key (default "last")
+FRAME_MODES = ("last", "all")
+#: what an extxyz frame without ``settings_hash`` (and a source without ``settings_id``) is
+#: recorded as; deliberately independent of the file, so the train/valid/test files of one
+#: external dataset share it
+EXTERNAL_SETTINGS = {"external": "settings unknown"}
 #: |stress| above this (eV/Å³ = 160 GPa) means the file is not in eV/Å³ (GPa or kbar)
 MAX_PLAUSIBLE_STRESS_EV_PER_A3 = 1.0
 #: |force| above this (eV/Å) is not a physical DFT label of a solid
 MAX_PLAUSIBLE_FORCE_EV_PER_A = 100.0
+
+
+@dataclass
+class OutputFrame:
+    """One ionic step of a DFT output, in the project's units.
+
+    ``energy_eV`` is the free energy consistent with the forces (QE "!" total energy, VASP
+    ``free  energy   TOTEN``, never an enthalpy), ``forces`` (N, 3) eV/Å, ``stress`` (6,)
+    eV/Å³ Voigt ``[xx, yy, zz, yz, xz, xy]`` tension positive; None when the output does not
+    hold them. ``atoms`` is the structure this step was computed for (Å).
+    """
+
+    atoms: Atoms
+    energy_eV: float | None
+    forces: np.ndarray | None
+    stress: np.ndarray | None
+    converged: bool
+    n_scf: int | None = None
+    #: the engine's own words when this step gives no label (e.g. pw.x's SCF message)
+    message: str = ""
+
+
+@dataclass
+class RunOutput:
+    """What one engine output holds: its ionic frames, or the engine's own reason for none.
+
+    ``failure`` is ``(status, message)`` when the run as a whole gives no label (error block,
+    empty or unfinished output); ``settings`` are the physics settings it reports (what the
+    import settings hash covers), ``provenance`` the rest of what it says about itself.
+    """
+
+    path: Path
+    engine: str
+    frames: list[OutputFrame] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    failure: tuple[str, str] | None = None
+
+
+def read_until(path: str | os.PathLike, stop: str) -> str:
+    """The text of ``path`` up to the first line that contains ``stop`` (reads no further)."""
+    lines = []
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if stop in line:
+                break
+            lines.append(line)
+    return "".join(lines)
 
 
 def _safe(text: str) -> str:
@@ -68,8 +129,101 @@ def source_files(source: Mapping) -> list[str]:
     return files
 
 
-def _settings_hash_text(text: str) -> str:
-    return "import-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+def settings_hash_of(settings: Mapping) -> str:
+    """``import-`` + the first 12 hex digits of sha256 of the canonical JSON of ``settings``."""
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return "import-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _extxyz_settings(info: Mapping, source: Mapping) -> tuple[str, dict]:
+    """Settings hash and record of one extxyz frame: the frame's own ``settings_hash``, else
+    the source's ``settings_id``, else one fixed hash for "external, settings unknown"."""
+    if str(info.get("settings_hash", "")).strip():
+        recorded = str(info["settings_hash"])
+        return recorded, {"settings_hash": recorded, "from": "extxyz frame"}
+    if source.get("settings_id") is not None:
+        settings = {"settings_id": str(source["settings_id"])}
+        return settings_hash_of(settings), settings
+    return settings_hash_of(EXTERNAL_SETTINGS), dict(EXTERNAL_SETTINGS)
+
+
+def _extxyz_infos(path: str | os.PathLike) -> Iterator[dict]:
+    """The info dict of every frame of an extxyz, from the comment lines only (cheap)."""
+    from ase.io.extxyz import key_val_str_to_dict
+
+    with open(path, errors="replace") as handle:
+        while line := handle.readline():
+            if not line.strip():
+                continue
+            n_atoms = int(line.split()[0])
+            yield key_val_str_to_dict(handle.readline())
+            for _ in range(n_atoms):
+                handle.readline()
+
+
+def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
+    """The settings hash and physics dft2mlip recorded in ``settings.json`` of a run
+    directory ``(None, {})`` when there is none."""
+    settings_file = directory / "settings.json"
+    if not settings_file.is_file():
+        return None, {}
+    record = json.loads(settings_file.read_text())
+    return record.get("settings_hash") or None, dict(record.get("physics") or {})
+
+
+def run_settings(fmt: str, file: str | os.PathLike) -> tuple[str, dict]:
+    """Settings hash and settings dict of one run (``file`` as :func:`source_files` lists it).
+
+    A ``settings.json`` written by dft2mlip beside the output keeps its recorded hash;
+    otherwise the hash covers the physics settings the engine reports (QE: the pw.x header;
+    VASP: vasprun.xml's incar/parameters, else the OUTCAR header). Reads headers only.
+    """
+    path = Path(file)
+    if fmt == "qe":
+        from dft2mlip.dft.qe import pw_settings, read_pw_header
+
+        settings = pw_settings(read_pw_header(path)) if path.is_file() else {"engine": "qe"}
+    else:
+        from dft2mlip.dft.vasp import vasp_settings
+
+        settings = vasp_settings(path.parent)
+    recorded, physics = _recorded_settings(path.parent)
+    if recorded:
+        return recorded, {**settings, "settings_json": physics}
+    return settings_hash_of(settings), settings
+
+
+def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
+    """Settings hash -> files of one import source, exactly the hashes its labels will carry.
+
+    Cheap enough to call while Snakemake builds the DAG (``snakemake -n``): it reads extxyz
+    comment lines, pw.x headers, vasprun.xml up to its first ionic step or the OUTCAR header,
+    and ``settings.json`` files; never a whole output.
+
+    Parameters
+    ----------
+    source
+        One ``dataset.import`` entry (``format``, ``path``, optional ``settings_id``).
+
+    Returns
+    -------
+    dict[str, list[str]]
+        Each settings hash with the files whose labels carry it, in the order of
+        :func:`source_files`.
+    """
+    hashes: dict[str, list[str]] = {}
+    for file in source_files(source):
+        if source["format"] == "extxyz":
+            try:
+                infos = list(_extxyz_infos(file))
+            except (ValueError, IndexError):  # not plain extxyz line counts: let ASE read it
+                infos = [atoms.info for atoms in ase.io.read(file, index=":", format="extxyz")]
+            found = {_extxyz_settings(info, source)[0] for info in infos}
+        else:
+            found = {run_settings(source["format"], file)[0]}
+        for settings_hash in sorted(found):
+            hashes.setdefault(settings_hash, []).append(file)
+    return hashes
 
 
 def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: int) -> Label:
@@ -100,7 +254,7 @@ def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: i
             "on_settings_mismatch": source.get("on_settings_mismatch", "warn"),
         },
     }
-    settings_hash = str(info.get("settings_hash") or _settings_hash_text(f"extxyz:{path}"))
+    settings_hash, prov["settings"] = _extxyz_settings(info, source)
 
     def label(status: str, message: str) -> Label:
         return Label(
@@ -175,86 +329,99 @@ def import_extxyz(source: Mapping) -> list[Label]:
     return labels
 
 
-def _structure_from_vasp_dir(directory: Path) -> Atoms:
-    for name in ("POSCAR", "CONTCAR"):
-        if (directory / name).is_file():
-            return ase.io.read(directory / name, format="vasp")
-    return ase.io.read(directory / "vasprun.xml", format="vasp-xml", index=0)
+def _read_run(fmt: str, file: Path) -> RunOutput:
+    if fmt == "qe":
+        from dft2mlip.dft.qe import read_pw_run
+
+        return read_pw_run(file)
+    from dft2mlip.dft.vasp import read_vasp_run
+
+    return read_vasp_run(file.parent)
+
+
+def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
+    """Status and message of ionic step ``k`` of ``run`` (what it lacks, or where it is)."""
+    frame, n = run.frames[k], len(run.frames)
+    where = f"ionic step {k + 1} of {n}" + (" (the last)" if k == n - 1 else "")
+    if not frame.converged:
+        why = frame.message or f"SCF not converged ({frame.n_scf} iterations)"
+        return "scf_not_converged", f"{where} of {run.path.name}: {why}"
+    missing = [name for name, value in (("energy", frame.energy_eV), ("forces", frame.forces),
+                                        ("stress", frame.stress)) if value is None]  # fmt: skip
+    if missing:
+        return "failed", f"{run.path.name} has no {' or '.join(missing)} at {where}"
+    values = (frame.energy_eV, frame.forces, frame.stress)
+    if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in values):
+        return "failed", f"{run.path.name} has NaN or Inf energy, forces or stress at {where}"
+    if n == 1:
+        return "ok", f"single point from {run.path.name}, SCF converged in {frame.n_scf} iterations"
+    return "ok", f"{n} ionic steps in {run.path.name}; took {where}"
+
+
+def _run_labels(
+    run: RunOutput, sid: str, source: Mapping, settings_hash: str, settings: dict
+) -> list[Label]:
+    """The labels of one run: its last ionic step, or every step with ``frames: all``."""
+    config_type = str(source.get("config_type", "imported"))
+    mode = source.get("frames", "last")
+    prov = {**run.provenance, "settings": settings}
+    prov["import"] = {
+        "source": source["name"],
+        "path": str(run.path.parent),
+        "file": str(run.path),
+        "format": run.engine,
+        "frames": mode,
+        "on_settings_mismatch": source.get("on_settings_mismatch", "warn"),
+    }
+
+    def label(label_id: str, status: str, message: str, atoms: Atoms, extra: dict) -> Label:
+        atoms.info.update(structure_id=label_id, config_type=config_type)
+        return Label(label_id, config_type, status, message, atoms,
+                     provenance={**prov, **extra}, settings_hash=settings_hash,
+                     dft_engine=run.engine)  # fmt: skip
+
+    if run.failure is not None or not run.frames:
+        status, message = run.failure or ("failed", f"{run.path.name} holds no ionic step")
+        atoms = run.frames[-1].atoms.copy() if run.frames else Atoms()
+        return [label(sid, status, message, atoms, {"n_ionic_steps": len(run.frames)})]
+    n = len(run.frames)
+    labels = []
+    for k in range(n) if mode == "all" else [n - 1]:
+        frame = run.frames[k]
+        status, message = _frame_result(run, k)
+        atoms = frame.atoms.copy()
+        atoms.calc = None
+        if status == "ok":
+            atoms.info["REF_energy"] = float(frame.energy_eV)
+            atoms.arrays["REF_forces"] = np.asarray(frame.forces, dtype=float)
+            atoms.info["REF_stress"] = np.asarray(frame.stress, dtype=float)
+        extra = {"ionic_step": k + 1, "n_ionic_steps": n, "n_scf_iterations": frame.n_scf}
+        label_id = f"{sid}__step{k + 1:03d}" if mode == "all" else sid
+        labels.append(label(label_id, status, message, atoms, extra))
+    return labels
 
 
 def import_run_directories(source: Mapping) -> list[Label]:
-    """Labels from finished VASP or QE run directories, through the pipeline's parsers.
+    """Labels from finished VASP or QE runs (directories, or pw.x output files).
 
-    The structure is the run's input (VASP POSCAR; the geometry pw.x echoed), so the parser's
-    structure check compares the output with it. A ``settings.json`` written by dft2mlip in the
-    directory supplies the real settings hash; otherwise a hash of the engine's reported
-    settings is used (and the dataset warns that it differs from the pipeline's).
+    The structure is the one the output holds for the ionic step taken (by default the last:
+    structure, energy, forces and stress of one step); with ``frames: all`` every ionic step
+    becomes a label. A run that gives no label keeps the engine's own cause as its message.
+    A ``settings.json`` written by dft2mlip beside the output supplies the settings hash;
+    otherwise it is the hash of the engine's reported settings (:func:`run_settings`).
     """
-    from dft2mlip.dft.qe import parse_pw_output
-    from dft2mlip.dft.vasp import parse_vasp_output
-
-    labels = []
     fmt = source["format"]
+    labels = []
     seen: set[Path] = set()
     for file in source_files(source):
         path = Path(file)
-        directory = path.parent
-        if fmt == "vasp" and directory in seen:
+        if fmt == "vasp" and path.parent in seen:
             continue
-        seen.add(directory)
-        run_name = directory.name if fmt == "vasp" or path.name == "pw.out" else path.stem
+        seen.add(path.parent)
+        run_name = path.parent.name if fmt == "vasp" or path.name == "pw.out" else path.stem
         sid = f"{_safe(source['name'])}__{_safe(run_name)}"
-        settings_file = directory / "settings.json"
-        known_hash = (
-            json.loads(settings_file.read_text()).get("settings_hash")
-            if settings_file.is_file()
-            else None
-        )
-        try:
-            if fmt == "vasp":
-                structure = _structure_from_vasp_dir(directory)
-            else:
-                structure = ase.io.read(path, format="espresso-out", index=0)
-                structure.calc = None
-        except Exception as err:  # noqa: BLE001 - an unreadable run becomes a failed label
-            structure = Atoms()
-            label = Label(
-                structure_id=sid,
-                config_type=str(source.get("config_type", "imported")),
-                status="failed",
-                message=f"could not read the structure of {path}: {type(err).__name__}: {err}",
-                atoms=structure,
-                settings_hash=known_hash or "unknown",
-                dft_engine=fmt,
-                provenance={"engine": fmt},
-            )
-        else:
-            structure.info.update(
-                structure_id=sid, config_type=str(source.get("config_type", "imported"))
-            )
-            placeholder = known_hash or "pending"
-            if fmt == "vasp":
-                label = parse_vasp_output(directory, structure, placeholder)
-            else:
-                label = parse_pw_output(path, structure, placeholder)
-            if not known_hash:
-                prov = label.provenance
-                basis = json.dumps(
-                    {
-                        k: prov.get(k)
-                        for k in ("engine", "ecutwfc_Ry", "ecutrho_Ry", "pseudopotentials",
-                                  "potcars")
-                    },
-                    sort_keys=True,
-                )  # fmt: skip
-                label.settings_hash = _settings_hash_text(basis)
-        label.provenance["import"] = {
-            "source": source["name"],
-            "path": str(directory),
-            "format": fmt,
-            "on_settings_mismatch": source.get("on_settings_mismatch", "warn"),
-        }
-        labels.append(label)
+        settings_hash, settings = run_settings(fmt, path)
+        labels += _run_labels(_read_run(fmt, path), sid, source, settings_hash, settings)
     return labels
 
 
@@ -270,6 +437,11 @@ def import_source(source: Mapping) -> list[Label]:
         raise ValueError(
             f"dataset.import entry {source['name']!r}: on_settings_mismatch must be one of "
             f"{POLICIES}"
+        )
+    if source.get("frames", "last") not in FRAME_MODES:
+        raise ValueError(
+            f"dataset.import entry {source['name']!r}: frames must be one of {FRAME_MODES}, "
+            f"got {source.get('frames')!r}"
         )
     labels = import_extxyz(source) if fmt == "extxyz" else import_run_directories(source)
     if not labels:
@@ -290,6 +462,12 @@ def check_import_sources(sources: Sequence[Mapping]) -> None:
             raise ValueError(
                 f"config key 'dataset.import' entry {source['name']!r}: format must be one of "
                 f"{FORMATS}"
+            )
+        if source.get("frames", "last") not in FRAME_MODES:
+            raise ValueError(
+                f"config key 'dataset.import' entry {source['name']!r}: frames must be one of "
+                f"{FRAME_MODES} (the last ionic step of each run, or every step), got "
+                f"{source.get('frames')!r}"
             )
         if not source_files(source):
             raise ValueError(

@@ -3,6 +3,12 @@
 Units are converted once, here, at the parser boundary: ASE's ``espresso-out`` reader returns
 energies in eV, forces in eV/Å and the stress in eV/Å³ with the sign flipped from QE's
 pressure-positive convention to ASE's tension-positive one.
+
+The pipeline's own single points go through :func:`parse_pw_output` (ASE's reader, checked
+against the input structure). Imported outputs (relaxations, other people's files) go through
+:func:`read_pw_run`: pw.x's own failure text first (:func:`pw_failure`), then every SCF frame
+(:func:`pw_frames`, the same constants and sign as ASE's reader, which it does not need: it
+also reads outputs whose k-point list was trimmed).
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from pathlib import Path
 import ase.io
 import numpy as np
 from ase import Atoms
+from ase.units import create_units
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
+from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.settings import QESettings, file_md5
 
+#: QE's own constants (CODATA 2006), as ASE's espresso-out reader uses them
+_QE_UNITS = create_units("2006")
+Ry, Bohr = _QE_UNITS["Ry"], _QE_UNITS["Bohr"]
 _REQUIRED_NAMELISTS = ("CONTROL", "SYSTEM", "ELECTRONS")
 _EMPTY_NAMELIST = re.compile(r"^&(\w+)\n/\n", re.MULTILINE)
 _ERROR_BLOCK = re.compile(
@@ -41,11 +52,29 @@ _CUTOFF = {
     "ecutwfc_Ry": re.compile(r"kinetic-energy cutoff\s*=\s*(\S+)\s*Ry"),
     "ecutrho_Ry": re.compile(r"charge density cutoff\s*=\s*(\S+)\s*Ry"),
 }
+_BANG = re.compile(r"^\s*!!?\s+total energy\s*=\s*(\S+)\s*Ry", re.MULTILINE)
+_ALAT = re.compile(r"lattice parameter \(alat\)\s*=\s*(\S+)\s*a\.u\.")
+_CELLDM1 = re.compile(r"celldm\(1\)=\s*(\S+)")
+_AXIS = re.compile(r"a\(\d\)\s*=\s*\(\s*(\S+)\s+(\S+)\s+(\S+)\s*\)")
+_TAU = re.compile(r"^\s*\d+\s+(\S+)\s+tau\(\s*\d+\)\s*=\s*\(\s*(\S+)\s+(\S+)\s+(\S+)")
+_FORCE = re.compile(r"^\s*atom\s+\d+\s+type\s+\d+\s+force\s*=\s*(\S+)\s+(\S+)\s+(\S+)")
+_BLOCK_UNIT = re.compile(
+    r"^\s*(CELL_PARAMETERS|ATOMIC_POSITIONS)\s*[({]?\s*([A-Za-z]*)\s*=?\s*([\d.]*)"
+)
+_XC = re.compile(r"Exchange-correlation\s*=\s*(.+?)\s*$", re.MULTILINE)
+_SMEARING = re.compile(r"number of k points=\s*\d+\s+(.+?smearing), width \(Ry\)=\s*(\S+)")
+_CPU_LIMIT = "Maximum CPU time exceeded"
+#: the header (settings) ends where the first SCF starts
+_HEADER_END = "Self-consistent Calculation"
 _TIMES = re.compile(r"^\s*PWSCF\s*:\s*(.+?)\s*CPU\s+(.+?)\s*WALL", re.MULTILINE)
 _DURATION = re.compile(r"^(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:([\d.]+)s)?$")
 #: largest difference (Å) between the input structure and the one pw.x echoes (QE prints
 #: the cell with 6 and positions with 7 decimals in units of alat)
 STRUCTURE_TOLERANCE_A = 1e-3
+#: the same for an output with several ionic steps, whose last structure pw.x prints in
+#: CELL_PARAMETERS / ATOMIC_POSITIONS blocks with 9-10 decimals: a cell that changed by less
+#: than 1e-3 Å during a vc-relax must not pass for the input structure
+RELAX_STRUCTURE_TOLERANCE_A = 1e-5
 
 
 def kpoint_mesh(cell, kspacing_per_A: float) -> tuple[int, int, int]:
@@ -209,8 +238,9 @@ def _provenance(text: str, path: Path) -> dict:
     for key, pattern in _CUTOFF.items():
         if m := pattern.search(text):
             prov[key] = float(m.group(1))
-    if m := (_CONVERGED.search(text) or _NOT_CONVERGED.search(text)):
-        prov["n_scf_iterations"] = int(m.group(1))
+    scf = [*_CONVERGED.finditer(text), *_NOT_CONVERGED.finditer(text)]
+    if scf:  # the last SCF: the one whose results a label takes
+        prov["n_scf_iterations"] = int(max(scf, key=lambda m: m.start()).group(1))
     if times := _TIMES.findall(text):
         prov["cpu_time_s"] = _duration_s(times[-1][0])
         prov["wall_time_s"] = _duration_s(times[-1][1])
@@ -225,8 +255,9 @@ def _stderr_tail(path: Path) -> str:
     return f"; stderr ends with: {lines[-1][:200]}" if lines else ""
 
 
-def _structure_mismatch(parsed: Atoms, structure: Atoms) -> str | None:
-    return structure_mismatch(parsed, structure, program="pw.x", tolerance_A=STRUCTURE_TOLERANCE_A)
+def _structure_mismatch(parsed: Atoms, structure: Atoms, n_steps: int = 1) -> str | None:
+    tolerance = STRUCTURE_TOLERANCE_A if n_steps <= 1 else RELAX_STRUCTURE_TOLERANCE_A
+    return structure_mismatch(parsed, structure, program="pw.x", tolerance_A=tolerance)
 
 
 def _settings_mismatch(prov: dict, settings: QESettings) -> str | None:
@@ -244,6 +275,233 @@ def _settings_mismatch(prov: dict, settings: QESettings) -> str | None:
                 f"{expected} from the settings"
             )
     return None
+
+
+def pw_failure(text: str | None, path: Path) -> tuple[str, str] | None:
+    """Why a pw.x output gives no label, in pw.x's own words; None when the run finished and
+    its last SCF converged.
+
+    Checked on the text before any structure is read, so an error block, an empty output or a
+    stop before the end is reported as such (not as a reader's exception).
+
+    Parameters
+    ----------
+    text
+        The whole output (None: the file does not exist).
+    path
+        The output file (named in the messages; ``<path>.stderr`` is quoted when present).
+
+    Returns
+    -------
+    tuple[str, str] | None
+        ``(status, message)`` with status "failed" or "scf_not_converged".
+    """
+    if text is None:
+        return "failed", f"pw.x output {path} does not exist (did the run start?)"
+    if not text.strip():
+        return "failed", f"pw.x output {path} is empty (empty output){_stderr_tail(path)}"
+    if m := _ERROR_BLOCK.search(text):
+        detail = " ".join(m.group(3).split())
+        return "failed", f"pw.x error in routine {m.group(1)} ({m.group(2)}): {detail}"
+    if _CPU_LIMIT in text:
+        return "failed", (
+            f"pw.x output {path.name} stopped before the end (walltime?): '{_CPU_LIMIT}' "
+            "(max_seconds reached)"
+        )
+    if "JOB DONE" not in text:
+        return "failed", (
+            f"pw.x output {path.name} stopped before the end (walltime?): it ends before "
+            f"'JOB DONE' (killed, out of time or memory, or still running){_stderr_tail(path)}"
+        )
+    last_energy = max((m.start() for m in _BANG.finditer(text)), default=-1)
+    not_converged = [m for m in _NOT_CONVERGED.finditer(text) if m.start() > last_energy]
+    if not_converged:
+        return "scf_not_converged", (
+            f"SCF not converged: convergence NOT achieved after {not_converged[-1].group(1)} "
+            "iterations; raise dft.qe.electron_maxstep or lower dft.qe.mixing_beta"
+        )
+    if not _CONVERGED.search(text):
+        return "scf_not_converged", (
+            "SCF not converged: pw.x never printed 'convergence has been achieved'"
+        )
+    return None
+
+
+def _numbers(line: str, count: int = 3) -> list[float]:
+    return [float(v) for v in line.split()[:count]]
+
+
+def _block_scale(match: re.Match, alat_A: float) -> tuple[str, float]:
+    """Unit keyword of a CELL_PARAMETERS / ATOMIC_POSITIONS block and its length in Å."""
+    unit = match.group(2).lower() or "alat"
+    if unit == "alat" and match.group(3):
+        alat_A = float(match.group(3)) * Bohr
+    return unit, {"angstrom": 1.0, "bohr": Bohr}.get(unit, alat_A)
+
+
+class _PwFrameReader:
+    """Line-by-line state of :func:`pw_frames` (the structure pw.x printed last)."""
+
+    def __init__(self) -> None:
+        self.alat_A = 1.0
+        self.cell = np.zeros((3, 3))
+        self.symbols: list[str] = []
+        self.positions = np.zeros((0, 3))
+        self.frames: list[OutputFrame] = []
+        #: set once a relaxation printed CELL_PARAMETERS / ATOMIC_POSITIONS: the header that
+        #: the final SCF of a vc-relax repeats holds the same structure with fewer digits
+        self.relaxed = False
+
+    def atoms(self) -> Atoms:
+        return Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=True)
+
+    def read(self, lines: list[str], i: int) -> int:
+        """Consume what starts at line ``i``; returns the next line to look at."""
+        line = lines[i]
+        if m := _ALAT.search(line) or _CELLDM1.search(line):  # celldm(1): more digits
+            self.alat_A = float(m.group(1)) * Bohr
+        elif "crystal axes: (cart. coord. in units of alat)" in line:
+            rows = [_AXIS.search(lines[i + k]).groups() for k in (1, 2, 3)]
+            if not self.relaxed:
+                self.cell = np.array(rows, dtype=float) * self.alat_A
+            return i + 4
+        elif "site n." in line and "(alat units)" in line:
+            rows = []
+            while (m := _TAU.match(lines[i + 1 + len(rows)])) is not None:
+                rows.append(m.groups())
+            if not self.relaxed:
+                self.symbols = [_element(r[0]) for r in rows]
+                self.positions = np.array([r[1:] for r in rows], dtype=float) * self.alat_A
+            return i + 1 + len(rows)
+        elif m := _BLOCK_UNIT.match(line):
+            unit, scale = _block_scale(m, self.alat_A)
+            self.relaxed = True
+            if m.group(1) == "CELL_PARAMETERS":
+                self.cell = np.array([_numbers(lines[i + k]) for k in (1, 2, 3)]) * scale
+                return i + 4
+            rows = [lines[i + 1 + k].split() for k in range(len(self.symbols))]
+            self.symbols = [_element(r[0]) for r in rows]
+            coords = np.array([r[1:4] for r in rows], dtype=float)
+            self.positions = coords @ self.cell if unit == "crystal" else coords * scale
+            return i + 1 + len(rows)
+        elif m := _BANG.match(line):
+            energy = float(m.group(1)) * Ry  # Ry -> eV
+            self.frames.append(OutputFrame(self.atoms(), energy, None, None, True))
+        elif self.frames:
+            return self._results(lines, i)
+        return i + 1
+
+    def _results(self, lines: list[str], i: int) -> int:
+        """Convergence, forces and stress printed after a frame's '!' energy."""
+        frame, line = self.frames[-1], lines[i]
+        if m := _CONVERGED.search(line):
+            frame.n_scf = int(m.group(1))
+        elif "Forces acting on atoms" in line and frame.forces is None:
+            rows = [m.groups() for ln in lines[i + 1 : i + 3 + 2 * len(self.symbols)]
+                    if (m := _FORCE.match(ln))][: len(self.symbols)]  # fmt: skip
+            frame.forces = np.array(rows, dtype=float) * Ry / Bohr  # Ry/bohr -> eV/Å
+        elif "total   stress" in line and frame.stress is None:
+            s = np.array([_numbers(lines[i + k]) for k in (1, 2, 3)]) * Ry / Bohr**3
+            # QE prints pressure-positive Ry/bohr³; the project's stress is tension positive
+            frame.stress = -s.reshape(9)[[0, 4, 8, 5, 2, 1]]
+        return i + 1
+
+
+def _element(label: str) -> str:
+    """Chemical symbol of a pw.x species label such as ``Fe1`` or ``O_up``."""
+    m = re.match(r"[A-Z][a-z]?", label.capitalize())
+    return m.group(0) if m else label
+
+
+def pw_frames(text: str) -> list[OutputFrame]:
+    """Every SCF of a pw.x output (one per '!' energy), with the structure it was computed for.
+
+    Relaxations print the new cell (``CELL_PARAMETERS``) and positions (``ATOMIC_POSITIONS``)
+    before each SCF; the final SCF of a vc-relax repeats the header. Units are converted here:
+    energy Ry -> eV, forces Ry/bohr -> eV/Å, stress Ry/bohr³ (pressure positive) -> eV/Å³,
+    tension positive, Voigt ``[xx, yy, zz, yz, xz, xy]`` (the constants of ``ase.units``, as
+    ASE's ``espresso-out`` reader uses).
+
+    Parameters
+    ----------
+    text
+        The whole pw.x output.
+
+    Returns
+    -------
+    list[OutputFrame]
+        In the order printed; forces/stress are None when pw.x did not print them.
+    """
+    return _read_frames(text).frames
+
+
+def _read_frames(text: str) -> _PwFrameReader:
+    reader = _PwFrameReader()
+    lines = text.splitlines() + [""]
+    i = 0
+    while i < len(lines) - 1:
+        i = reader.read(lines, i)
+    return reader
+
+
+def pw_settings(header: str) -> dict:
+    """The physics settings a pw.x output reports in its header (for the import settings hash).
+
+    Cutoffs (Ry), exchange-correlation, spin, smearing and width (Ry) when printed,
+    pseudopotential files with their md5 sums and the number of irreducible k-points (pw.x
+    does not print the mesh; the count also depends on the structure's symmetry).
+    """
+    settings: dict = {"engine": "qe"}
+    for key, pattern in _CUTOFF.items():
+        if m := pattern.search(header):
+            settings[key] = float(m.group(1))
+    if m := _XC.search(header):
+        settings["exchange_correlation"] = " ".join(m.group(1).split())
+    settings["nspin"] = 2 if "Starting magnetic structure" in header else 1
+    if "Noncollinear calculation" in header:
+        settings["noncollinear"] = True
+    if m := _SMEARING.search(header):
+        settings["smearing"], settings["degauss_Ry"] = m.group(1), float(m.group(2))
+    settings["pseudopotentials"] = {
+        element: {"file": Path(file).name, "md5": md5}
+        for element, file, md5 in _PSEUDO.findall(header)
+    }
+    if m := _NKPOINTS.search(header):
+        settings["n_kpoints_irreducible"] = int(m.group(1))
+    return settings
+
+
+def read_pw_header(path: str | os.PathLike) -> str:
+    """The text of a pw.x output up to its first SCF (cheap: stops reading there)."""
+    return read_until(path, _HEADER_END)
+
+
+def read_pw_run(output_path: str | os.PathLike) -> RunOutput:
+    """A pw.x output as frames, settings and provenance, or the reason pw.x gave no label.
+
+    The engine's own cause (error block, empty output, stop before the end) is checked on the
+    text first; the frames are read only from a finished run. When its last SCF did not
+    converge, that SCF is the last frame (no results, ``converged`` False, pw.x's message), so
+    the steps before it stay usable.
+    """
+    path = Path(output_path)
+    text = path.read_text(errors="replace") if path.is_file() else None
+    header = read_pw_header(path) if text else ""
+    prov = _provenance(text, path) if text else {"engine": "qe", "program": "pw.x"}
+    run = RunOutput(path, "qe", [], prov, pw_settings(header))
+    run.failure = pw_failure(text, path)
+    if text and (run.failure is None or run.failure[0] == "scf_not_converged"):
+        reader = _read_frames(text)
+        run.frames = reader.frames
+        if run.failure is not None:
+            n_scf = prov.get("n_scf_iterations")
+            run.frames.append(
+                OutputFrame(reader.atoms(), None, None, None, False, n_scf, run.failure[1])
+            )
+            run.failure = None
+        elif not run.frames:
+            run.failure = ("failed", f"pw.x output {path.name} has no '!' total energy line")
+    return run
 
 
 def parse_pw_output(
@@ -295,27 +553,8 @@ def parse_pw_output(
         default_id=path.stem,
     )
 
-    if text is None:
-        return label("failed", f"pw.x output {path} does not exist (did the run start?)")
-    if not text.strip():
-        return label("failed", f"pw.x output {path} is empty{_stderr_tail(path)}")
-    if m := _ERROR_BLOCK.search(text):
-        detail = " ".join(m.group(3).split())
-        return label("failed", f"pw.x error in routine {m.group(1)} ({m.group(2)}): {detail}")
-    if "JOB DONE" not in text:
-        return label(
-            "failed",
-            f"pw.x output {path.name} ends before 'JOB DONE' (killed, out of time or memory, "
-            f"or still running){_stderr_tail(path)}",
-        )
-    if m := _NOT_CONVERGED.search(text):
-        return label(
-            "scf_not_converged",
-            f"SCF convergence NOT achieved after {m.group(1)} iterations; raise "
-            "dft.qe.electron_maxstep or lower dft.qe.mixing_beta",
-        )
-    if not _CONVERGED.search(text):
-        return label("scf_not_converged", "pw.x never printed 'convergence has been achieved'")
+    if why := pw_failure(text, path):
+        return label(*why)
     if settings is not None and (why := _settings_mismatch(prov, settings)):
         return label("failed", why)
     try:
@@ -330,7 +569,13 @@ def parse_pw_output(
     ):
         if results.get(key) is None:
             return label("failed", f"pw.x output {path.name} has {hint}")
-    if why := _structure_mismatch(parsed, structure):
+    n_steps = len(_BANG.findall(text))
+    if why := _structure_mismatch(parsed, structure, n_steps):
+        if n_steps > 1:
+            why += (
+                f"; the output holds {n_steps} ionic steps and step {n_steps} (the last) was "
+                "compared (a relaxation? import it through dataset.import instead)"
+            )
         return label("failed", why)
 
     atoms = structure.copy()

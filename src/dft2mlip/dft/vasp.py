@@ -8,6 +8,12 @@ Voigt ``[xx, yy, zz, yz, xz, xy]``: ``sigma = -0.1 GPa * value``, reordered.
 
 The training energy is VASP's ``free  energy   TOTEN`` (``e_fr_energy``), the one consistent
 with the forces; pymatgen's ``Vasprun.final_energy`` is the σ→0 extrapolation and is not used.
+With PSTRESS ≠ 0 the ionic-step ``e_fr_energy`` in vasprun.xml is the enthalpy E + PSTRESS·V;
+the PV term is taken off, so vasprun.xml and OUTCAR give the same TOTEN.
+
+:func:`parse_vasp_output` parses the pipeline's own single points (checked against the input
+structure); :func:`read_vasp_run` reads any finished run directory (vasprun.xml or OUTCAR
+alone, every ionic step) for ``dataset.import``, with :func:`vasp_settings` for its settings.
 
 Without POTCARs (``PMG_VASP_PSP_DIR`` unset and no ``dft.vasp.potcar_dir``) inputs are written
 with ``potcar_spec=True`` (a ``POTCAR.spec`` listing the symbols): the dry run and input writing
@@ -31,6 +37,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
+from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -337,6 +344,10 @@ def check_ready_to_run(directory: str | os.PathLike, *, allow_potcar_spec: bool 
 _TIMING = re.compile(r"Elapsed time \(sec\):\s*([\d.]+)")
 _CORES = re.compile(r"running on\s+(\d+)\s+total cores")
 _EDIFF_REACHED = "aborting loop because EDIFF is reached"
+_OUTCAR_UNFINISHED = (
+    "stopped before the end (walltime?): it ends before the timing block (VASP was killed, "
+    "ran out of time or memory, or is still running)"
+)
 
 
 def _voigt_from_vasp_kb(stress_kb_3x3) -> np.ndarray:
@@ -435,115 +446,318 @@ def parse_vasp_output(
     if not outcar_text.strip():
         return label("failed", f"no OUTCAR in {directory} (did VASP start?)")
     if "General timing and accounting" not in outcar_text:
-        return label(
-            "failed",
-            "OUTCAR ends before the timing block (VASP was killed, ran out of time or memory, "
-            "or is still running)",
-        )
-    vasprun = directory / "vasprun.xml"
-    results = None
-    if vasprun.is_file():
-        results, why = _from_vasprun(vasprun, prov)
-        if results is None:
-            prov["vasprun_error"] = why
-    if results is None:
-        results, why = _from_outcar(outcar, outcar_text, prov)
-        if results is None:
-            return label("failed", why)
-    if not results["converged"]:
+        return label("failed", f"OUTCAR {_OUTCAR_UNFINISHED}")
+    frames, incar, why = _run_frames(directory, outcar_text, prov)
+    if not frames:
+        return label("failed", why)
+    frame = frames[-1]
+    for name, value in (("free energy TOTEN", frame.energy_eV), ("forces", frame.forces),
+                        ("'in kB' stress line (ISIF?)", frame.stress)):  # fmt: skip
+        if value is None:
+            return label("failed", f"{prov.get('output_file', 'OUTCAR')} has no {name}")
+    if not frame.converged:
         return label(
             "scf_not_converged",
-            f"electronic SCF not converged in {results.get('n_scf', '?')} steps (NELM "
-            f"reached); {_NOT_CONVERGED_HINT}",
+            f"electronic SCF not converged in {frame.n_scf} steps (NELM reached); "
+            f"{_NOT_CONVERGED_HINT}",
         )
-    if settings is not None and (why := _settings_mismatch(results.get("incar", {}), settings)):
+    if settings is not None and (why := _settings_mismatch(incar, settings)):
         return label("failed", why)
-    if why := _structure_mismatch(results["atoms"], structure):
+    if why := _structure_mismatch(frame.atoms, structure):
+        if len(frames) > 1:
+            why += (
+                f"; the output holds {len(frames)} ionic steps and step {len(frames)} (the last) "
+                "was compared (a relaxation? import it through dataset.import instead)"
+            )
         return label("failed", why)
     atoms = structure.copy()
     atoms.calc = None
-    atoms.info["REF_energy"] = float(results["energy"])  # eV, free energy TOTEN
-    atoms.arrays["REF_forces"] = np.asarray(results["forces"], dtype=float)  # eV/Å
-    atoms.info["REF_stress"] = np.asarray(results["stress"], dtype=float)  # eV/Å³, tension +
+    atoms.info["REF_energy"] = float(frame.energy_eV)  # eV, free energy TOTEN
+    atoms.arrays["REF_forces"] = np.asarray(frame.forces, dtype=float)  # eV/Å
+    atoms.info["REF_stress"] = np.asarray(frame.stress, dtype=float)  # eV/Å³, tension +
     values = [atoms.info["REF_energy"], atoms.arrays["REF_forces"], atoms.info["REF_stress"]]
     if not all(np.isfinite(v).all() for v in values):
         return label("failed", "VASP output has NaN or Inf energy, forces or stress")
-    return label("ok", f"SCF converged in {results.get('n_scf', '?')} steps", atoms)
+    prov["n_scf_iterations"] = frame.n_scf
+    return label("ok", f"SCF converged in {frame.n_scf} steps", atoms)
 
 
-def _from_vasprun(path: Path, prov: dict) -> tuple[dict | None, str]:
+#: INCAR tags whose values define the physics of an imported VASP label (its settings hash)
+SETTINGS_TAGS = (
+    "ENCUT", "PREC", "ISPIN", "LNONCOLLINEAR", "LSORBIT", "GGA", "METAGGA", "LASPH", "LREAL",
+    "ISMEAR", "SIGMA", "LDAU", "LDAUTYPE", "LDAUL", "LDAUU", "LDAUJ", "IVDW", "LHFCALC", "AEXX",
+    "KSPACING", "KGAMMA",
+)  # fmt: skip
+#: names vasprun.xml's <parameters> uses for an INCAR tag
+_PARAMETER_NAME = {"ENCUT": "ENMAX", "METAGGA": "LMETAGGA"}
+#: tags that count only when the INCAR set them (VASP ignores KSPACING with a KPOINTS file)
+_INCAR_ONLY = ("KSPACING", "KGAMMA")
+_XML_ITEM = re.compile(r"<([iv])(?:\s+type=\"\w+\")?\s+name=\"(\w+)\"\s*>([^<]*)</\1>")
+_XML_TITLE = re.compile(
+    r"<rc><c>\s*\d+</c><c>[^<]*</c><c>[^<]*</c><c>[^<]*</c><c>\s*([^<]*?)\s*</c></rc>"
+)
+_OUTCAR_MESH = re.compile(r"generate k-points for:\s+(\d+)\s+(\d+)\s+(\d+)")
+_OUTCAR_NKPTS = re.compile(r"NKPTS\s*=\s*(\d+)")
+_OUTCAR_POTCAR = re.compile(r"^\s*POTCAR:\s+(.+?)\s*$", re.MULTILINE)
+
+
+def _incar_value(text: str):
+    """An INCAR value as VASP prints it -> bool, float, list of floats or lower-case text."""
+    words = text.replace(";", " ").split()
+    if len(words) == 1 and words[0].upper().strip(".") in ("T", "F", "TRUE", "FALSE"):
+        return words[0].upper().strip(".")[0] == "T"
+    try:
+        numbers = [float(w) for w in words]
+    except ValueError:
+        return " ".join(words).lower()
+    return numbers[0] if len(numbers) == 1 else numbers
+
+
+def _xml_items(text: str, block: str) -> dict:
+    start, end = text.find(f"<{block}>"), text.find(f"</{block}>")
+    if start < 0 or end < 0:
+        return {}
+    return {name: value for _, name, value in _XML_ITEM.findall(text[start:end])}
+
+
+def _settings_from_vasprun(path: Path) -> tuple[dict, dict]:
+    """(INCAR tags VASP used, k-points and POTCARs) from vasprun.xml before its first step."""
+    head = read_until(path, "<calculation>")
+    incar, parameters = _xml_items(head, "incar"), _xml_items(head, "parameters")
+    tags = {}
+    for tag in SETTINGS_TAGS:
+        value = parameters.get(_PARAMETER_NAME.get(tag, tag), incar.get(tag))
+        if tag in _INCAR_ONLY:  # <parameters> lists their defaults even when unused
+            value = incar.get(tag)
+        if value is not None:
+            tags[tag] = _incar_value(value)
+    start = head.find("<kpoints>")
+    kpoints = head[start : head.find("</kpoints>")] if start >= 0 else ""
+    extra = {
+        "MAGMOM_set": "MAGMOM" in incar,
+        "kpoint_mesh": [int(v) for v in m.group(1).split()]
+        if (m := re.search(r"name=\"divisions\">([^<]*)<", kpoints)) else None,
+        "n_kpoints_irreducible": kpoints.split('name="kpointlist"')[-1].split("</varray>")[0]
+        .count("<v>") if "kpointlist" in kpoints else None,
+        "potcars": _XML_TITLE.findall(head),
+        "PSTRESS": _incar_value(parameters.get("PSTRESS", incar.get("PSTRESS", "0"))),
+    }  # fmt: skip
+    return tags, extra
+
+
+def _settings_from_outcar(path: Path) -> tuple[dict, dict]:
+    """(INCAR tags VASP used, k-points and POTCARs) from the OUTCAR header."""
+    head = read_until(path, "Iteration")
+    tags = {}
+    for tag in SETTINGS_TAGS:
+        if m := re.search(rf"(?<![A-Z_]){tag}\s*=\s*([-+\w.]+(?:[ \t]+-?\d+\.?\d*)*)", head):
+            tags[tag] = _incar_value(m.group(1))
+    tags["LDAU"] = tags.get("LDAU", "LDA+U is selected" in head)
+    mesh = _OUTCAR_MESH.search(head)
+    nkpts = _OUTCAR_NKPTS.search(head)
+    extra = {
+        "MAGMOM_set": bool(re.search(r"(?<![A-Z_])MAGMOM\s*=", head)),
+        "kpoint_mesh": [int(v) for v in mesh.groups()] if mesh else None,
+        "n_kpoints_irreducible": int(nkpts.group(1)) if nkpts else None,
+        "potcars": list(dict.fromkeys(_OUTCAR_POTCAR.findall(head))),
+        "PSTRESS": _incar_value(m.group(1)) if (m := re.search(r"PSTRESS\s*=\s*(\S+)", head))
+        else 0.0,
+    }  # fmt: skip
+    return tags, extra
+
+
+def vasp_settings(directory: str | os.PathLike) -> dict:
+    """The physics settings of a finished VASP run (for the import settings hash).
+
+    From ``vasprun.xml`` (its ``<parameters>``, the values VASP used, else ``<incar>``) when the
+    directory has one, else from the OUTCAR header; both are read only up to the first ionic
+    step. Covers :data:`SETTINGS_TAGS`, whether MAGMOM was set, the k-points (KSPACING when it
+    was used, else the mesh, else the number of irreducible k-points) and the POTCAR titles.
+    ``PSTRESS`` is recorded too: it does not change the energy, forces or stress VASP reports,
+    but it changes what a relaxation did.
+    """
+    directory = Path(directory)
+    settings: dict = {"engine": "vasp"}
+    if (directory / "vasprun.xml").is_file():
+        tags, extra = _settings_from_vasprun(directory / "vasprun.xml")
+    elif (directory / "OUTCAR").is_file():
+        tags, extra = _settings_from_outcar(directory / "OUTCAR")
+    else:
+        return settings
+    # k-points: KSPACING when VASP used it (the mesh then follows from each cell), else the
+    # mesh, else (no mesh printed) the number of irreducible k-points
+    if "KSPACING" in tags or extra["kpoint_mesh"]:
+        extra.pop("n_kpoints_irreducible")
+    if "KSPACING" in tags:
+        extra.pop("kpoint_mesh")
+    settings.update(tags)
+    settings.update(extra)
+    return settings
+
+
+def _run_frames(directory: Path, outcar_text: str, prov: dict) -> tuple[list, dict, str]:
+    """Frames, INCAR and why-not of a run: vasprun.xml when its last step has forces and
+    stress, else OUTCAR."""
+    frames, incar, why = [], {}, ""
+    if (directory / "vasprun.xml").is_file():
+        frames, incar, why = _vasprun_frames(directory / "vasprun.xml", prov)
+        if frames and (frames[-1].forces is None or frames[-1].stress is None):
+            frames, why = [], "vasprun.xml has no forces or stress (ISIF/IBRION?)"
+        if why:
+            prov["vasprun_error"] = why
+    if not frames:
+        frames, why = _outcar_frames(directory / "OUTCAR", outcar_text, prov)
+    return frames, incar, why
+
+
+def _vasprun_frames(path: Path, prov: dict) -> tuple[list[OutputFrame], dict, str]:
+    """Every ionic step of vasprun.xml (pymatgen), the INCAR, and why not when unreadable.
+
+    vasprun.xml's ionic-step ``e_fr_energy`` is the enthalpy ``E + PSTRESS·V``; the PV term is
+    taken off, so the energy is TOTEN (as in OUTCAR) whatever PSTRESS is.
+    """
     import warnings
 
-    from pymatgen.io.ase import AseAtomsAdaptor
     from pymatgen.io.vasp import Vasprun
 
     try:
         with warnings.catch_warnings():  # an unconverged run is reported by the label status
             warnings.simplefilter("ignore")
-            run = Vasprun(
-                str(path),
-                parse_dos=False,
-                parse_eigen=False,
-                parse_projected_eigen=False,
-                parse_potcar_file=False,
-                exception_on_bad_xml=True,
-            )
-    except Exception as err:  # pymatgen raises many kinds on malformed files
-        return None, f"pymatgen could not read {path.name}: {type(err).__name__}: {err}"
-    step = run.ionic_steps[-1]
-    n_scf = len(step.get("electronic_steps", []))
+            run = Vasprun(str(path), parse_dos=False, parse_eigen=False,
+                          parse_projected_eigen=False, parse_potcar_file=False,
+                          exception_on_bad_xml=True)  # fmt: skip
+    except Exception as err:  # pymatgen raises many kinds on malformed or unfinished files
+        why = f"{path.name} stopped before the end (walltime?) or is malformed: pymatgen: "
+        return [], {}, why + f"{type(err).__name__}: {err}"
+    nelm = int(run.parameters.get("NELM", 60))
+    pstress_ev_per_a3 = float(run.parameters.get("PSTRESS", 0.0)) * KBAR_TO_GPA * GPA_TO_EV_PER_A3
+    frames = []
+    for k, step in enumerate(run.ionic_steps):
+        atoms = _bare_atoms(step["structure"])
+        n_scf = _scf_count(step.get("electronic_steps", []), bool(run.incar.get("LEPSILON")))
+        last = k == len(run.ionic_steps) - 1
+        energy = step.get("e_fr_energy")
+        frames.append(OutputFrame(
+            atoms,
+            None if energy is None else float(energy) - pstress_ev_per_a3 * atoms.get_volume(),
+            None if step.get("forces") is None else np.asarray(step["forces"], dtype=float),
+            None if step.get("stress") is None else _voigt_from_vasp_kb(step["stress"]),
+            bool(run.converged_electronic) if last else n_scf < nelm,
+            n_scf,
+        ))  # fmt: skip
     prov.update(
         output_file=path.name,
         code_version=" ".join(
             str(run.generator.get(k, "")).strip() for k in ("version", "subversion")
         ).strip(),
         potcars=list(run.potcar_symbols),
-        n_scf_iterations=n_scf,
         n_kpoints_irreducible=len(run.actual_kpoints),
-        nelm=int(run.parameters.get("NELM", 60)),
+        nelm=nelm,
+        pstress_kB=float(run.parameters.get("PSTRESS", 0.0)),
     )
     if "stand-in" in str(run.generator.get("subversion", "")).lower():
         prov["standin"] = True
-    stress = step.get("stress")
-    if stress is None or step.get("forces") is None:
-        return None, f"{path.name} has no forces or stress (ISIF/IBRION?)"
-    return {
-        "converged": bool(run.converged_electronic),
-        "n_scf": n_scf,
-        "energy": float(step["e_fr_energy"]),  # free energy TOTEN (consistent with forces)
-        "forces": np.asarray(step["forces"], dtype=float),
-        # vasprun.xml: kB, compression positive -> eV/Å³, tension positive, ASE Voigt
-        "stress": _voigt_from_vasp_kb(stress),
-        "atoms": AseAtomsAdaptor.get_atoms(run.final_structure),
-        "incar": dict(run.incar),
-    }, ""
+    return frames, dict(run.incar), ""
 
 
-def _from_outcar(path: Path, text: str, prov: dict) -> tuple[dict | None, str]:
+def _scf_count(electronic_steps: list, lepsilon: bool) -> int:
+    """SCF iterations of one ionic step. With LEPSILON, vasprun.xml lists the linear-response
+    steps after the SCF in the same ionic step; the SCF ends at the first step after the first
+    that has a full energy record again (pymatgen's rule for ``converged_electronic``)."""
+    if not lepsilon:
+        return len(electronic_steps)
+    energies_only = {"e_wo_entrp", "e_fr_energy", "e_0_energy"}
+    index = 1
+    while index < len(electronic_steps) and set(electronic_steps[index]) == energies_only:
+        index += 1
+    return min(index + 1, len(electronic_steps))
+
+
+def _bare_atoms(structure) -> Atoms:
+    """ASE atoms (symbols, cell, positions only) of a pymatgen structure."""
+    return Atoms(
+        [str(site.specie) for site in structure],
+        positions=structure.cart_coords,
+        cell=structure.lattice.matrix,
+        pbc=True,
+    )
+
+
+def _outcar_frames(path: Path, text: str, prov: dict) -> tuple[list[OutputFrame], str]:
+    """Every ionic step of an OUTCAR (ASE's ``vasp-out`` reader), judged step by step.
+
+    A step is converged when its own electronic loop printed "EDIFF is reached"; its SCF
+    iterations are the ``Iteration <step>(<n>)`` lines of that step only.
+    """
     import ase.io
 
     try:
-        parsed = ase.io.read(path, format="vasp-out", index=-1)
+        images = ase.io.read(path, format="vasp-out", index=":")
     except Exception as err:  # ASE raises many kinds on malformed files
-        return None, f"ASE could not read {path.name}: {type(err).__name__}: {err}"
-    results = parsed.calc.results if parsed.calc is not None else {}
-    if results.get("free_energy") is None or results.get("forces") is None:
-        return None, f"{path.name} has no free energy TOTEN or forces"
-    kb_lines = re.findall(r"^\s*in kB\s+(.+)$", text, re.MULTILINE)
-    if not kb_lines:
-        return None, f"{path.name} has no 'in kB' stress line (ISIF?)"
-    n_scf = len(re.findall(r"-+ Iteration\s+\d+\(\s*\d+\)", text))
-    prov.update(output_file=path.name, n_scf_iterations=n_scf)
-    prov["potcars"] = re.findall(r"POTCAR:\s+(.+)", text)[: len(set(parsed.symbols))]
-    return (
-        {
-            "converged": _EDIFF_REACHED in text,
-            "n_scf": n_scf,
-            "energy": float(results["free_energy"]),  # free energy TOTEN
-            "forces": np.asarray(results["forces"], dtype=float),
-            "stress": vasp_kb_line_to_voigt(kb_lines[-1].split()[:6]),
-            "atoms": parsed,
-            "incar": {},
-        },
-        "",
-    )
+        return [], f"ASE could not read {path.name}: {type(err).__name__}: {err}"
+    frames = []
+    for k, image in enumerate(images):
+        results = image.calc.results if image.calc is not None else {}
+        starts = [m.start() for m in re.finditer(rf"-+ Iteration\s+{k + 1}\(\s*\d+\)", text)]
+        following = re.search(rf"-+ Iteration\s+{k + 2}\(", text)
+        end = following.start() if following else len(text)
+        step_text = text[starts[0] : end] if starts else ""
+        atoms = Atoms(image.get_chemical_symbols(), positions=image.positions, cell=image.cell,
+                      pbc=True)  # fmt: skip
+        frames.append(OutputFrame(
+            atoms,
+            results.get("free_energy"),  # free energy TOTEN (consistent with the forces)
+            results.get("forces"),
+            results.get("stress"),  # ASE: "in kB" (compression +) -> eV/Å³, tension +, Voigt
+            _EDIFF_REACHED in step_text,
+            len(starts),
+        ))  # fmt: skip
+    prov.update(output_file=path.name, potcars=_OUTCAR_POTCAR.findall(text)[: len(set(
+        images[-1].symbols))] if images else [])  # fmt: skip
+    return frames, "" if frames else f"{path.name} holds no ionic step with TOTEN"
+
+
+def read_vasp_run(directory: str | os.PathLike) -> RunOutput:
+    """A VASP run directory as frames, settings and provenance, or the reason for no label.
+
+    ``vasprun.xml`` is read when it is there and complete, else ``OUTCAR`` (a complete one:
+    with the timing block); neither POSCAR nor the other file is needed.
+    """
+    directory = Path(directory)
+    vasprun, outcar = directory / "vasprun.xml", directory / "OUTCAR"
+    outcar_text = outcar.read_text(errors="replace") if outcar.is_file() else ""
+    prov: dict = {"engine": "vasp", "program": "vasp", "parser": f"dft2mlip {__version__}"}
+    prov.update(_outcar_info(outcar_text))
+    run = RunOutput(vasprun if vasprun.is_file() else outcar, "vasp", [], prov,
+                    vasp_settings(directory))  # fmt: skip
+    why = ""
+    if vasprun.is_file():
+        run.frames, _, why = _vasprun_frames(vasprun, prov)
+    if not run.frames and outcar_text.strip():
+        if "General timing and accounting" not in outcar_text:
+            why = f"OUTCAR {_OUTCAR_UNFINISHED}" + (f"; {why}" if why else "")
+        else:
+            if why:
+                prov["vasprun_error"] = why
+            run.path = outcar
+            run.frames, why = _outcar_frames(outcar, outcar_text, prov)
+    if not run.frames:
+        why = why or f"no vasprun.xml or OUTCAR in {directory}"
+        run.failure = ("failed", why + _stdout_error(directory))
+    return run
+
+
+#: where VASP's standard output usually is (custodian's VaspJob writes vasp.out)
+_VASP_STDOUT = ("vasp.out", "stdout", "vasp.log")
+
+
+def _stdout_error(directory: Path) -> str:
+    """VASP's own last error line from its standard output in ``directory`` ('' if none):
+    VASP prints its errors there, not in OUTCAR or vasprun.xml."""
+    for name in _VASP_STDOUT:
+        if (directory / name).is_file():
+            text = (directory / name).read_text(errors="replace")
+            errors = [ln.strip(" |") for ln in text.splitlines() if "error" in ln.lower()]
+            if errors:
+                return f"; {name} says: {errors[-1][:200]}"
+    return ""
