@@ -19,6 +19,7 @@ pytestmark = pytest.mark.workflow
 
 
 def _workdir(tmp_path: Path, change=None) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = yaml.safe_load(EXAMPLE.read_text())
     if change:
         change(cfg)

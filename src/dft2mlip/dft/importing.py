@@ -4,7 +4,7 @@ Imported labels go through the same checks as the pipeline's own: electronic con
 directories are parsed with the same parsers), units (extxyz stress must be eV/Å³, tension
 positive, as ASE writes it; values that look like GPa or kbar are rejected), shapes and finite
 values, duplicates (by structure, in :func:`dft2mlip.data.build_dataset`) and the settings hash
-(a label with other DFT settings than the pipeline's is warned about, excluded or refused, per
+(a label with other DFT settings than the rest is refused by default, or excluded or trained, per
 the source's ``on_settings_mismatch``).
 
 Every imported label records ``provenance["import"] = {"source", "path", "format",
@@ -39,7 +39,7 @@ from dft2mlip.data import Label
 
 log = logging.getLogger(__name__)
 FORMATS = ("extxyz", "vasp", "qe")
-POLICIES = ("warn", "exclude", "error")
+POLICIES = ("error", "exclude", "warn")
 #: values of an import source's optional ``frames`` key (default "last")
 FRAME_MODES = ("last", "all")
 #: what an extxyz frame without ``settings_hash`` (and a source without ``settings_id``) is
@@ -251,7 +251,7 @@ def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: i
             "path": str(path),
             "frame": index,
             "format": "extxyz",
-            "on_settings_mismatch": source.get("on_settings_mismatch", "warn"),
+            "on_settings_mismatch": source.get("on_settings_mismatch", "error"),
         },
     }
     settings_hash, prov["settings"] = _extxyz_settings(info, source)
@@ -371,7 +371,7 @@ def _run_labels(
         "file": str(run.path),
         "format": run.engine,
         "frames": mode,
-        "on_settings_mismatch": source.get("on_settings_mismatch", "warn"),
+        "on_settings_mismatch": source.get("on_settings_mismatch", "error"),
     }
 
     def label(label_id: str, status: str, message: str, atoms: Atoms, extra: dict) -> Label:
@@ -433,7 +433,7 @@ def import_source(source: Mapping) -> list[Label]:
             f"dataset.import entry {source.get('name')!r}: format must be one of {FORMATS}, "
             f"got {fmt!r}"
         )
-    if source.get("on_settings_mismatch", "warn") not in POLICIES:
+    if source.get("on_settings_mismatch", "error") not in POLICIES:
         raise ValueError(
             f"dataset.import entry {source['name']!r}: on_settings_mismatch must be one of "
             f"{POLICIES}"
