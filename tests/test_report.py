@@ -323,3 +323,32 @@ def test_study_section_gives_mean_spread_tuning_and_verdict(artifacts):
         "| adaptive | softadapt (beta=1.1, window=5, loss_weighted=False) | initial | "
         "0.25 / 0.5 / 2e-05 | 0.300 / 0.300 / 0.400 | 7 |"
     ) in text
+
+
+def test_mixed_settings_are_shown_with_what_differs(tmp_path):
+    settings_a = json.dumps({"engine": "qe", "ecutwfc_Ry": 30.0, "nspin": 1})
+    settings_b = json.dumps({"engine": "qe", "ecutwfc_Ry": 45.0, "nspin": 1})
+    table = pd.DataFrame(
+        [
+            {"structure_id": f"old__{i}", "config_type": "imported", "status": "ok",
+             "split": "train", "settings_hash": "import-aaa", "source": "old",
+             "settings": settings_a, "excluded_reason": ""}
+            for i in range(3)
+        ]
+        + [
+            {"structure_id": "new__0", "config_type": "imported", "status": "ok",
+             "split": "test", "settings_hash": "import-bbb", "source": "new",
+             "settings": settings_b, "excluded_reason": ""},
+            {"structure_id": "new__1", "config_type": "imported", "status": "ok",
+             "split": "excluded", "settings_hash": "import-bbb", "source": "new",
+             "settings": settings_b, "excluded_reason": "duplicate of old__0"},
+        ]
+    )  # fmt: skip
+    text = write_report(tmp_path, dataset_table=table, runs={}, dft_elastic_json=None).read_text()
+    assert "**The trained labels mix 2 DFT settings hashes**" in text
+    assert "| import-aaa | old | 3 | 3 |" in text and "| import-bbb | new | 2 | 1 |" in text
+    # only the key that differs is shown, with each hash's value
+    assert "| settings hash | ecutwfc_Ry |" in text
+    assert "| import-aaa | 30.0 |" in text and "| import-bbb | 45.0 |" in text
+    # an ok label left out of the splits says why
+    assert "| new__1 | imported | ok | duplicate of old__0 |" in text

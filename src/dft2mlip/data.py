@@ -431,6 +431,11 @@ def provenance_columns(provenance: Mapping) -> dict:
         ),
         "parser": str(prov.get("parser", "")),
         "source": str((prov.get("import") or {}).get("source", "pipeline")),
+        # what an imported label's settings hash covers (the engine's own settings); "" for the
+        # pipeline's labels, whose settings.json beside each label holds them
+        "settings": json.dumps(prov.get("settings") or {}, sort_keys=True, default=str)
+        if prov.get("settings")
+        else "",
     }
 
 

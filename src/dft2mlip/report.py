@@ -277,7 +277,10 @@ def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fi
                 + ".",
             )
         )
-    excluded = df[df["status"] != "ok"]
+    out_of_splits = df["status"] != "ok"
+    if "split" in df:
+        out_of_splits |= df["split"] == "excluded"
+    excluded = df[out_of_splits]
     if len(excluded):
         blocks.append(("p", f"**Excluded labels ({len(excluded)}):**"))
         ex_rows = [
@@ -285,13 +288,16 @@ def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fi
                 str(r.get(id_col, "?")) if id_col else "?",
                 str(r["config_type"]),
                 str(r["status"]),
+                str(r.get("excluded_reason") or "") if r["status"] == "ok" else "",
                 str(r.get("message", "")),
             ]
             for _, r in excluded.iterrows()
         ]
-        blocks.append(("table", ["structure_id", "config_type", "status", "message"], ex_rows))
+        header = ["structure_id", "config_type", "status", "why excluded", "message"]
+        blocks.append(("table", header, ex_rows))
     else:
         blocks.append(("p", "No label was excluded."))
+    _settings_blocks(df, blocks)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     bottom = np.zeros(len(counts))
     for s in statuses:
@@ -305,6 +311,47 @@ def _dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fi
     save_figure(fig, out_dir / "dataset.png")
     figures.append("dataset.png")
     blocks.append(("img", "dataset summary", "dataset.png"))
+
+
+def _settings_blocks(df: pd.DataFrame, blocks: list) -> None:
+    """DFT settings hashes per source; when the trained labels mix several, the settings that
+    differ between them (from the imported labels' engine settings)."""
+    if "settings_hash" not in df:
+        return
+    source = df["source"] if "source" in df else pd.Series("pipeline", index=df.index)
+    trained = df["split"].isin(["train", "val", "test"]) if "split" in df else df["status"] == "ok"
+    groups = df.assign(source=source, trained=trained).groupby(["settings_hash", "source"])
+    rows = [[str(h), str(src), str(len(g)), str(int(g["trained"].sum()))]
+            for (h, src), g in groups]  # fmt: skip
+    n_trained = df.loc[trained, "settings_hash"].nunique()
+    text = (
+        "Every trained label shares one DFT settings hash."
+        if n_trained <= 1
+        else f"**The trained labels mix {n_trained} DFT settings hashes** "
+        "(dataset.allow_mixed_settings or on_settings_mismatch: warn allowed it)."
+    )
+    blocks.append(("p", f"DFT settings of the labels. {text}"))
+    blocks.append(("table", ["settings hash", "source", "labels", "in splits"], rows))
+    if n_trained > 1 and "settings" in df:
+        differing = _differing_settings(df.loc[trained])
+        if differing:
+            blocks.append(("p", "Settings that differ between the trained labels:"))
+            blocks.append(("table", ["settings hash", *differing[0]], differing[1]))
+
+
+def _differing_settings(df: pd.DataFrame) -> tuple[list[str], list[list[str]]] | None:
+    """(keys, one row per settings hash) of the engine settings that are not the same for all."""
+    per_hash = {}
+    for h, g in df.groupby("settings_hash"):
+        text = next((t for t in g["settings"] if t), "")
+        per_hash[str(h)] = json.loads(text) if text else {}
+    keys = sorted({k for d in per_hash.values() for k in d})
+    differ = [k for k in keys if len({json.dumps(d.get(k), default=str) for d in
+                                      per_hash.values()}) > 1]  # fmt: skip
+    if not differ:
+        return None
+    rows = [[h, *[str(d.get(k, "—")) for k in differ]] for h, d in per_hash.items()]
+    return differ, rows
 
 
 def _convergence_section(
