@@ -17,6 +17,10 @@ if snakemake.input.tuning:  # a tuned fixed run: the weights chosen on the valid
     run_cfg["weights"] = unit_sum(chosen["weights"])
     log.info("tuned weights (grid point %s): %s", chosen["chosen"], run_cfg["weights"])
 out_dir = Path(snakemake.output.model).parent
+log.info(
+    "torch threads: %d (the rule's threads; a profile sets them with set-threads)",
+    snakemake.threads,
+)
 summary = train_run(
     snakemake.input.train,
     snakemake.input.val,

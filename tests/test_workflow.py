@@ -99,6 +99,23 @@ def test_dry_run_of_the_tiny_config_plans_every_job(tmp_path):
     )
 
 
+@pytest.mark.workflow
+def test_training_threads_come_from_the_profile(tmp_path):
+    """A profile's set-threads reaches every training job (the script passes snakemake.threads
+    to the trainer's torch.set_num_threads); without it the rule's default is 1."""
+    workdir = make_workdir(tmp_path / "w", TINY)
+
+    def train_threads(*args):
+        proc = snakemake(workdir, "-n", *args, cores=4)
+        out = proc.stdout + proc.stderr
+        blocks = [b for b in re.split(r"\n\[[^\]]+\]\n", out) if "rule train:" in b]
+        # Snakemake prints "threads: N" only when N > 1
+        return {int((re.findall(r"threads: (\d+)", b) or [1])[0]) for b in blocks}
+
+    assert train_threads() == {1}
+    assert train_threads("--set-threads", "train=3") == {3}
+
+
 @pytest.mark.slow
 @pytest.mark.workflow
 def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
