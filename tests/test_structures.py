@@ -234,3 +234,45 @@ def test_structure_set_round_trip_and_id_checks(structures, tmp_path):
     first = next(iter(structures.values()))
     with pytest.raises(ValueError, match="unique"):
         write_structure_set(tmp_path / "dup.extxyz", [first, first])
+
+
+def mesh_of(cell, spacing: float) -> list[int]:
+    """Monkhorst-Pack sizes ceil(2π |b_i| / spacing), b_i the rows of inv(cell).T (no 2π)."""
+    recip = np.linalg.inv(np.asarray(cell, dtype=float)).T
+    return [int(np.ceil(2 * np.pi * np.linalg.norm(b) / spacing - 1e-8)) for b in recip]
+
+
+def test_one_kpoint_mesh_per_structure_family(tmp_path):
+    """Strained variants use their reference cell's mesh, and the label records it: fcc Cu's
+    elastic ± pair on the mesh of the primitive cell, not 15 vs 16 along the strained axis."""
+    from dft2mlip.dft.qe import write_pw_input
+    from dft2mlip.dft.settings import QESettings
+    from dft2mlip.structures import kpoint_reference_cell
+
+    cu = {"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+    prim = primitive_cell(cu)
+    # a spacing just below the primitive cell's 15-point boundary: own-cell meshes would differ
+    spacing = 2 * np.pi * np.linalg.norm(np.linalg.inv(prim.cell.array).T[0]) / 15.003
+    elastic = elastic_structures(cu, 0.005)
+    own = {sid: mesh_of(a.cell, spacing) for sid, a in elastic.items()}
+    assert own["elastic-e1p"] != own["elastic-e1m"]  # the problem this solves
+    settings = QESettings(pseudopotentials={"Cu": "Cu.UPF"}, kspacing_per_A=spacing)
+    expected = mesh_of(prim.cell, spacing)
+    for sid, atoms in elastic.items():
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), prim.cell.array)
+        assert list(write_pw_input(atoms, settings, tmp_path / sid / "pw.in")) == expected
+        text = (tmp_path / sid / "pw.in").read_text()
+        assert "{} {} {}  0 0 0".format(*expected) in text
+    train = training_structures(SI_MATERIAL, SPEC, SEED)
+    conv = conventional_cell(SI_MATERIAL, [1, 1, 1])
+    for sid, atoms in train.items():
+        reference = conv if sid.startswith("super") else primitive_cell(SI_MATERIAL)
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), reference.cell.array)
+    # a structure outside any family (e.g. imported) uses its own cell
+    lone = prim.copy()
+    np.testing.assert_allclose(kpoint_reference_cell(lone), prim.cell.array)
+    # these Si cells keep the mesh of their own cell (6x6x6, 4x4x4 for the 8-atom cell); in the
+    # default run, two of the 24 strained cells (up to 6 % engineering shear) move from 7x6x6 and
+    # 6x7x6 to the family's 6x6x6
+    for atoms in train.values():
+        assert mesh_of(kpoint_reference_cell(atoms), 0.35) == mesh_of(atoms.cell, 0.35)

@@ -189,19 +189,13 @@ def check_config(config: dict) -> None:
     ``config`` must already have passed :func:`validate_config` (or Snakemake's ``validate``).
     """
     from dft2mlip.checks import check_inputs
-    from dft2mlip.dft.settings import QESettings, check_pseudopotentials
 
     try:  # elements, overlapping atoms, absurd DFT settings, executable, results_dir, files
         check_inputs(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    elements = config["material"]["elements"]
     if config["dft"]["engine"] == "qe":
-        try:
-            settings = QESettings.from_config(config["dft"]["qe"])
-            check_pseudopotentials(settings, elements)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        _check_qe(config)
     _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
@@ -210,16 +204,43 @@ def check_config(config: dict) -> None:
     _check_validation(config)
 
 
+def _check_qe(config: dict) -> None:
+    """Pseudopotentials (files, headers: element, functional, cutoffs) and initial moments."""
+    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+    from dft2mlip.dft.pseudo import check_pseudopotential_headers
+    from dft2mlip.dft.settings import QESettings, check_pseudopotentials
+
+    elements = config["material"]["elements"]
+    moments = config["dft"].get("magnetic_moments_muB", {})
+    try:
+        check_magnetic_moments(elements, moments)
+        settings = QESettings.from_config(with_moments(config["dft"]["qe"], moments))
+        check_pseudopotentials(settings, elements)
+        check_pseudopotential_headers(
+            settings.pseudopotentials,
+            settings.pseudo_path,
+            elements,
+            {"ecutwfc_Ry": settings.ecutwfc_Ry, "ecutrho_Ry": settings.ecutrho_Ry},
+            allow_low_cutoff=settings.allow_low_cutoff,
+        )
+        settings.starting_magnetization()  # a moment above the valence charge
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _check_dft(config: dict) -> None:
     """dft.vasp (settings), dft.convergence (grid, tolerances) and dataset.import (sources)."""
     from dft2mlip.dft.convergence import ConvergenceSpec
     from dft2mlip.dft.importing import check_import_sources
+    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
     from dft2mlip.dft.vasp import VaspSettings
 
     dft = config["dft"]
     try:
         if dft["engine"] == "vasp":
-            VaspSettings.from_config(dft.get("vasp", {}))
+            moments = dft.get("magnetic_moments_muB", {})
+            check_magnetic_moments(config["material"]["elements"], moments)
+            VaspSettings.from_config(with_moments(dft.get("vasp", {}), moments))
         ConvergenceSpec.from_config(dft.get("convergence", {}))
         check_import_sources(config["dataset"].get("import", []))
     except ValueError as err:

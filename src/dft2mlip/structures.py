@@ -30,6 +30,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
 # fixed integers that key each section's random stream (never reorder or reuse)
 _SECTION_STREAM = {"hydrostatic": 1, "strained": 2, "rattled": 3, "supercell": 4}
 _VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+#: info key of a structure's family reference cell (its k-point mesh, see kpoint_reference_cell)
+REFERENCE_CELL_KEY = "reference_cell"
 
 
 def voigt_to_strain_tensor(voigt_strain: Sequence[float]) -> np.ndarray:
@@ -210,11 +212,45 @@ def _random_voigt_strain(rng: np.random.Generator, max_strain: float) -> np.ndar
     return strain_tensor_to_voigt(eps)
 
 
-def _labelled(atoms: Atoms, structure_id: str, config_type: str, voigt: np.ndarray) -> Atoms:
+def _labelled(
+    atoms: Atoms, structure_id: str, config_type: str, voigt: np.ndarray, reference: Atoms
+) -> Atoms:
     atoms.info["structure_id"] = structure_id
     atoms.info["config_type"] = config_type
     atoms.info["voigt_strain"] = np.asarray(voigt, dtype=float)
+    atoms.info[REFERENCE_CELL_KEY] = np.array(reference.cell.array, dtype=float)
     return atoms
+
+
+def kpoint_reference_cell(atoms: Atoms) -> np.ndarray:
+    """The cell whose k-point mesh a structure uses: its family's unstrained reference cell.
+
+    Strained variants of one cell (E–V points, elastic ± pairs, rattled copies, MD snapshots of
+    one supercell) share one mesh, so that an energy or stress difference between them never
+    mixes in a change of Brillouin-zone sampling (the mesh computed from each strained cell can
+    jump, e.g. fcc Cu 16³ at -0.5 % and 15³ at +0.5 %).
+
+    Parameters
+    ----------
+    atoms
+        A structure; ``info["reference_cell"]`` (3x3 Å, set by the generators) when it belongs
+        to a family, else its own cell is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        3x3 lattice vectors (rows, Å).
+    """
+    reference = atoms.info.get(REFERENCE_CELL_KEY)
+    if reference is None:
+        return np.array(atoms.cell.array, dtype=float)
+    cell = np.asarray(reference, dtype=float)
+    if cell.size != 9:
+        raise ValueError(
+            f"structure {atoms.info.get('structure_id', '?')}: info['{REFERENCE_CELL_KEY}'] "
+            f"must hold 9 numbers (a 3x3 cell in Å), got {cell.size}"
+        )
+    return cell.reshape(3, 3)
 
 
 def _positive(section: str, key: str, value) -> float:
@@ -245,7 +281,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
     -------
     dict[str, ase.Atoms]
         Keys exactly :func:`training_structure_ids`, in order. Each Atoms has ``info``
-        ``structure_id``, ``config_type`` and ``voigt_strain`` (the applied Voigt strain).
+        ``structure_id``, ``config_type``, ``voigt_strain`` (the applied Voigt strain) and
+        ``reference_cell`` (the unstrained cell it was made from: its k-point mesh).
     """
     ids = training_structure_ids(spec)
     prim = primitive_cell(material)
@@ -258,7 +295,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
         if section == "hydrostatic":
             for sid, s in zip(section_ids, params["strains"], strict=True):
                 voigt = np.array([s, s, s, 0.0, 0.0, 0.0], dtype=float)
-                out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, config_type, voigt)
+                strained = apply_voigt_strain(prim, voigt)
+                out[sid] = _labelled(strained, sid, config_type, voigt, prim)
             continue
         max_strain = _positive(section, "max_strain", params.get("max_strain", 0.0))
         rattle = _positive(section, "rattle_A", params.get("rattle_A", 0.0))
@@ -272,7 +310,7 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
             atoms = apply_voigt_strain(base, voigt)
             if section in ("rattled", "supercell") and rattle > 0:
                 atoms.positions += rng.normal(0.0, rattle, size=atoms.positions.shape)
-            out[sid] = _labelled(atoms, sid, config_type, voigt)
+            out[sid] = _labelled(atoms, sid, config_type, voigt, base)
     return out
 
 
@@ -301,7 +339,8 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
     -------
     dict[str, ase.Atoms]
         Keys :func:`elastic_structure_ids`; ``info`` ``structure_id``, ``config_type``
-        ("elastic") and ``voigt_strain``. Atoms are scaled with the cell (no relaxation).
+        ("elastic"), ``voigt_strain`` and ``reference_cell`` (the primitive cell: one k-mesh).
+        Atoms are scaled with the cell (no relaxation).
     """
     magnitude = float(magnitude)
     if not magnitude > 0:
@@ -312,7 +351,7 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
         direction = int(sid[len("elastic-e")]) - 1
         voigt = np.zeros(6)
         voigt[direction] = magnitude if sid.endswith("p") else -magnitude
-        out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt)
+        out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt, prim)
     return out
 
 

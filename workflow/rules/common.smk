@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from dft2mlip.config import check_config
+from dft2mlip.dft.magnetism import with_moments
 from dft2mlip.structures import elastic_structure_ids, training_structure_ids
 from dft2mlip.study import (
     grid_run_names,
@@ -195,7 +196,9 @@ def run_config(wildcards):
 def dft_physics_config():
     """The engine's config without its executable: rule params whose change means new labels.
     How runs are launched (dft.labels.execution_settings) is read from the config in the scripts."""
-    return {k: v for k, v in dft_engine_config().items() if k != "executable"}
+    launch_only = ("executable", "allow_low_cutoff")  # how it runs / a permission, not physics
+    cfg = {k: v for k, v in dft_engine_config().items() if k not in launch_only}
+    return with_moments(cfg, config["dft"].get("magnetic_moments_muB"))  # only when spin is on
 
 
 def per_run(pattern):

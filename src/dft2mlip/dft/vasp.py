@@ -31,6 +31,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
+from dft2mlip.dft.magnetism import vasp_magnetization
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -83,6 +84,7 @@ class VaspSettings:
     ispin: int = 1
     nelm: int = 200
     incar: Mapping[str, object] = field(default_factory=dict)
+    magnetic_moments_muB: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
@@ -117,11 +119,15 @@ class VaspSettings:
             raise bad("sigma_eV", f"must be > 0 eV, got {self.sigma_eV}")
         if self.ismear not in (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5):
             raise bad("ismear", f"must be a VASP ISMEAR value (-5..5), got {self.ismear}")
-        if self.ispin != 1:
+        moments = {str(k): float(v) for k, v in dict(self.magnetic_moments_muB or {}).items()}
+        object.__setattr__(self, "magnetic_moments_muB", moments)
+        if any(m != 0 for m in moments.values()):
+            object.__setattr__(self, "ispin", 2)  # MAGMOM per element, in the settings hash
+        elif self.ispin != 1:
             raise bad(
                 "ispin",
-                f"= {self.ispin}: spin-polarised labels are not supported yet (MAGMOM would have "
-                "to be part of every structure and of the settings hash); use 1",
+                f"= {self.ispin} needs initial moments: set dft.magnetic_moments_muB "
+                "(e.g. {Fe: 2.5}); ISPIN follows from it",
             )
         if self.nelm < 1:
             raise bad("nelm", f"must be >= 1, got {self.nelm}")
@@ -169,7 +175,8 @@ class VaspSettings:
             "LCHARG": False,
             "LAECHG": False,
             "LWAVE": False,
-            "MAGMOM": None,
+            # per element (pymatgen expands it per site); None: not spin-polarised
+            "MAGMOM": dict(sorted(self.magnetic_moments_muB.items())) if self.ispin == 2 else None,
             "LORBIT": None,
         }
 
@@ -232,7 +239,13 @@ def _input_set(atoms: Atoms, settings: VaspSettings):
     clean = atoms.copy()
     clean.calc = None
     clean.constraints = []
+    # spin comes from the settings only; a site moment also stands for 0 (pymatgen would
+    # replace a 0 from the MAGMOM dict by its own default table)
+    moments = settings.magnetic_moments_muB if settings.ispin == 2 else {}
+    clean.set_initial_magnetic_moments([moments.get(s, 0.0) for s in clean.symbols])
     structure = AseAtomsAdaptor.get_structure(clean)
+    if not moments:
+        structure.remove_site_property("magmom")
     kwargs = {}
     if settings.potcar_functional:
         kwargs["user_potcar_functional"] = settings.potcar_functional
@@ -261,7 +274,8 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
     Parameters
     ----------
     atoms
-        Periodic structure (Å); no initial magnetic moments.
+        Periodic structure (Å). Its own initial moments are ignored: spin (ISPIN, MAGMOM per
+        site) comes from ``settings.magnetic_moments_muB``.
     settings
         VASP settings. ``KSPACING`` in the INCAR sets the k-mesh, so no KPOINTS file is written.
     directory
@@ -274,11 +288,6 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
     """
     if not all(atoms.pbc):
         raise ValueError(f"VASP inputs need a periodic structure, got pbc={atoms.pbc.tolist()}")
-    if np.any(atoms.get_initial_magnetic_moments()):
-        raise ValueError(
-            f"structure {atoms.info.get('structure_id', '?')} has initial magnetic moments; "
-            "spin-polarised VASP labels are not supported yet"
-        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     psp_dir = settings.psp_dir()
@@ -378,6 +387,7 @@ def _outcar_info(text: str) -> dict:
         info["wall_time_s"] = float(m.group(1))
     if m := _CORES.search(text):
         info["mpi_processes"] = int(m.group(1))
+    info.update(vasp_magnetization(text))  # final magnetisation (ISPIN = 2)
     first = text.splitlines()[0].strip() if text.strip() else ""
     if first.startswith("vasp."):
         info["code_version"] = first.split()[0]
