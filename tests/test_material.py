@@ -176,6 +176,7 @@ def fe_config() -> dict:
     )
     cfg["dft"]["magnetic_moments_muB"] = {"Fe": 2.5}
     cfg["validation"]["md"]["repeat"] = [2, 2, 2]
+    cfg["structures"]["rattled"]["count"] = 0  # one atom per cell: rattled supercells instead
     return cfg
 
 

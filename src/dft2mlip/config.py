@@ -172,9 +172,13 @@ def _check_reference_run(training: Mapping) -> None:
         )
 
 
-def _check_training_structures(structures: Mapping) -> None:
-    from dft2mlip.structures import training_structure_ids
+def _check_training_structures(material: Mapping, structures: Mapping) -> None:
+    from dft2mlip.structures import check_rattled_cell, training_structure_ids
 
+    try:
+        check_rattled_cell(material, structures)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     n = len(training_structure_ids(structures))
     if n < 3:
         raise ConfigError(
@@ -200,7 +204,7 @@ def check_config(config: dict) -> None:
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
     _check_reference_run(config["training"])
-    _check_training_structures(config["structures"])
+    _check_training_structures(config["material"], config["structures"])
     _check_validation(config)
 
 

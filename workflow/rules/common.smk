@@ -27,9 +27,21 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+def material_config():
+    """config["material"] without the keys left at null (no structure file, ideal c/a): rule
+    params stay as they were before those keys existed."""
+    return {k: v for k, v in config["material"].items() if v is not None}
+
+
 def material_physics():
     """The material keys that define structures (not its display name): a param change reruns."""
-    return {k: v for k, v in config["material"].items() if k != "name"}
+    return {k: v for k, v in material_config().items() if k != "name"}
+
+
+def material_structure_file():
+    """[material.structure] when the material's cell comes from a file, else []."""
+    path = config["material"].get("structure")
+    return [path] if path else []
 
 
 def training_ids():
