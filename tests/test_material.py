@@ -3,6 +3,7 @@ checked before any work, collinear magnetism, one k-point mesh per structure fam
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -304,3 +305,56 @@ def test_label_records_its_kpoint_mesh(tmp_path):
     assert label.status == "ok", label.message
     assert label.provenance["kpoint_mesh"] == expected
     assert "total_magnetization_muB" not in label.provenance  # nspin = 1
+
+
+@pytest.mark.workflow
+@needs_pseudo
+@pytest.mark.parametrize("name", ["cu_fcc.yaml", "fe_bcc.yaml"])
+def test_examples_dry_run(tmp_path, name):
+    """config/examples: fcc Cu (smearing) and bcc Fe (magnetic) pass every check and plan their
+    own structures and the schema's default runs."""
+    example = ROOT / "config" / "examples" / name
+    user = yaml.safe_load(example.read_text())
+    work = make_workdir(tmp_path / "w", ROOT / "config" / "config.yaml")
+    jobs = planned_jobs(snakemake(work, "-n", "--configfile", str(example)).stdout)
+    n_train = len(user["structures"]["hydrostatic"]["strains"]) + sum(
+        user["structures"][s]["count"] for s in ("strained", "rattled", "supercell")
+    )
+    n_snapshots = 5 * user["validation"]["md"]["snapshots"]  # the schema's five runs
+    assert jobs["dft_input"] == n_train + 12 + n_snapshots
+    assert jobs["structures"] == 1
+
+
+@needs_pseudo
+@pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
+def test_tiny_spin_polarised_pw_run(tmp_path):
+    """bcc Fe (one atom, 25 Ry, Γ-heavy mesh: about a second): pw.x takes the input and the label
+    records the final magnetisation pw.x printed; it stays ferromagnetic."""
+    from ase.build import bulk
+
+    from dft2mlip.dft.magnetism import with_moments
+    from dft2mlip.dft.qe import parse_pw_output, write_pw_input
+    from dft2mlip.dft.run import run_pw
+    from dft2mlip.dft.settings import QESettings
+
+    qe = {
+        "pseudopotentials": {"Fe": "Fe.pbe-nd-rrkjus.UPF"},
+        "ecutwfc_Ry": 25.0,
+        "ecutrho_Ry": 200.0,
+        "kspacing_per_A": 0.9,
+        "degauss_Ry": 0.02,
+        "conv_thr_Ry": 1e-6,
+    }
+    settings = QESettings.from_config(with_moments(qe, {"Fe": 2.5}))
+    atoms = bulk("Fe", "bcc", a=2.83)
+    atoms.info.update(structure_id="fe1", config_type="test")
+    write_pw_input(atoms, settings, tmp_path / "pw.in")
+    run_pw(tmp_path / "pw.in", tmp_path / "pw.out", nprocs=1, mpi_launcher="", timeout_s=120)
+    label = parse_pw_output(tmp_path / "pw.out", atoms, settings.settings_hash(), settings=settings)
+    assert label.status == "ok", label.message
+    printed = [
+        ln for ln in (tmp_path / "pw.out").read_text().splitlines() if "total magnetiz" in ln
+    ]
+    expected = float(printed[-1].split("=")[1].split()[0])
+    assert label.provenance["total_magnetization_muB"] == expected
+    assert expected > 1.0  # ferromagnetic (Bohr mag/cell)
