@@ -358,3 +358,24 @@ def test_tiny_spin_polarised_pw_run(tmp_path):
     expected = float(printed[-1].split("=")[1].split()[0])
     assert label.provenance["total_magnetization_muB"] == expected
     assert expected > 1.0  # ferromagnetic (Bohr mag/cell)
+
+
+def test_potcar_titles_are_checked():
+    from dft2mlip.dft.vasp import check_potcar_titles
+
+    def single(title: str, lexch: str) -> str:
+        header = f"  {title}\n 8.0\n parameters from PSCTR are:\n"
+        return header + f"   LEXCH  = {lexch}\n   TITEL  = {title}\n"
+
+    fe, al = single("PAW_PBE Fe_pv 02Aug2007", "PE"), single("PAW_PBE Al 04Jan2001", "PE")
+    check_potcar_titles(fe + al, ["Fe", "Al"])
+    check_potcar_titles(single("PAW_PBE H1.25 07Sep2000", "PE"), ["H"])
+    with pytest.raises(ValueError, match=r"'dft.vasp.potcars.Al'.*titled 'Fe_pv'"):
+        check_potcar_titles(fe + fe, ["Fe", "Al"])
+    lda = single("PAW Al 17Apr2000", "CA")
+    with pytest.raises(
+        ValueError, match=r"'dft.vasp.potcars' mixes functionals \(Fe: PBE, Al: LDA\)"
+    ):
+        check_potcar_titles(fe + lda, ["Fe", "Al"])
+    with pytest.raises(ValueError, match="holds 1 pseudopotentials for 2 species"):
+        check_potcar_titles(fe, ["Fe", "Al"])

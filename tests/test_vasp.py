@@ -327,8 +327,8 @@ def vasp_workflow_config(tmp_path: Path) -> dict:
         "structures": {
             "hydrostatic": {"strains": [-0.02, 0.02]},
             "strained": {"count": 2, "max_strain": 0.02},
-            "rattled": {"count": 1, "max_strain": 0.01, "rattle_A": 0.05},
-            "supercell": {"count": 0},
+            "rattled": {"count": 0},  # one atom per fcc cell: rattle a supercell instead
+            "supercell": {"count": 1, "repeat": [1, 1, 1], "max_strain": 0.01, "rattle_A": 0.05},
         },
         "dft": {"engine": "vasp", "mpi_launcher": "", "vasp": dict(TINY_VASP)},
         "dataset": {

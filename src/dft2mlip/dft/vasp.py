@@ -268,6 +268,52 @@ def potcar_hashes_from_file(path: str | os.PathLike) -> dict[str, str]:
     }
 
 
+_TITEL = re.compile(r"^\s*TITEL\s*=\s*(\S+)\s+(\S+)", re.MULTILINE)
+_LEXCH = re.compile(r"^\s*LEXCH\s*=\s*(\S+)", re.MULTILINE)
+#: VASP's LEXCH tags of a POTCAR -> the functional's usual name
+_LEXCH_NAMES = {"PE": "PBE", "CA": "LDA", "91": "PW91", "PS": "PBEsol", "AM": "AM05"}
+
+
+def check_potcar_titles(potcar_text: str, species: list[str]) -> None:
+    """Each single POTCAR is for its POSCAR species, and all share one functional.
+
+    Parameters
+    ----------
+    potcar_text
+        The concatenated POTCAR (one ``TITEL = PAW_PBE Fe_pv 02Aug2007`` line per species).
+    species
+        The POSCAR's species, in order.
+
+    Raises
+    ------
+    ValueError
+        Naming ``dft.vasp.potcars`` / ``dft.vasp.potcar_functional`` and what the titles say.
+    """
+    titles = _TITEL.findall(potcar_text)
+    xc = _LEXCH.findall(potcar_text)
+    if len(titles) != len(species):
+        raise ValueError(
+            f"the POTCAR holds {len(titles)} pseudopotentials for {len(species)} species "
+            f"{species}; check {_KEY}.potcar_dir"
+        )
+    for (_, symbol), element in zip(titles, species, strict=True):
+        found = re.match(r"[A-Z][a-z]?", symbol)
+        if found is None or found.group(0) != element:
+            raise ValueError(
+                f"config key '{_KEY}.potcars.{element}': the POTCAR chosen for {element} is "
+                f"titled {symbol!r}; name a {element} POTCAR symbol (e.g. {element}_pv)"
+            )
+    kinds = (
+        [_LEXCH_NAMES.get(x, x) for x in xc] if len(xc) == len(titles) else [t for t, _ in titles]
+    )
+    if len(set(kinds)) > 1:
+        listed = ", ".join(f"{e}: {k}" for e, k in zip(species, kinds, strict=True))
+        raise ValueError(
+            f"config key '{_KEY}.potcars' mixes functionals ({listed}); choose POTCARs of one "
+            f"functional ({_KEY}.potcar_functional)"
+        )
+
+
 def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.PathLike) -> dict:
     """Write INCAR, POSCAR and POTCAR (or POTCAR.spec) for a static single point.
 
@@ -308,6 +354,9 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
                 SETTINGS.pop("PMG_VASP_PSP_DIR", None)
             else:
                 SETTINGS["PMG_VASP_PSP_DIR"] = previous
+        check_potcar_titles(
+            (directory / "POTCAR").read_text(errors="replace"), input_set.poscar.site_symbols
+        )
         hashes = potcar_hashes_from_file(directory / "POTCAR")
     files = sorted(p.name for p in directory.iterdir() if p.is_file())
     return {"potcar_spec": spec, "potcar_sha256": hashes, "files": files}
