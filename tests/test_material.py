@@ -379,3 +379,26 @@ def test_potcar_titles_are_checked():
         check_potcar_titles(fe + lda, ["Fe", "Al"])
     with pytest.raises(ValueError, match="holds 1 pseudopotentials for 2 species"):
         check_potcar_titles(fe, ["Fe", "Al"])
+
+
+def test_vasp_uses_the_family_mesh(tmp_path, monkeypatch):
+    """VASP sizes the mesh from KSPACING per cell unless a KPOINTS file exists: the elastic ±
+    pair of fcc Cu gets the primitive cell's mesh in KPOINTS (and in the record)."""
+    import numpy as np
+
+    from dft2mlip.dft.vasp import VaspSettings, write_vasp_input
+    from dft2mlip.structures import elastic_structures, primitive_cell
+
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    monkeypatch.setattr("pymatgen.core.SETTINGS", {}, raising=False)
+    cu = {"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+    recip = np.linalg.inv(primitive_cell(cu).cell.array).T
+    spacing = 2 * np.pi * np.linalg.norm(recip[0]) / 15.003  # own-cell meshes: 15 vs 16
+    expected = [int(np.ceil(2 * np.pi * np.linalg.norm(b) / spacing)) for b in recip]
+    settings = VaspSettings.from_config({"kspacing_per_A": spacing})
+    for sid in ("elastic-e1p", "elastic-e1m"):
+        atoms = elastic_structures(cu, 0.005)[sid]
+        written = write_vasp_input(atoms, settings, tmp_path / sid)
+        assert list(written["kpoint_mesh"]) == expected
+        lines = (tmp_path / sid / "KPOINTS").read_text().splitlines()
+        assert lines[2] == "Gamma" and [int(v) for v in lines[3].split()] == expected

@@ -132,7 +132,7 @@ def test_golden_inputs(tmp_path):
     """INCAR/POSCAR/POTCAR.spec pinned; changes to the input set or our overrides show up."""
     written = write_vasp_input(compressed_al(), VaspSettings.from_config(TINY_VASP), tmp_path)
     assert written["potcar_spec"] is True and written["potcar_sha256"] == {}
-    assert sorted(written["files"]) == ["INCAR", "POSCAR", "POTCAR.spec"]
+    assert sorted(written["files"]) == ["INCAR", "KPOINTS", "POSCAR", "POTCAR.spec"]
     if REGENERATE:
         DATA.mkdir(parents=True, exist_ok=True)
         for name in ("INCAR", "POSCAR"):

@@ -75,6 +75,7 @@ def write_input(
             "settings_hash": settings.settings_hash(hashes),
             "physics": settings.physics_dict(hashes),
             "potcar_spec": written["potcar_spec"],
+            "kpoint_mesh": list(written["kpoint_mesh"]),  # the structure family's mesh
         }
     record["engine"] = engine
     record["convergence_choice"] = (

@@ -323,14 +323,16 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
         Periodic structure (Å). Its own initial moments are ignored: spin (ISPIN, MAGMOM per
         site) comes from ``settings.magnetic_moments_muB``.
     settings
-        VASP settings. ``KSPACING`` in the INCAR sets the k-mesh, so no KPOINTS file is written.
+        VASP settings. The KPOINTS file holds the mesh of the structure's family reference cell
+        (:func:`write_family_kpoints`), which VASP uses instead of ``KSPACING``.
     directory
         Run directory (created).
 
     Returns
     -------
     dict
-        ``{"potcar_spec": bool, "potcar_sha256": {symbol: sha256}, "files": [...]}``.
+        ``{"potcar_spec": bool, "potcar_sha256": {symbol: sha256}, "files": [...],
+        "kpoint_mesh": (n1, n2, n3)}``.
     """
     if not all(atoms.pbc):
         raise ValueError(f"VASP inputs need a periodic structure, got pbc={atoms.pbc.tolist()}")
@@ -358,8 +360,30 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
             (directory / "POTCAR").read_text(errors="replace"), input_set.poscar.site_symbols
         )
         hashes = potcar_hashes_from_file(directory / "POTCAR")
+    mesh = write_family_kpoints(atoms, settings, directory)
     files = sorted(p.name for p in directory.iterdir() if p.is_file())
-    return {"potcar_spec": spec, "potcar_sha256": hashes, "files": files}
+    return {"potcar_spec": spec, "potcar_sha256": hashes, "files": files, "kpoint_mesh": mesh}
+
+
+def write_family_kpoints(
+    atoms: Atoms, settings: VaspSettings, directory: Path
+) -> tuple[int, int, int]:
+    """KPOINTS with the Γ-centred mesh of the structure's family reference cell.
+
+    VASP reads KPOINTS when it exists and then ignores ``KSPACING``, which would otherwise size
+    the mesh of every strained cell on its own. The INCAR keeps ``KSPACING`` (the settings hash
+    and the parsed-INCAR check stay as they were); the mesh follows the same rule
+    (:func:`dft2mlip.dft.qe.kpoint_mesh`) applied to the reference cell.
+    """
+    from dft2mlip.dft.qe import kpoint_mesh
+    from dft2mlip.structures import kpoint_reference_cell
+
+    mesh = kpoint_mesh(kpoint_reference_cell(atoms), settings.kspacing_per_A)
+    (directory / "KPOINTS").write_text(
+        f"Gamma-centred mesh of the structure family (KSPACING {settings.kspacing_per_A:g})\n"
+        "0\nGamma\n{} {} {}\n0 0 0\n".format(*mesh)
+    )
+    return mesh
 
 
 def check_ready_to_run(directory: str | os.PathLike, *, allow_potcar_spec: bool = False) -> None:
