@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -384,8 +385,6 @@ def test_potcar_titles_are_checked():
 def test_vasp_uses_the_family_mesh(tmp_path, monkeypatch):
     """VASP sizes the mesh from KSPACING per cell unless a KPOINTS file exists: the elastic ±
     pair of fcc Cu gets the primitive cell's mesh in KPOINTS (and in the record)."""
-    import numpy as np
-
     from dft2mlip.dft.vasp import VaspSettings, write_vasp_input
     from dft2mlip.structures import elastic_structures, primitive_cell
 
@@ -402,3 +401,18 @@ def test_vasp_uses_the_family_mesh(tmp_path, monkeypatch):
         assert list(written["kpoint_mesh"]) == expected
         lines = (tmp_path / sid / "KPOINTS").read_text().splitlines()
         assert lines[2] == "Gamma" and [int(v) for v in lines[3].split()] == expected
+
+
+@needs_pseudo
+def test_md_cell_too_narrow_suggests_a_repeat_that_is_wide_enough():
+    """fcc Cu: the 3.615 Å conventional cell is narrower than r_max = 4.5 Å; twice it (7.23 Å)
+    is wide enough, and the suggested repeat passes the same check."""
+    from dft2mlip.config import check_config, validate_config
+
+    cfg = yaml.safe_load(CU.read_text())
+    cfg["validation"]["md"]["repeat"] = [1, 1, 1]
+    validate_config(cfg)
+    n = int(np.ceil(cfg["model"]["r_max_A"] / cfg["material"]["lattice_constant_A"]))
+    assert f"e.g. validation.md.repeat: {[n, n, n]} is wide enough" in refused(cfg)
+    cfg["validation"]["md"]["repeat"] = [n, n, n]
+    check_config(cfg)

@@ -259,9 +259,32 @@ def _check_validation(config: dict) -> None:
     try:
         spec = DeformationSpec.from_config(config["validation"]["md"])
         cell = conventional_cell(config["material"], spec.repeat).cell.array
-        spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
+        r_max = float(config["model"]["r_max_A"])
+        try:
+            spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")
+        except ValueError as err:
+            raise ValueError(f"{err}{_md_repeat_hint(config['material'], spec, r_max)}") from None
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _md_repeat_hint(material: Mapping, spec, r_max: float) -> str:
+    """``; e.g. [3, 3, 3] is wide enough``: the fewest repeats of the conventional cell whose
+    perpendicular widths reach the cutoff along the whole path (checked), or ``""``."""
+    from dataclasses import replace
+
+    from dft2mlip.structures import conventional_cell, repeats_for_width
+
+    base = conventional_cell(material, [1, 1, 1]).cell.array
+    for margin in (1.0, 1.1, 1.25, 1.5, 2.0):  # strain and shear narrow the cell on the way
+        repeat = repeats_for_width(base, r_max * margin * (1 + spec.max_strain))
+        try:
+            cell = conventional_cell(material, repeat).cell.array
+            replace(spec, repeat=repeat).check_supercell(cell, r_max, r_max_key="model.r_max_A")
+        except ValueError:
+            continue
+        return f"; e.g. validation.md.repeat: {list(repeat)} is wide enough"
+    return ""
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:
