@@ -416,3 +416,34 @@ def test_md_cell_too_narrow_suggests_a_repeat_that_is_wide_enough():
     assert f"e.g. validation.md.repeat: {[n, n, n]} is wide enough" in refused(cfg)
     cfg["validation"]["md"]["repeat"] = [n, n, n]
     check_config(cfg)
+
+
+def test_potcar_library_is_checked_at_dry_run(tmp_path, monkeypatch):
+    """With dft.vasp.potcar_dir set, check_config finds each element's POTCAR as pymatgen would
+    and refuses a missing one or one titled for another element, before any input exists."""
+    from dft2mlip.config import check_config, validate_config
+
+    monkeypatch.chdir(tmp_path)
+    library = tmp_path / "psp" / "POT_PAW_PBE_64"
+    (library / "Fe_pv").mkdir(parents=True)
+    cfg = yaml.safe_load(CU.read_text())
+    cfg["material"] = {
+        "name": "Fe",
+        "prototype": "bcc",
+        "elements": ["Fe"],
+        "lattice_constant_A": 2.83,
+    }
+    cfg["dft"] = {
+        "engine": "vasp",
+        "magnetic_moments_muB": {"Fe": 2.5},
+        "vasp": {"potcar_dir": str(tmp_path / "psp")},
+    }
+    validate_config(cfg)
+    assert "no POTCAR 'Fe_pv' (PBE_64)" in refused(cfg)
+    potcar = library / "Fe_pv" / "POTCAR"
+    potcar.write_text("  PAW_PBE Al 04Jan2001\n   LEXCH  = PE\n   TITEL  = PAW_PBE Al 04Jan2001\n")
+    assert "'dft.vasp.potcars.Fe': the POTCAR chosen for Fe is titled 'Al'" in refused(cfg)
+    potcar.write_text(
+        "  PAW_PBE Fe_pv 02Aug2007\n   LEXCH  = PE\n   TITEL  = PAW_PBE Fe_pv 02Aug2007\n"
+    )
+    check_config(cfg)

@@ -237,14 +237,15 @@ def _check_dft(config: dict) -> None:
     from dft2mlip.dft.convergence import ConvergenceSpec
     from dft2mlip.dft.importing import check_import_sources
     from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
-    from dft2mlip.dft.vasp import VaspSettings
+    from dft2mlip.dft.vasp import VaspSettings, check_potcar_library
 
     dft = config["dft"]
     try:
         if dft["engine"] == "vasp":
             moments = dft.get("magnetic_moments_muB", {})
             check_magnetic_moments(config["material"]["elements"], moments)
-            VaspSettings.from_config(with_moments(dft.get("vasp", {}), moments))
+            vasp = VaspSettings.from_config(with_moments(dft.get("vasp", {}), moments))
+            check_potcar_library(vasp, list(dict.fromkeys(config["material"]["elements"])))
         ConvergenceSpec.from_config(dft.get("convergence", {}))
         check_import_sources(config["dataset"].get("import", []))
     except ValueError as err:

@@ -274,6 +274,47 @@ _LEXCH = re.compile(r"^\s*LEXCH\s*=\s*(\S+)", re.MULTILINE)
 _LEXCH_NAMES = {"PE": "PBE", "CA": "LDA", "91": "PW91", "PS": "PBEsol", "AM": "AM05"}
 
 
+def check_potcar_library(settings: VaspSettings, elements: list[str]) -> None:
+    """Where POTCARs are configured, the one each element would get exists and its title is right.
+
+    Looked up as pymatgen does (``<potcar_dir>/<functional dir>/<symbol>/POTCAR`` or
+    ``.../POTCAR.<symbol>``, gzipped or not) and checked with :func:`check_potcar_titles`, so
+    ``snakemake -n`` refuses a wrong library before any input is written. Without a POTCAR
+    directory nothing is checked (inputs get a POTCAR.spec).
+
+    Raises
+    ------
+    ValueError
+        Naming ``dft.vasp.potcar_dir`` / ``dft.vasp.potcars.<element>``.
+    """
+    import gzip
+
+    from pymatgen.io.vasp.inputs import POTCAR_FUNCTIONAL_MAP
+    from pymatgen.io.vasp.sets import MatPESStaticSet
+
+    psp_dir = settings.psp_dir()
+    if psp_dir is None:
+        return
+    functional = settings.potcar_functional or MatPESStaticSet.CONFIG["POTCAR_FUNCTIONAL"]
+    subdir = Path(psp_dir) / POTCAR_FUNCTIONAL_MAP.get(functional, functional)
+    texts = []
+    for element in elements:
+        symbol = settings.potcars.get(element) or MatPESStaticSet.CONFIG["POTCAR"].get(element)
+        tried = [subdir / symbol / "POTCAR", subdir / f"POTCAR.{symbol}"] if symbol else []
+        found = [p.with_name(p.name + z) for p in tried for z in ("", ".gz")]
+        path = next((p for p in found if p.is_file()), None)
+        if path is None:
+            raise ValueError(
+                f"config key '{_KEY}.potcars.{element}': no POTCAR {symbol!r} ({functional}) "
+                f"in {subdir}; fix {_KEY}.potcar_dir or name an installed symbol"
+            )
+        raw = path.read_bytes()
+        texts.append(
+            (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode(errors="replace")
+        )
+    check_potcar_titles("".join(texts), list(elements))
+
+
 def check_potcar_titles(potcar_text: str, species: list[str]) -> None:
     """Each single POTCAR is for its POSCAR species, and all share one functional.
 
