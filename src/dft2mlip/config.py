@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
 
 from dft2mlip.study import GRID_SEP, STUDY_KEYS, grid_points
+
+if TYPE_CHECKING:
+    from dft2mlip.validate.deform import DeformationSpec
 
 #: the schema that ships with the workflow (description and default for every key)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -269,7 +272,7 @@ def _check_validation(config: dict) -> None:
         raise ConfigError(str(err)) from None
 
 
-def _md_repeat_hint(material: Mapping, spec, r_max: float) -> str:
+def _md_repeat_hint(material: Mapping, spec: DeformationSpec, r_max: float) -> str:
     """``; e.g. [3, 3, 3] is wide enough``: the fewest repeats of the conventional cell whose
     perpendicular widths reach the cutoff along the whole path (checked), or ``""``."""
     from dataclasses import replace
