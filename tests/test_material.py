@@ -3,6 +3,7 @@ checked before any work, collinear magnetism, one k-point mesh per structure fam
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -34,6 +35,13 @@ def test_user_configfile_stands_alone(tmp_path):
     )
     n_elastic, n_snapshots = 12, len(runs) * user["validation"]["md"]["snapshots"]
     assert jobs["dft_input"] == jobs["dft_run"] == n_train + n_elastic + n_snapshots
+    # the user's DFT settings only: the input and its settings hash name Cu's file, not Si's
+    label_dir = work / "results" / "dft" / "train" / "hydro-000"
+    snakemake(work, "results/dft/train/hydro-000/pw.in", "--configfile", str(CU), cores=1)
+    physics = json.loads((label_dir / "settings.json").read_text())["physics"]
+    assert physics["pseudopotentials"].keys() == {"Cu"}
+    assert physics["ecutwfc_Ry"] == user["dft"]["qe"]["ecutwfc_Ry"]
+    assert "Si" not in (label_dir / "pw.in").read_text().split("ATOMIC_SPECIES")[1]
     # without --configfile the embedded example is still the config
     default = planned_jobs(snakemake(work, "-n").stdout)
     si = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["training"]
