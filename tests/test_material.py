@@ -455,3 +455,17 @@ def test_potcar_library_is_checked_at_dry_run(tmp_path, monkeypatch):
         "  PAW_PBE Fe_pv 02Aug2007\n   LEXCH  = PE\n   TITEL  = PAW_PBE Fe_pv 02Aug2007\n"
     )
     check_config(cfg)
+
+
+def test_files_that_are_not_upf_are_named(tmp_path):
+    from dft2mlip.dft.pseudo import read_upf_header
+
+    (tmp_path / "Si.bhs").write_text("'PZ'\n'Si',4.0,2,2,3,.f.,2,.t.\n")  # an old, non-UPF format
+    with pytest.raises(ValueError, match=r"Si.bhs has no <PP_HEADER>: not a UPF file"):
+        read_upf_header(tmp_path / "Si.bhs")
+    (tmp_path / "cut.UPF").write_text("<PP_INFO>\n</PP_INFO>\n<PP_HEADER>\n   0  Version\n")
+    with pytest.raises(ValueError, match="not closed"):
+        read_upf_header(tmp_path / "cut.UPF")
+    write_upf(tmp_path / "noz.UPF", "Si", "PBE", z=0.0)
+    with pytest.raises(ValueError, match="z_valence"):
+        read_upf_header(tmp_path / "noz.UPF")

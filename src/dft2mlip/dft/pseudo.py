@@ -119,13 +119,15 @@ def _v1_fields(block: str) -> dict[str, str]:
 @functools.lru_cache(maxsize=64)
 def _read_cached(path: str, mtime_ns: int, size: int) -> UpfHeader:
     text = Path(path).read_text(errors="replace")
-    if m := _V2_HEADER.search(text):
-        if "=" in m.group(1):
-            fields = {k.lower(): v for k, v in _ATTRIBUTE.findall(m.group(1))}
-        else:
-            fields = _v1_fields(_V1_HEADER.search(text).group(1))
-    else:
+    m = _V2_HEADER.search(text)
+    if m is None:
         raise ValueError(f"{path} has no <PP_HEADER>: not a UPF file")
+    if "=" in m.group(1):
+        fields = {k.lower(): v for k, v in _ATTRIBUTE.findall(m.group(1))}
+    elif v1 := _V1_HEADER.search(text):
+        fields = _v1_fields(v1.group(1))
+    else:
+        raise ValueError(f"{path}: its <PP_HEADER> is not closed: not a complete UPF file")
     missing = [k for k in ("element", "functional", "z_valence") if not fields.get(k, "").strip()]
     if missing:
         raise ValueError(f"{path}: the UPF header has no {', '.join(missing)}")
