@@ -48,6 +48,43 @@ def assert_clear(message: str, *needles: str) -> None:
         assert needle in message, f"{needle!r} missing from: {message}"
 
 
+SIC = {
+    "name": "SiC",
+    "prototype": "zincblende",
+    "elements": ["Si", "C"],
+    "lattice_constant_A": 4.36,
+}
+FE = {"name": "Fe", "prototype": "bcc", "elements": ["Fe"], "lattice_constant_A": 2.87}
+CU = {"name": "Cu", "prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+FE_PSEUDO = "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF"
+
+
+def write_text(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def write_cell(path: Path, element: str) -> str:
+    ase.io.write(path, bulk(element, "diamond", a=5.658), format="vasp")
+    return str(path)
+
+
+def write_upf(directory: Path, name: str, element: str, functional: str) -> str:
+    """A minimal UPF v2 header: what the pseudopotential checks read."""
+    (directory / name).write_text(
+        f'<UPF version="2.0.1">\n<PP_HEADER element="{element}" functional="{functional}" '
+        'z_valence="4.0" wfc_cutoff="0" rho_cutoff="0"/>\n</UPF>\n'
+    )
+    return name
+
+
+def use_pseudo(config: dict, directory: Path, files: dict, real: bool = False) -> None:
+    """Point dft.qe at ``files`` (in ``directory``, or Debian's directory when ``real``)."""
+    if not real:
+        config["dft"]["qe"]["pseudo_dir"] = str(directory)
+    config["dft"]["qe"]["pseudopotentials"] = files
+
+
 def write_extxyz_source(config: dict, path: Path) -> None:
     config["dataset"]["import"] = [{"name": "old", "path": str(path), "format": "extxyz"}]
 
@@ -71,8 +108,8 @@ SCHEMA_CASES = [
     ),
     (
         "unknown-prototype",
-        lambda c, t: c["material"].update(prototype="hcp"),
-        ["'material.prototype'", "'hcp' is not one of", "diamond"],
+        lambda c, t: c["material"].update(prototype="perovskite"),
+        ["'material.prototype'", "'perovskite' is not one of", "diamond", "wurtzite"],
     ),
     (
         "negative-lattice-constant",
@@ -121,6 +158,60 @@ SEMANTIC_CASES = [
         "overlapping-atoms-lattice-in-wrong-unit",
         lambda c, t: c["material"].update(lattice_constant_A=1.0),
         ["'material.lattice_constant_A' = 1.0", "overlapping atoms", "in Å"],
+    ),
+    (
+        "lattice-constant-in-bohr",
+        lambda c, t: c["material"].update(lattice_constant_A=10.263),
+        ["'material.lattice_constant_A' = 10.263", "far too large", "in bohr", "in Å"],
+    ),
+    (
+        "lattice-constant-absurdly-large",
+        lambda c, t: c["material"].update(lattice_constant_A=54.31),
+        ["'material.lattice_constant_A' = 54.31", "far too large", "in Å"],
+    ),
+    (
+        "structure-file-missing",
+        lambda c, t: c["material"].update(structure=str(t / "Si.cif")),
+        ["'material.structure'", "Si.cif", "no such file"],
+    ),
+    (
+        "structure-file-does-not-parse",
+        lambda c, t: c["material"].update(structure=write_text(t / "Si.cif", "data_x\n_cell 1\n")),
+        ["'material.structure'", "does not parse", "CIF, POSCAR or extxyz"],
+    ),
+    (
+        "structure-file-other-species",
+        lambda c, t: c["material"].update(structure=write_cell(t / "POSCAR", "Ge")),
+        ["'material.structure'", "holds ['Ge']", "material.elements = ['Si']"],
+    ),
+    (
+        "species-without-pseudopotential",
+        lambda c, t: c["material"].update(prototype="zincblende", elements=["Si", "Ge"]),
+        ["pseudopotential for Ge", "dft.qe.pseudopotentials.Ge", "add one"],
+    ),
+    (
+        "pseudopotential-of-another-element",
+        lambda c, t: use_pseudo(c, t, {"Si": write_upf(t, "Si.x.UPF", "Ge", "PBE")}),
+        ["'dft.qe.pseudopotentials.Si' = 'Si.x.UPF'", "for Ge, not Si", "name a Si UPF"],
+    ),
+    (
+        "mixed-functionals",
+        lambda c, t: use_pseudo(
+            c.update(material=SIC) or c,
+            t,
+            {"Si": write_upf(t, "Si.x.UPF", "Si", "PBE"), "C": write_upf(t, "C.x.UPF", "C", "PZ")},
+        ),
+        ["'dft.qe.pseudopotentials' mixes functionals", "C: LDA", "Si: PBE", "same functional"],
+    ),
+    (
+        "magnetic-element-without-spin-setting",
+        lambda c, t: use_pseudo(c.update(material=FE) or c, t, {"Fe": FE_PSEUDO}, real=True),
+        ["'dft.magnetic_moments_muB.Fe' is missing", "{Fe: 2.5}", "non-magnetic on purpose"],
+    ),
+    (
+        "one-atom-cell-rattled",
+        lambda c, t: use_pseudo(c.update(material=CU) or c, t, {"Cu": "Cu.pbe-kjpaw.UPF"}, True),
+        ["'structures.rattled.count' = 2", "only translates", "structures.supercell"],
     ),
     (
         "potcar-dir-missing",
@@ -274,8 +365,22 @@ def dry_run_refuses(tmp_path: Path, cfg_text: str) -> str:
         (lambda c: c.update(results_dir="../outside"), ["results_dir", "leaves the working"]),
         (lambda c: c["material"].update(elements=["Qq"]), ["material.elements", "'Qq'"]),
         (lambda c: c.update(trainig={"epochs": 3}), ["trainig", "Additional properties"]),
+        (
+            lambda c: use_pseudo(c.update(material=FE) or c, None, {"Fe": FE_PSEUDO}, real=True),
+            ["dft.magnetic_moments_muB.Fe", "non-magnetic on purpose"],
+        ),
+        (
+            lambda c: c["material"].update(structure="inputs/Si.cif"),
+            ["material.structure", "inputs/Si.cif", "no such file"],
+        ),
     ],
-    ids=["results-dir-escapes", "unknown-element", "typo-top-level-key"],
+    ids=[
+        "results-dir-escapes",
+        "unknown-element",
+        "typo-top-level-key",
+        "magnetic-element-without-spin",
+        "structure-file-missing",
+    ],
 )
 def test_dry_run_refuses_bad_config(tmp_path, edit, needles):
     cfg = yaml.safe_load(open(TINY))

@@ -216,9 +216,9 @@ def test_written_input_reads_back(tmp_path):
 
 def test_write_pw_input_refuses_unsupported(tmp_path):
     atoms = fixture_structure()
-    atoms.set_initial_magnetic_moments([1.0, 1.0])
-    with pytest.raises(ValueError, match="magnetic"):
-        write_pw_input(atoms, golden_settings(), tmp_path / "pw.in")
+    atoms.set_initial_magnetic_moments([1.0, 1.0])  # ignored: spin comes from the settings only
+    write_pw_input(atoms, golden_settings(), tmp_path / "pw.in")
+    assert (tmp_path / "pw.in").read_text() == GOLDEN.read_text()
     with pytest.raises(ValueError, match=r"dft\.qe\.pseudopotentials\.Ge"):
         germanium = primitive_cell({**SI_MATERIAL, "elements": ["Ge"]})
         write_pw_input(germanium, golden_settings(), tmp_path / "pw.in")

@@ -9,11 +9,13 @@ from conftest import SI_MATERIAL
 
 from dft2mlip.structures import (
     apply_voigt_strain,
+    check_rattled_cell,
     conventional_cell,
     elastic_structure_ids,
     elastic_structures,
     primitive_cell,
     read_structure,
+    repeats_for_width,
     strain_tensor_to_voigt,
     training_structure_ids,
     training_structures,
@@ -234,3 +236,133 @@ def test_structure_set_round_trip_and_id_checks(structures, tmp_path):
     first = next(iter(structures.values()))
     with pytest.raises(ValueError, match="unique"):
         write_structure_set(tmp_path / "dup.extxyz", [first, first])
+
+
+def mesh_of(cell, spacing: float) -> list[int]:
+    """Monkhorst-Pack sizes ceil(2π |b_i| / spacing), b_i the rows of inv(cell).T (no 2π)."""
+    recip = np.linalg.inv(np.asarray(cell, dtype=float)).T
+    return [int(np.ceil(2 * np.pi * np.linalg.norm(b) / spacing - 1e-8)) for b in recip]
+
+
+def test_one_kpoint_mesh_per_structure_family(tmp_path):
+    """Strained variants use their reference cell's mesh, and the label records it: fcc Cu's
+    elastic ± pair on the mesh of the primitive cell, not 15 vs 16 along the strained axis."""
+    from dft2mlip.dft.qe import write_pw_input
+    from dft2mlip.dft.settings import QESettings
+    from dft2mlip.structures import kpoint_reference_cell
+
+    cu = {"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+    prim = primitive_cell(cu)
+    # a spacing just below the primitive cell's 15-point boundary: own-cell meshes would differ
+    spacing = 2 * np.pi * np.linalg.norm(np.linalg.inv(prim.cell.array).T[0]) / 15.003
+    elastic = elastic_structures(cu, 0.005)
+    own = {sid: mesh_of(a.cell, spacing) for sid, a in elastic.items()}
+    assert own["elastic-e1p"] != own["elastic-e1m"]  # the problem this solves
+    settings = QESettings(pseudopotentials={"Cu": "Cu.UPF"}, kspacing_per_A=spacing)
+    expected = mesh_of(prim.cell, spacing)
+    for sid, atoms in elastic.items():
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), prim.cell.array)
+        assert list(write_pw_input(atoms, settings, tmp_path / sid / "pw.in")) == expected
+        text = (tmp_path / sid / "pw.in").read_text()
+        assert "{} {} {}  0 0 0".format(*expected) in text
+    train = training_structures(SI_MATERIAL, SPEC, SEED)
+    conv = conventional_cell(SI_MATERIAL, [1, 1, 1])
+    for sid, atoms in train.items():
+        reference = conv if sid.startswith("super") else primitive_cell(SI_MATERIAL)
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), reference.cell.array)
+    # a structure outside any family (e.g. imported) uses its own cell
+    lone = prim.copy()
+    np.testing.assert_allclose(kpoint_reference_cell(lone), prim.cell.array)
+    # these Si cells keep the mesh of their own cell (6x6x6, 4x4x4 for the 8-atom cell); in the
+    # default run, two of the 24 strained cells (up to 6 % engineering shear) move from 7x6x6 and
+    # 6x7x6 to the family's 6x6x6
+    for atoms in train.values():
+        assert mesh_of(kpoint_reference_cell(atoms), 0.35) == mesh_of(atoms.cell, 0.35)
+
+
+def face_widths(cell) -> np.ndarray:
+    """Distances between opposite faces: V / |a_j x a_k| (computed here from scratch)."""
+    a = np.asarray(cell, dtype=float)
+    volume = abs(np.dot(a[0], np.cross(a[1], a[2])))
+    return np.array(
+        [volume / np.linalg.norm(np.cross(a[j], a[k])) for j, k in ((1, 2), (2, 0), (0, 1))]
+    )
+
+
+HCP_MG = {"prototype": "hcp", "elements": ["Mg"], "lattice_constant_A": 3.21, "c_over_a": 1.624}
+WURTZITE_GAN = {"prototype": "wurtzite", "elements": ["Ga", "N"], "lattice_constant_A": 3.19,
+                "c_over_a": 1.626}  # fmt: skip
+
+
+@pytest.mark.parametrize("material", [HCP_MG, WURTZITE_GAN], ids=["hcp-Mg", "wurtzite-GaN"])
+def test_hexagonal_prototypes_and_every_generator(material):
+    prim = primitive_cell(material)
+    a, c = material["lattice_constant_A"], material["lattice_constant_A"] * material["c_over_a"]
+    np.testing.assert_allclose(prim.cell.cellpar(), [a, a, c, 90, 90, 120], atol=1e-9)
+    assert len(prim) == 2 * len(material["elements"])
+    conv = conventional_cell(material, [1, 1, 1])  # the orthorhombic cell
+    np.testing.assert_allclose(conv.cell.cellpar(), [a, a * np.sqrt(3), c, 90, 90, 90], atol=1e-9)
+    assert len(conv) == 2 * len(prim)
+    structures = training_structures(material, SPEC, SEED)
+    assert list(structures) == training_structure_ids(SPEC)
+    for sid, atoms in structures.items():
+        reference = conv if sid.startswith("super") else prim
+        np.testing.assert_allclose(  # strains incl. shear on a non-orthogonal cell
+            applied_strain(reference.cell, atoms.cell), atoms.info["voigt_strain"], atol=1e-12
+        )
+    for atoms in elastic_structures(material, 0.005).values():
+        np.testing.assert_allclose(
+            applied_strain(prim.cell, atoms.cell), atoms.info["voigt_strain"], atol=1e-12
+        )
+    with pytest.raises(ValueError, match="c_over_a"):
+        primitive_cell({**SI_MATERIAL, "c_over_a": 1.6})
+
+
+@pytest.mark.parametrize("name", ["GaAs.cif", "POSCAR", "GaAs.extxyz"])
+def test_material_from_a_structure_file(tmp_path, name):
+    import ase.io
+
+    source = primitive_cell(
+        {"prototype": "zincblende", "elements": ["Ga", "As"], "lattice_constant_A": 5.65}
+    )
+    source.positions[1] += [0.02, -0.01, 0.03]  # not a prototype any more
+    ase.io.write(tmp_path / name, source)
+    material = {"structure": str(tmp_path / name), "elements": ["Ga", "As"]}
+    cell = primitive_cell(material)
+    np.testing.assert_allclose(cell.cell.cellpar(), source.cell.cellpar(), atol=1e-5)
+    np.testing.assert_allclose(
+        cell.get_all_distances(mic=True), source.get_all_distances(mic=True), atol=1e-5
+    )
+    assert cell.get_chemical_formula() == "AsGa"
+    assert len(conventional_cell(material, [2, 1, 1])) == 4
+    structures = training_structures(material, SPEC, SEED)
+    for sid, atoms in structures.items():
+        reference = conventional_cell(material, [1, 1, 1]) if sid.startswith("super") else cell
+        np.testing.assert_allclose(
+            applied_strain(reference.cell, atoms.cell), atoms.info["voigt_strain"], atol=1e-12
+        )
+    with pytest.raises(ValueError, match=r"'material.structure'.*holds \['As', 'Ga'\]"):
+        primitive_cell({**material, "elements": ["Ga"]})
+
+
+def test_repeats_for_a_minimum_width():
+    cu = primitive_cell({"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615})
+    width = 3.615 / np.sqrt(3)  # fcc primitive: every face distance is a/sqrt(3)
+    np.testing.assert_allclose(face_widths(cu.cell), [width] * 3)
+    for target in (2.0, 9.0, 10.5):
+        n = repeats_for_width(cu.cell, target)
+        assert n == (int(np.ceil(target / width)),) * 3
+        assert face_widths(cu.repeat(n).cell).min() >= target
+        if min(n) > 1:  # and one fewer repeat is too narrow
+            assert face_widths(cu.repeat(tuple(k - 1 for k in n)).cell).min() < target
+    mg = primitive_cell(HCP_MG)
+    widths = face_widths(mg.cell)
+    assert repeats_for_width(mg, 9.0) == tuple(int(np.ceil(9.0 / w)) for w in widths)
+
+
+def test_rattling_a_one_atom_cell_is_refused():
+    cu = {"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+    with pytest.raises(ValueError, match=r"'structures.rattled.count' = 8.*only translates"):
+        check_rattled_cell(cu, SPEC)
+    check_rattled_cell(cu, {**SPEC, "rattled": {"count": 0}})
+    check_rattled_cell(SI_MATERIAL, SPEC)  # two atoms: forces carry information

@@ -132,7 +132,7 @@ def test_golden_inputs(tmp_path):
     """INCAR/POSCAR/POTCAR.spec pinned; changes to the input set or our overrides show up."""
     written = write_vasp_input(compressed_al(), VaspSettings.from_config(TINY_VASP), tmp_path)
     assert written["potcar_spec"] is True and written["potcar_sha256"] == {}
-    assert sorted(written["files"]) == ["INCAR", "POSCAR", "POTCAR.spec"]
+    assert sorted(written["files"]) == ["INCAR", "KPOINTS", "POSCAR", "POTCAR.spec"]
     if REGENERATE:
         DATA.mkdir(parents=True, exist_ok=True)
         for name in ("INCAR", "POSCAR"):
@@ -327,8 +327,8 @@ def vasp_workflow_config(tmp_path: Path) -> dict:
         "structures": {
             "hydrostatic": {"strains": [-0.02, 0.02]},
             "strained": {"count": 2, "max_strain": 0.02},
-            "rattled": {"count": 1, "max_strain": 0.01, "rattle_A": 0.05},
-            "supercell": {"count": 0},
+            "rattled": {"count": 0},  # one atom per fcc cell: rattle a supercell instead
+            "supercell": {"count": 1, "repeat": [1, 1, 1], "max_strain": 0.01, "rattle_A": 0.05},
         },
         "dft": {"engine": "vasp", "mpi_launcher": "", "vasp": dict(TINY_VASP)},
         "dataset": {

@@ -27,6 +27,12 @@ from ase.data import chemical_symbols, covalent_radii
 #: atoms closer than this fraction of the sum of their covalent radii overlap
 OVERLAP_FRACTION = 0.5
 
+#: nearest neighbours farther apart than this times the sum of covalent radii: a blown-up cell
+#: (elemental crystals from Cs to C: 0.9-1.2; the same lattice constants in bohr: 1.8-2.3)
+SPREAD_FACTOR = 1.6
+NOBLE_GASES = frozenset({"He", "Ne", "Ar", "Kr", "Xe", "Rn"})
+BOHR_A = 0.529177
+
 #: sane ranges per engine: (key, unit, low, high); outside is a typo or a unit mix-up
 CUTOFF_RANGE = {"qe": ("ecutwfc_Ry", "Ry", 10.0, 400.0), "vasp": ("encut_eV", "eV", 100.0, 3000.0)}
 #: k-point spacing (Å⁻¹, 2π included): below it the mesh is astronomically dense; above, Γ only
@@ -73,21 +79,42 @@ def overlap_message(atoms: Atoms) -> str | None:
     return None
 
 
+def spread_message(atoms: Atoms) -> str | None:
+    """Why ``atoms`` looks blown up (every atom farther than :data:`SPREAD_FACTOR` x the sum of
+    covalent radii from its nearest neighbour: a lattice constant in bohr), or None."""
+    d, i, j = closest_pair(atoms)
+    zi, zj = atoms.numbers[i], atoms.numbers[j]
+    if {chemical_symbols[zi], chemical_symbols[zj]} & NOBLE_GASES:
+        return None  # van der Waals crystals: far apart on purpose
+    bond = covalent_radii[zi] + covalent_radii[zj]
+    if d > SPREAD_FACTOR * bond:
+        return (
+            f"the nearest neighbours ({chemical_symbols[zi]}-{chemical_symbols[zj]}) are "
+            f"{d:.2f} Å apart, {d / bond:.1f}x the sum of their covalent radii: the cell is "
+            f"far too large (a length in bohr? 1 bohr = {BOHR_A} Å)"
+        )
+    return None
+
+
 def check_material_geometry(material: Mapping) -> None:
-    """The material's primitive cell has no overlapping atoms (lattice constant in Å)."""
+    """The material's cell has no overlapping atoms and is not blown up (lengths in Å)."""
     from dft2mlip.structures import primitive_cell
 
-    try:
-        cell = primitive_cell(material)
-    except ValueError:
-        return  # prototype/elements mismatch: check_config's structure checks name it
-    why = overlap_message(cell)
-    if why:
-        raise ValueError(
-            f"config key 'material.lattice_constant_A' = {material['lattice_constant_A']}: in "
-            f"the primitive cell {why}; give the cubic lattice constant a in Å (e.g. 5.431 "
-            "for diamond Si)"
-        )
+    if material.get("structure"):
+        cell = primitive_cell(material)  # a missing or unreadable file names material.structure
+        key = f"config key 'material.structure' = {str(material['structure'])!r}"
+        fix = "give the positions and cell in Å"
+    else:
+        try:
+            cell = primitive_cell(material)
+        except ValueError:
+            return  # prototype/elements mismatch: check_config's structure checks name it
+        key = f"config key 'material.lattice_constant_A' = {material['lattice_constant_A']}"
+        fix = "give the lattice constant a in Å (e.g. 5.431 for diamond Si)"
+    if why := overlap_message(cell):
+        raise ValueError(f"{key}: in the primitive cell {why}; {fix}")
+    if why := spread_message(cell):
+        raise ValueError(f"{key}: {why}; {fix}")
 
 
 def check_dft_ranges(dft: Mapping) -> None:

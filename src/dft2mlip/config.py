@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
 
 from dft2mlip.study import GRID_SEP, STUDY_KEYS, grid_points
+
+if TYPE_CHECKING:
+    from dft2mlip.validate.deform import DeformationSpec
 
 #: the schema that ships with the workflow (description and default for every key)
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -174,10 +177,16 @@ def _check_reference_run(training: Mapping) -> None:
 
 def _check_training_structures(config: Mapping) -> None:
     """At least 3 labels for a train/val/test split: the pipeline's structures plus the imported
-    labels (counted from the sources' files: frames of an extxyz, run directories)."""
-    from dft2mlip.structures import training_structure_ids
+    labels (counted from the sources' files: frames of an extxyz, run directories); rattled
+    cells that can carry force information."""
+    from dft2mlip.structures import check_rattled_cell, training_structure_ids
 
     own = len(training_structure_ids(config["structures"]))
+    if own:
+        try:
+            check_rattled_cell(config["material"], config["structures"])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if config["dft"]["engine"] == "none" and own:
         raise ConfigError(
             f"config key 'structures': {own} structures would need new DFT labels but "
@@ -269,19 +278,13 @@ def check_config(config: dict) -> None:
     ``config`` must already have passed :func:`validate_config` (or Snakemake's ``validate``).
     """
     from dft2mlip.checks import check_inputs
-    from dft2mlip.dft.settings import QESettings, check_pseudopotentials
 
     try:  # elements, overlapping atoms, absurd DFT settings, executable, results_dir, files
         check_inputs(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    elements = config["material"]["elements"]
     if config["dft"]["engine"] == "qe":
-        try:
-            settings = QESettings.from_config(config["dft"]["qe"])
-            check_pseudopotentials(settings, elements)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        _check_qe(config)
     _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
     _check_runs(config["training"]["runs"])
@@ -292,16 +295,44 @@ def check_config(config: dict) -> None:
     _check_validation(config)
 
 
+def _check_qe(config: dict) -> None:
+    """Pseudopotentials (files, headers: element, functional, cutoffs) and initial moments."""
+    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+    from dft2mlip.dft.pseudo import check_pseudopotential_headers
+    from dft2mlip.dft.settings import QESettings, check_pseudopotentials
+
+    elements = config["material"]["elements"]
+    moments = config["dft"].get("magnetic_moments_muB", {})
+    try:
+        check_magnetic_moments(elements, moments)
+        settings = QESettings.from_config(with_moments(config["dft"]["qe"], moments))
+        check_pseudopotentials(settings, elements)
+        check_pseudopotential_headers(
+            settings.pseudopotentials,
+            settings.pseudo_path,
+            elements,
+            {"ecutwfc_Ry": settings.ecutwfc_Ry, "ecutrho_Ry": settings.ecutrho_Ry},
+            allow_low_cutoff=settings.allow_low_cutoff,
+        )
+        settings.starting_magnetization()  # a moment above the valence charge
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def _check_dft(config: dict) -> None:
     """dft.vasp (settings), dft.convergence (grid, tolerances) and dataset.import (sources)."""
     from dft2mlip.dft.convergence import ConvergenceSpec
     from dft2mlip.dft.importing import check_import_sources
-    from dft2mlip.dft.vasp import VaspSettings
+    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+    from dft2mlip.dft.vasp import VaspSettings, check_potcar_library
 
     dft = config["dft"]
     try:
         if dft["engine"] == "vasp":
-            VaspSettings.from_config(dft.get("vasp", {}))
+            moments = dft.get("magnetic_moments_muB", {})
+            check_magnetic_moments(config["material"]["elements"], moments)
+            vasp = VaspSettings.from_config(with_moments(dft.get("vasp", {}), moments))
+            check_potcar_library(vasp, list(dict.fromkeys(config["material"]["elements"])))
         ConvergenceSpec.from_config(dft.get("convergence", {}))
         check_import_sources(config["dataset"].get("import", []))
     except ValueError as err:
@@ -316,9 +347,32 @@ def _check_validation(config: dict) -> None:
     try:
         spec = DeformationSpec.from_config(config["validation"]["md"])
         cell = conventional_cell(config["material"], spec.repeat).cell.array
-        spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
+        r_max = float(config["model"]["r_max_A"])
+        try:
+            spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")
+        except ValueError as err:
+            raise ValueError(f"{err}{_md_repeat_hint(config['material'], spec, r_max)}") from None
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _md_repeat_hint(material: Mapping, spec: DeformationSpec, r_max: float) -> str:
+    """``; e.g. [3, 3, 3] is wide enough``: the fewest repeats of the conventional cell whose
+    perpendicular widths reach the cutoff along the whole path (checked), or ``""``."""
+    from dataclasses import replace
+
+    from dft2mlip.structures import conventional_cell, repeats_for_width
+
+    base = conventional_cell(material, [1, 1, 1]).cell.array
+    for margin in (1.0, 1.1, 1.25, 1.5, 2.0):  # strain and shear narrow the cell on the way
+        repeat = repeats_for_width(base, r_max * margin * (1 + spec.max_strain))
+        try:
+            cell = conventional_cell(material, repeat).cell.array
+            replace(spec, repeat=repeat).check_supercell(cell, r_max, r_max_key="model.r_max_A")
+        except ValueError:
+            continue
+        return f"; e.g. validation.md.repeat: {list(repeat)} is wide enough"
+    return ""
 
 
 def load_config(path: str | Path, schema_path: str | Path = SCHEMA_PATH) -> dict:

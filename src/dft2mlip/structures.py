@@ -14,7 +14,9 @@ structures of a section do not depend on its ``count``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -30,6 +32,9 @@ SECTIONS: dict[str, tuple[str, str]] = {
 # fixed integers that key each section's random stream (never reorder or reuse)
 _SECTION_STREAM = {"hydrostatic": 1, "strained": 2, "rattled": 3, "supercell": 4}
 _VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+_FACES = ((1, 2), (2, 0), (0, 1))  # the vectors spanning the faces opposite a_0, a_1, a_2
+#: info key of a structure's family reference cell (its k-point mesh, see kpoint_reference_cell)
+REFERENCE_CELL_KEY = "reference_cell"
 
 
 def voigt_to_strain_tensor(voigt_strain: Sequence[float]) -> np.ndarray:
@@ -95,8 +100,18 @@ def apply_voigt_strain(atoms: Atoms, voigt_strain: Sequence[float]) -> Atoms:
     return strained
 
 
-def _bulk(material: Mapping, cubic: bool) -> Atoms:
-    """Build the material's cell with ``ase.build.bulk``; errors name the config keys."""
+#: ase.build.bulk prototypes with a cubic conventional cell; the hexagonal ones (hcp, wurtzite)
+#: use their orthorhombic cell as the conventional one
+CUBIC_PROTOTYPES = ("diamond", "zincblende", "fcc", "bcc", "sc", "rocksalt", "cesiumchloride",
+                    "fluorite")  # fmt: skip
+HEXAGONAL_PROTOTYPES = ("hcp", "wurtzite")
+#: ase.io formats accepted for material.structure (None: guessed from the file name)
+STRUCTURE_FORMATS = {".cif": "cif", ".xyz": "extxyz", ".extxyz": "extxyz", ".vasp": "vasp"}
+
+
+def _bulk(material: Mapping, cell: str) -> Atoms:
+    """Build the prototype's ``cell`` ("primitive" or "conventional") with ``ase.build.bulk``;
+    errors name the config keys."""
     try:
         prototype = material["prototype"]
         elements = list(material["elements"])
@@ -107,53 +122,143 @@ def _bulk(material: Mapping, cubic: bool) -> Atoms:
         raise ValueError("material.elements is empty; list the chemical symbols, e.g. [Si]")
     if not a > 0:
         raise ValueError(f"material.lattice_constant_A must be > 0 Å, got {a}")
+    kwargs: dict = {"a": a}
+    if material.get("c_over_a") is not None:
+        if prototype not in HEXAGONAL_PROTOTYPES:
+            raise ValueError(
+                f"material.c_over_a is set, but material.prototype={prototype!r} is not "
+                f"hexagonal ({', '.join(HEXAGONAL_PROTOTYPES)}); remove it"
+            )
+        kwargs["c"] = a * float(material["c_over_a"])
+    if cell == "conventional":
+        kwargs["orthorhombic" if prototype in HEXAGONAL_PROTOTYPES else "cubic"] = True
     try:
-        return bulk("".join(elements), crystalstructure=prototype, a=a, cubic=cubic)
+        return bulk("".join(elements), crystalstructure=prototype, **kwargs)
     except (ValueError, KeyError, RuntimeError) as err:
-        kind = "conventional cubic" if cubic else "primitive"
         raise ValueError(
-            f"cannot build the {kind} cell of material.prototype={prototype!r} with "
+            f"cannot build the {cell} cell of material.prototype={prototype!r} with "
             f"material.elements={elements}: {err}. Use a prototype known to ase.build.bulk "
-            "(e.g. diamond, fcc, bcc, zincblende, rocksalt)"
+            f"({', '.join(CUBIC_PROTOTYPES + HEXAGONAL_PROTOTYPES)}) or material.structure"
         ) from err
 
 
+def read_structure_file(material: Mapping) -> Atoms:
+    """The cell of ``material.structure`` (CIF, POSCAR/CONTCAR, extxyz; read with ASE).
+
+    Raises
+    ------
+    ValueError
+        Naming ``material.structure``: the file does not exist, does not parse, is not periodic
+        in three dimensions, or holds other species than ``material.elements``.
+    """
+    import ase.io
+
+    path = Path(material["structure"]).expanduser()
+    key = f"config key 'material.structure' = {str(material['structure'])!r}"
+    if not path.is_file():
+        raise ValueError(f"{key}: no such file (relative paths start in the working directory)")
+    fmt = STRUCTURE_FORMATS.get(path.suffix.lower())
+    if fmt is None and path.name.upper().startswith(("POSCAR", "CONTCAR")):
+        fmt = "vasp"
+    try:
+        atoms = ase.io.read(path, index=0, format=fmt)
+    except Exception as err:  # ASE raises many kinds on malformed files
+        raise ValueError(
+            f"{key} does not parse ({type(err).__name__}: {err}); give a CIF, POSCAR or "
+            "extxyz file (the name's ending tells the format)"
+        ) from None
+    if not atoms.pbc.all() or atoms.cell.rank < 3:
+        raise ValueError(f"{key}: the structure is not periodic in 3D (no cell in the file?)")
+    species, elements = set(atoms.get_chemical_symbols()), set(material["elements"])
+    if species != elements:
+        raise ValueError(
+            f"{key} holds {sorted(species)}, but material.elements = "
+            f"{list(material['elements'])}; list the file's species in material.elements"
+        )
+    bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    return bare
+
+
 def primitive_cell(material: Mapping) -> Atoms:
-    """Primitive cell of the configured material.
+    """The material's cell: the parent of every strained, rattled and elastic structure.
 
     Parameters
     ----------
     material
-        ``config["material"]``: ``prototype`` (``ase.build.bulk`` crystal structure),
-        ``elements`` (list of symbols), ``lattice_constant_A`` (Å).
+        ``config["material"]``: ``structure`` (a file, used as it is), else ``prototype``
+        (``ase.build.bulk`` crystal structure), ``elements`` (list of symbols),
+        ``lattice_constant_A`` (a, Å) and, for hcp/wurtzite, ``c_over_a``.
 
     Returns
     -------
     ase.Atoms
-        Periodic primitive cell (Å).
+        Periodic cell (Å): the prototype's primitive cell, or the file's cell.
     """
-    return _bulk(material, cubic=False)
+    if material.get("structure"):
+        return read_structure_file(material)
+    return _bulk(material, "primitive")
 
 
 def conventional_cell(material: Mapping, repeat: Sequence[int]) -> Atoms:
-    """Conventional cubic cell of the configured material, repeated.
+    """Conventional cell of the configured material, repeated.
 
     Parameters
     ----------
     material
         ``config["material"]`` (see :func:`primitive_cell`).
     repeat
-        Three positive integers, repetitions along the cubic axes.
+        Three positive integers, repetitions along the cell vectors.
 
     Returns
     -------
     ase.Atoms
-        Periodic supercell (Å), e.g. 8 atoms for diamond and ``repeat=[1, 1, 1]``.
+        Periodic supercell (Å): of the cubic cell (8 atoms for diamond and ``repeat=[1, 1, 1]``),
+        of the orthorhombic cell for hcp/wurtzite, of the file's cell for ``material.structure``.
     """
     reps = tuple(int(r) for r in repeat)
     if len(reps) != 3 or min(reps) < 1:
         raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
-    return _bulk(material, cubic=True).repeat(reps)
+    if material.get("structure"):
+        return read_structure_file(material).repeat(reps)
+    return _bulk(material, "conventional").repeat(reps)
+
+
+def repeats_for_width(cell, min_width_A: float) -> tuple[int, int, int]:
+    """The fewest repetitions of ``cell`` whose perpendicular widths are all >= ``min_width_A``.
+
+    Repeating ``n_i`` times along ``a_i`` multiplies the distance between the two faces spanned
+    by the other vectors, ``V / |a_j x a_k|``, by ``n_i``: so ``n_i = ceil(min_width / w_i)``.
+
+    Parameters
+    ----------
+    cell
+        3x3 lattice vectors (rows, Å) or an ``Atoms``.
+    min_width_A
+        Smallest allowed distance between opposite faces (Å), e.g. twice a model cutoff.
+    """
+    matrix = np.asarray(getattr(cell, "cell", cell), dtype=float)
+    volume = abs(np.linalg.det(matrix))
+    widths = [volume / np.linalg.norm(np.cross(matrix[j], matrix[k])) for j, k in _FACES]
+    n = [max(1, math.ceil(float(min_width_A) / w - 1e-9)) for w in widths]
+    return int(n[0]), int(n[1]), int(n[2])
+
+
+def check_rattled_cell(material: Mapping, spec: Mapping) -> None:
+    """Rattled copies of a one-atom cell only translate it: no force carries information.
+
+    Raises
+    ------
+    ValueError
+        Naming ``structures.rattled.count`` and the fix (rattled supercells).
+    """
+    count = int((spec.get("rattled") or {}).get("count", 0) or 0)
+    if count and len(primitive_cell(material)) < 2:
+        raise ValueError(
+            "config key 'structures.rattled.count' = "
+            f"{count}: the material's cell has one atom, and displacing it only translates the "
+            "crystal (every force stays zero); set structures.rattled.count: 0 and use "
+            "structures.supercell (rattled supercells of the conventional cell) instead"
+        )
 
 
 def _section_count(section: str, params: Mapping | None) -> int:
@@ -210,11 +315,45 @@ def _random_voigt_strain(rng: np.random.Generator, max_strain: float) -> np.ndar
     return strain_tensor_to_voigt(eps)
 
 
-def _labelled(atoms: Atoms, structure_id: str, config_type: str, voigt: np.ndarray) -> Atoms:
+def _labelled(
+    atoms: Atoms, structure_id: str, config_type: str, voigt: np.ndarray, reference: Atoms
+) -> Atoms:
     atoms.info["structure_id"] = structure_id
     atoms.info["config_type"] = config_type
     atoms.info["voigt_strain"] = np.asarray(voigt, dtype=float)
+    atoms.info[REFERENCE_CELL_KEY] = np.array(reference.cell.array, dtype=float)
     return atoms
+
+
+def kpoint_reference_cell(atoms: Atoms) -> np.ndarray:
+    """The cell whose k-point mesh a structure uses: its family's unstrained reference cell.
+
+    Strained variants of one cell (E–V points, elastic ± pairs, rattled copies, MD snapshots of
+    one supercell) share one mesh, so that an energy or stress difference between them never
+    mixes in a change of Brillouin-zone sampling (the mesh computed from each strained cell can
+    jump, e.g. fcc Cu 16³ at -0.5 % and 15³ at +0.5 %).
+
+    Parameters
+    ----------
+    atoms
+        A structure; ``info["reference_cell"]`` (3x3 Å, set by the generators) when it belongs
+        to a family, else its own cell is used.
+
+    Returns
+    -------
+    numpy.ndarray
+        3x3 lattice vectors (rows, Å).
+    """
+    reference = atoms.info.get(REFERENCE_CELL_KEY)
+    if reference is None:
+        return np.array(atoms.cell.array, dtype=float)
+    cell = np.asarray(reference, dtype=float)
+    if cell.size != 9:
+        raise ValueError(
+            f"structure {atoms.info.get('structure_id', '?')}: info['{REFERENCE_CELL_KEY}'] "
+            f"must hold 9 numbers (a 3x3 cell in Å), got {cell.size}"
+        )
+    return cell.reshape(3, 3)
 
 
 def _positive(section: str, key: str, value) -> float:
@@ -245,7 +384,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
     -------
     dict[str, ase.Atoms]
         Keys exactly :func:`training_structure_ids`, in order. Each Atoms has ``info``
-        ``structure_id``, ``config_type`` and ``voigt_strain`` (the applied Voigt strain).
+        ``structure_id``, ``config_type``, ``voigt_strain`` (the applied Voigt strain) and
+        ``reference_cell`` (the unstrained cell it was made from: its k-point mesh).
     """
     ids = training_structure_ids(spec)
     prim = primitive_cell(material)
@@ -258,7 +398,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
         if section == "hydrostatic":
             for sid, s in zip(section_ids, params["strains"], strict=True):
                 voigt = np.array([s, s, s, 0.0, 0.0, 0.0], dtype=float)
-                out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, config_type, voigt)
+                strained = apply_voigt_strain(prim, voigt)
+                out[sid] = _labelled(strained, sid, config_type, voigt, prim)
             continue
         max_strain = _positive(section, "max_strain", params.get("max_strain", 0.0))
         rattle = _positive(section, "rattle_A", params.get("rattle_A", 0.0))
@@ -272,7 +413,7 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
             atoms = apply_voigt_strain(base, voigt)
             if section in ("rattled", "supercell") and rattle > 0:
                 atoms.positions += rng.normal(0.0, rattle, size=atoms.positions.shape)
-            out[sid] = _labelled(atoms, sid, config_type, voigt)
+            out[sid] = _labelled(atoms, sid, config_type, voigt, base)
     return out
 
 
@@ -301,7 +442,8 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
     -------
     dict[str, ase.Atoms]
         Keys :func:`elastic_structure_ids`; ``info`` ``structure_id``, ``config_type``
-        ("elastic") and ``voigt_strain``. Atoms are scaled with the cell (no relaxation).
+        ("elastic"), ``voigt_strain`` and ``reference_cell`` (the primitive cell: one k-mesh).
+        Atoms are scaled with the cell (no relaxation).
     """
     magnitude = float(magnitude)
     if not magnitude > 0:
@@ -312,7 +454,7 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
         direction = int(sid[len("elastic-e")]) - 1
         voigt = np.zeros(6)
         voigt[direction] = magnitude if sid.endswith("p") else -magnitude
-        out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt)
+        out[sid] = _labelled(apply_voigt_strain(prim, voigt), sid, "elastic", voigt, prim)
     return out
 
 

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from dft2mlip.config import check_config
+from dft2mlip.dft.magnetism import with_moments
 from dft2mlip.structures import elastic_structure_ids, training_structure_ids
 from dft2mlip.study import (
     grid_run_names,
@@ -26,9 +27,21 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+def material_config():
+    """config["material"] without the keys left at null (no structure file, ideal c/a): rule
+    params stay as they were before those keys existed."""
+    return {k: v for k, v in config["material"].items() if v is not None}
+
+
 def material_physics():
     """The material keys that define structures (not its display name): a param change reruns."""
-    return {k: v for k, v in config["material"].items() if k != "name"}
+    return {k: v for k, v in material_config().items() if k != "name"}
+
+
+def material_structure_file():
+    """[material.structure] when the material's cell comes from a file, else []."""
+    path = config["material"].get("structure")
+    return [path] if path else []
 
 
 def training_ids():
@@ -203,7 +216,9 @@ def run_config(wildcards):
 def dft_physics_config():
     """The engine's config without its executable: rule params whose change means new labels.
     How runs are launched (dft.labels.execution_settings) is read from the config in the scripts."""
-    return {k: v for k, v in dft_engine_config().items() if k != "executable"}
+    launch_only = ("executable", "allow_low_cutoff")  # how it runs / a permission, not physics
+    cfg = {k: v for k, v in dft_engine_config().items() if k not in launch_only}
+    return with_moments(cfg, config["dft"].get("magnetic_moments_muB"))  # only when spin is on
 
 
 def per_run(pattern):

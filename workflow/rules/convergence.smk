@@ -12,7 +12,7 @@ rule convergence_point:
         engine=dft_engine(),
         engine_cfg=dft_physics_config(),
         spec=config["dft"]["convergence"],
-        material=config["material"],
+        material=material_config(),
         seed=config["seed"],
     threads: 2
     resources:
@@ -57,7 +57,7 @@ rule convergence_inputs:
         engine=dft_engine(),
         engine_cfg=dft_physics_config(),
         spec=config["dft"]["convergence"],
-        material=config["material"],
+        material=material_config(),
         seed=config["seed"],
         input_name=dft_input_name(),
     conda:

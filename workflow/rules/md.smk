@@ -17,7 +17,7 @@ rule deformation_md:
     benchmark:
         f"{BENCH}/md/{{run}}.tsv"
     params:
-        material=config["material"],
+        material=material_config(),
         md=config["validation"]["md"],
         seed=config["seed"],
     threads: 1

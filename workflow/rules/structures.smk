@@ -1,6 +1,8 @@
 rule structures:
     """Candidate structures (training + elastic strain set), deterministic from the config: one
     multi-frame extxyz per set, frames in the order of the DAG's structure ids."""
+    input:
+        structure_file=material_structure_file(),
     output:
         **structure_files(),
     log:

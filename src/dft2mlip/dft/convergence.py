@@ -31,7 +31,7 @@ import pandas as pd
 from ase import Atoms
 
 from dft2mlip.io import save_figure
-from dft2mlip.structures import apply_voigt_strain, primitive_cell
+from dft2mlip.structures import REFERENCE_CELL_KEY, apply_voigt_strain, primitive_cell
 from dft2mlip.units import EV_PER_A3_TO_GPA
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ def reference_structures(material: Mapping, seed: int, strain: float, rattle_A: 
     """The study's two structures: ``A`` (strained, rattled primitive) and ``B`` (primitive).
 
     ``A`` has a random Voigt strain with every component of magnitude ``strain`` (random signs,
-    shear included) and Gaussian displacements of ``rattle_A`` (Å), seeded by ``seed``.
+    shear included) and Gaussian displacements of ``rattle_A`` (Å), seeded by ``seed``. Both
+    use the primitive cell's k-point mesh, as every label of that family does.
     """
     rng = np.random.default_rng([int(seed), 9001])
     base = primitive_cell(material)
@@ -121,6 +122,8 @@ def reference_structures(material: Mapping, seed: int, strain: float, rattle_A: 
     a.info.update(structure_id="conv_A", config_type="convergence", voigt_strain=voigt)
     b = base.copy()
     b.info.update(structure_id="conv_B", config_type="convergence")
+    for atoms in (a, b):  # one family: the k-mesh of the primitive cell (as for the labels)
+        atoms.info[REFERENCE_CELL_KEY] = np.array(base.cell.array)
     return {"A": a, "B": b}
 
 

@@ -63,8 +63,9 @@ def write_input(
     if engine == "qe":
         from dft2mlip.dft.qe import write_pw_input
 
-        write_pw_input(atoms, settings, directory / "pw.in")
+        mesh = write_pw_input(atoms, settings, directory / "pw.in")
         record = {"settings_hash": settings.settings_hash(), "physics": settings.physics_dict()}
+        record["kpoint_mesh"] = list(mesh)  # the structure family's mesh
     else:
         from dft2mlip.dft.vasp import write_vasp_input
 
@@ -74,6 +75,7 @@ def write_input(
             "settings_hash": settings.settings_hash(hashes),
             "physics": settings.physics_dict(hashes),
             "potcar_spec": written["potcar_spec"],
+            "kpoint_mesh": list(written["kpoint_mesh"]),  # the structure family's mesh
         }
     record["engine"] = engine
     record["convergence_choice"] = (
@@ -162,6 +164,8 @@ def parse_run(
     if engine == "vasp":
         label.provenance["potcar_sha256"] = written["physics"].get("potcar_sha256", {})
         label.provenance["potcar_spec"] = written.get("potcar_spec", False)
+    if written.get("kpoint_mesh"):
+        label.provenance["kpoint_mesh"] = written["kpoint_mesh"]
     if written.get("convergence_choice"):
         label.provenance["convergence_point"] = written["convergence_choice"].get("point")
     if run_info.get("walltime_reached") and label.status != "ok":

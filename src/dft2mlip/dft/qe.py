@@ -28,7 +28,9 @@ from ase.units import create_units
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
+from dft2mlip.dft.magnetism import qe_magnetization
 from dft2mlip.dft.settings import QESettings, file_md5
+from dft2mlip.structures import kpoint_reference_cell
 
 #: QE's own constants (CODATA 2006), as ASE's espresso-out reader uses them
 _QE_UNITS = create_units("2006")
@@ -135,6 +137,8 @@ def pw_input_data(atoms: Atoms, settings: QESettings) -> dict:
     if settings.occupations == "smearing":
         system["smearing"] = settings.smearing
         system["degauss"] = float(settings.degauss_Ry)
+    if settings.spin_polarised:  # starting_magnetization(i): see write_pw_input
+        system["nspin"] = 2
     return {
         "control": {
             "calculation": "scf",
@@ -161,21 +165,28 @@ def write_pw_input(
     path: str | os.PathLike,
     *,
     input_data: dict | None = None,
-) -> None:
-    """Write a pw.x SCF input (forces and stress on) with ``ase.io.write``.
+) -> tuple[int, int, int]:
+    """Write a pw.x SCF input (forces and stress on) with ``ase.io.write``; return its k-mesh.
 
     Parameters
     ----------
     atoms
-        Periodic structure (Å); no initial magnetic moments (spin is not supported yet).
+        Periodic structure (Å). Its own initial magnetic moments are ignored: spin comes from
+        ``settings.magnetic_moments_muB``.
     settings
-        QE settings; the k-point mesh comes from :func:`kpoint_mesh`, ``pseudo_dir`` is
+        QE settings; the k-point mesh comes from :func:`kpoint_mesh` of the structure's family
+        reference cell (:func:`~dft2mlip.structures.kpoint_reference_cell`), ``pseudo_dir`` is
         written as an absolute path, ``outdir`` as ``./tmp`` next to the input.
     path
         Input file to write; parent directories are created. The text is deterministic.
     input_data
         The namelists, when not the SCF single point of :func:`pw_input_data` (e.g. a fixed-cell
         ``relax`` with the same electronic settings).
+
+    Returns
+    -------
+    tuple[int, int, int]
+        The Monkhorst-Pack mesh written (Γ-centred).
     """
     missing = sorted(set(atoms.get_chemical_symbols()) - set(settings.pseudopotentials))
     if missing:
@@ -185,14 +196,14 @@ def write_pw_input(
         )
     if not all(atoms.pbc):
         raise ValueError(f"pw.x inputs need a periodic structure, got pbc={atoms.pbc.tolist()}")
-    if np.any(atoms.get_initial_magnetic_moments()):
-        raise ValueError(
-            f"structure {atoms.info.get('structure_id', '?')} has initial magnetic moments; "
-            "spin-polarised pw.x runs are not supported yet (they would change the physics "
-            "without changing the settings hash)"
-        )
+    mesh = kpoint_mesh(kpoint_reference_cell(atoms), settings.kspacing_per_A)
     clean = atoms.copy()
     clean.constraints = []
+    # spin comes from the settings only (per element, in the settings hash), never from moments
+    # a structure happens to carry. ASE writes each atom's initial moment verbatim as its
+    # species' starting_magnetization, so the atoms carry QE's fraction of the valence charge.
+    fractions = settings.starting_magnetization()
+    clean.set_initial_magnetic_moments([fractions.get(s, 0.0) for s in clean.symbols])
     buffer = io.StringIO()
     ase.io.write(
         buffer,
@@ -200,7 +211,7 @@ def write_pw_input(
         format="espresso-in",
         input_data=input_data if input_data is not None else pw_input_data(atoms, settings),
         pseudopotentials={s: settings.pseudopotentials[s] for s in set(clean.symbols)},
-        kpts=kpoint_mesh(clean.cell, settings.kspacing_per_A),
+        kpts=mesh,
     )
     # ASE writes empty &IONS/&CELL/&FCP/&RISM namelists; pw.x 6.x warns about them
     text = _EMPTY_NAMELIST.sub(
@@ -210,6 +221,7 @@ def write_pw_input(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    return mesh
 
 
 def _duration_s(text: str) -> float | None:
@@ -241,6 +253,7 @@ def _provenance(text: str, path: Path) -> dict:
     scf = [*_CONVERGED.finditer(text), *_NOT_CONVERGED.finditer(text)]
     if scf:  # the last SCF: the one whose results a label takes
         prov["n_scf_iterations"] = int(max(scf, key=lambda m: m.start()).group(1))
+    prov.update(qe_magnetization(text))  # final magnetisation (spin-polarised runs)
     if times := _TIMES.findall(text):
         prov["cpu_time_s"] = _duration_s(times[-1][0])
         prov["wall_time_s"] = _duration_s(times[-1][1])

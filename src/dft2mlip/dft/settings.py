@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
@@ -100,6 +100,8 @@ class QESettings:
     conv_thr_Ry: float = 1.0e-10
     electron_maxstep: int = 100
     mixing_beta: float = 0.7
+    allow_low_cutoff: bool = False
+    magnetic_moments_muB: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
@@ -166,6 +168,13 @@ class QESettings:
         beta = number("mixing_beta")
         if not 0 < beta <= 1:
             raise bad("mixing_beta", f"must be in (0, 1], got {beta}")
+        if not isinstance(self.allow_low_cutoff, bool):
+            raise bad("allow_low_cutoff", f"must be true or false, got {self.allow_low_cutoff!r}")
+        moments = dict(self.magnetic_moments_muB or {})
+        for element, moment in moments.items():
+            if isinstance(moment, bool) or not isinstance(moment, int | float):
+                raise bad(f"magnetic_moments_muB.{element}", f"must be a number, got {moment!r}")
+        object.__setattr__(self, "magnetic_moments_muB", moments)
 
     @classmethod
     def from_config(cls, qe_cfg: Mapping) -> QESettings:
@@ -191,6 +200,28 @@ class QESettings:
         return cls(**dict(qe_cfg))
 
     @property
+    def spin_polarised(self) -> bool:
+        """Whether labels are spin-polarised (a nonzero initial moment; ``nspin = 2``)."""
+        return any(m != 0 for m in self.magnetic_moments_muB.values())
+
+    def starting_magnetization(self) -> dict[str, float]:
+        """QE ``starting_magnetization`` per element: moment (μB) / UPF ``z_valence``.
+
+        Empty when not spin-polarised; elements without a moment start at 0.
+        """
+        if not self.spin_polarised:
+            return {}
+        from dft2mlip.dft.magnetism import starting_magnetization
+        from dft2mlip.dft.pseudo import read_upf_header
+
+        fractions = {}
+        for element, name in sorted(self.pseudopotentials.items()):
+            moment = float(self.magnetic_moments_muB.get(element, 0.0))
+            z_valence = read_upf_header(self.pseudo_path / name).z_valence
+            fractions[element] = starting_magnetization(moment, z_valence, element=element)
+        return fractions
+
+    @property
     def pseudo_path(self) -> Path:
         """Resolved pseudopotential directory (see :func:`resolve_pseudo_dir`)."""
         return resolve_pseudo_dir(self.pseudo_dir)
@@ -200,7 +231,10 @@ class QESettings:
 
         Cutoffs (Ry), k-point spacing (1/Å, with 2π), occupations (and smearing/degauss when
         smearing is used), ``conv_thr`` (Ry), pseudopotential file names and md5 sums. Not
-        included: ``electron_maxstep``, ``mixing_beta``, ``executable``, ``pseudo_dir``.
+        included: ``electron_maxstep``, ``mixing_beta``, ``executable``, ``pseudo_dir``,
+        ``allow_low_cutoff`` (a permission, not a setting: the cutoffs themselves are hashed).
+        Spin-polarised settings add ``nspin``, the initial moments (μB) and QE's
+        ``starting_magnetization`` fractions.
 
         Raises
         ------
@@ -226,6 +260,10 @@ class QESettings:
         if self.occupations == "smearing":
             physics["smearing"] = self.smearing
             physics["degauss_Ry"] = self.degauss_Ry
+        if self.spin_polarised:  # absent for nspin = 1: a non-magnetic hash is unchanged
+            physics["nspin"] = 2
+            physics["magnetic_moments_muB"] = dict(sorted(self.magnetic_moments_muB.items()))
+            physics["starting_magnetization"] = self.starting_magnetization()
         return physics
 
     def settings_hash(self) -> str:

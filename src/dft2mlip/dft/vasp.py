@@ -38,6 +38,7 @@ from ase import Atoms
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
+from dft2mlip.dft.magnetism import vasp_magnetization
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -90,6 +91,7 @@ class VaspSettings:
     ispin: int = 1
     nelm: int = 200
     incar: Mapping[str, object] = field(default_factory=dict)
+    magnetic_moments_muB: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
@@ -124,11 +126,15 @@ class VaspSettings:
             raise bad("sigma_eV", f"must be > 0 eV, got {self.sigma_eV}")
         if self.ismear not in (-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5):
             raise bad("ismear", f"must be a VASP ISMEAR value (-5..5), got {self.ismear}")
-        if self.ispin != 1:
+        moments = {str(k): float(v) for k, v in dict(self.magnetic_moments_muB or {}).items()}
+        object.__setattr__(self, "magnetic_moments_muB", moments)
+        if any(m != 0 for m in moments.values()):
+            object.__setattr__(self, "ispin", 2)  # MAGMOM per element, in the settings hash
+        elif self.ispin != 1:
             raise bad(
                 "ispin",
-                f"= {self.ispin}: spin-polarised labels are not supported yet (MAGMOM would have "
-                "to be part of every structure and of the settings hash); use 1",
+                f"= {self.ispin} needs initial moments: set dft.magnetic_moments_muB "
+                "(e.g. {Fe: 2.5}); ISPIN follows from it",
             )
         if self.nelm < 1:
             raise bad("nelm", f"must be >= 1, got {self.nelm}")
@@ -176,7 +182,8 @@ class VaspSettings:
             "LCHARG": False,
             "LAECHG": False,
             "LWAVE": False,
-            "MAGMOM": None,
+            # per element (pymatgen expands it per site); None: not spin-polarised
+            "MAGMOM": dict(sorted(self.magnetic_moments_muB.items())) if self.ispin == 2 else None,
             "LORBIT": None,
         }
 
@@ -239,7 +246,13 @@ def _input_set(atoms: Atoms, settings: VaspSettings):
     clean = atoms.copy()
     clean.calc = None
     clean.constraints = []
+    # spin comes from the settings only; a site moment also stands for 0 (pymatgen would
+    # replace a 0 from the MAGMOM dict by its own default table)
+    moments = settings.magnetic_moments_muB if settings.ispin == 2 else {}
+    clean.set_initial_magnetic_moments([moments.get(s, 0.0) for s in clean.symbols])
     structure = AseAtomsAdaptor.get_structure(clean)
+    if not moments:
+        structure.remove_site_property("magmom")
     kwargs = {}
     if settings.potcar_functional:
         kwargs["user_potcar_functional"] = settings.potcar_functional
@@ -262,30 +275,115 @@ def potcar_hashes_from_file(path: str | os.PathLike) -> dict[str, str]:
     }
 
 
+_TITEL = re.compile(r"^\s*TITEL\s*=\s*(\S+)\s+(\S+)", re.MULTILINE)
+_LEXCH = re.compile(r"^\s*LEXCH\s*=\s*(\S+)", re.MULTILINE)
+#: VASP's LEXCH tags of a POTCAR -> the functional's usual name
+_LEXCH_NAMES = {"PE": "PBE", "CA": "LDA", "91": "PW91", "PS": "PBEsol", "AM": "AM05"}
+
+
+def check_potcar_library(settings: VaspSettings, elements: list[str]) -> None:
+    """Where POTCARs are configured, the one each element would get exists and its title is right.
+
+    Looked up as pymatgen does (``<potcar_dir>/<functional dir>/<symbol>/POTCAR`` or
+    ``.../POTCAR.<symbol>``, gzipped or not) and checked with :func:`check_potcar_titles`, so
+    ``snakemake -n`` refuses a wrong library before any input is written. Without a POTCAR
+    directory nothing is checked (inputs get a POTCAR.spec).
+
+    Raises
+    ------
+    ValueError
+        Naming ``dft.vasp.potcar_dir`` / ``dft.vasp.potcars.<element>``.
+    """
+    import gzip
+
+    from pymatgen.io.vasp.inputs import POTCAR_FUNCTIONAL_MAP
+    from pymatgen.io.vasp.sets import MatPESStaticSet
+
+    psp_dir = settings.psp_dir()
+    if psp_dir is None:
+        return
+    functional = settings.potcar_functional or MatPESStaticSet.CONFIG["POTCAR_FUNCTIONAL"]
+    subdir = Path(psp_dir) / POTCAR_FUNCTIONAL_MAP.get(functional, functional)
+    texts = []
+    for element in elements:
+        symbol = settings.potcars.get(element) or MatPESStaticSet.CONFIG["POTCAR"].get(element)
+        tried = [subdir / symbol / "POTCAR", subdir / f"POTCAR.{symbol}"] if symbol else []
+        found = [p.with_name(p.name + z) for p in tried for z in ("", ".gz")]
+        path = next((p for p in found if p.is_file()), None)
+        if path is None:
+            raise ValueError(
+                f"config key '{_KEY}.potcars.{element}': no POTCAR {symbol!r} ({functional}) "
+                f"in {subdir}; fix {_KEY}.potcar_dir or name an installed symbol"
+            )
+        raw = path.read_bytes()
+        texts.append(
+            (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode(errors="replace")
+        )
+    check_potcar_titles("".join(texts), list(elements))
+
+
+def check_potcar_titles(potcar_text: str, species: list[str]) -> None:
+    """Each single POTCAR is for its POSCAR species, and all share one functional.
+
+    Parameters
+    ----------
+    potcar_text
+        The concatenated POTCAR (one ``TITEL = PAW_PBE Fe_pv 02Aug2007`` line per species).
+    species
+        The POSCAR's species, in order.
+
+    Raises
+    ------
+    ValueError
+        Naming ``dft.vasp.potcars`` / ``dft.vasp.potcar_functional`` and what the titles say.
+    """
+    titles = _TITEL.findall(potcar_text)
+    xc = _LEXCH.findall(potcar_text)
+    if len(titles) != len(species):
+        raise ValueError(
+            f"the POTCAR holds {len(titles)} pseudopotentials for {len(species)} species "
+            f"{species}; check {_KEY}.potcar_dir"
+        )
+    for (_, symbol), element in zip(titles, species, strict=True):
+        found = re.match(r"[A-Z][a-z]?", symbol)
+        if found is None or found.group(0) != element:
+            raise ValueError(
+                f"config key '{_KEY}.potcars.{element}': the POTCAR chosen for {element} is "
+                f"titled {symbol!r}; name a {element} POTCAR symbol (e.g. {element}_pv)"
+            )
+    kinds = (
+        [_LEXCH_NAMES.get(x, x) for x in xc] if len(xc) == len(titles) else [t for t, _ in titles]
+    )
+    if len(set(kinds)) > 1:
+        listed = ", ".join(f"{e}: {k}" for e, k in zip(species, kinds, strict=True))
+        raise ValueError(
+            f"config key '{_KEY}.potcars' mixes functionals ({listed}); choose POTCARs of one "
+            f"functional ({_KEY}.potcar_functional)"
+        )
+
+
 def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.PathLike) -> dict:
     """Write INCAR, POSCAR and POTCAR (or POTCAR.spec) for a static single point.
 
     Parameters
     ----------
     atoms
-        Periodic structure (Å); no initial magnetic moments.
+        Periodic structure (Å). Its own initial moments are ignored: spin (ISPIN, MAGMOM per
+        site) comes from ``settings.magnetic_moments_muB``.
     settings
-        VASP settings. ``KSPACING`` in the INCAR sets the k-mesh, so no KPOINTS file is written.
+        VASP settings. The KPOINTS file holds the mesh of the structure's family reference cell
+        (:func:`write_family_kpoints`), which VASP uses instead of ``KSPACING``.
     directory
         Run directory (created).
 
     Returns
     -------
     dict
-        ``{"potcar_spec": bool, "potcar_sha256": {symbol: sha256}, "files": [...]}``.
+        ``{"potcar_spec": bool, "potcar_sha256": {symbol: sha256}, "files": [...],
+        "kpoint_mesh": (n1, n2, n3)}``.
     """
     if not all(atoms.pbc):
         raise ValueError(f"VASP inputs need a periodic structure, got pbc={atoms.pbc.tolist()}")
-    if np.any(atoms.get_initial_magnetic_moments()):
-        raise ValueError(
-            f"structure {atoms.info.get('structure_id', '?')} has initial magnetic moments; "
-            "spin-polarised VASP labels are not supported yet"
-        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     psp_dir = settings.psp_dir()
@@ -306,9 +404,34 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
                 SETTINGS.pop("PMG_VASP_PSP_DIR", None)
             else:
                 SETTINGS["PMG_VASP_PSP_DIR"] = previous
+        check_potcar_titles(
+            (directory / "POTCAR").read_text(errors="replace"), input_set.poscar.site_symbols
+        )
         hashes = potcar_hashes_from_file(directory / "POTCAR")
+    mesh = write_family_kpoints(atoms, settings, directory)
     files = sorted(p.name for p in directory.iterdir() if p.is_file())
-    return {"potcar_spec": spec, "potcar_sha256": hashes, "files": files}
+    return {"potcar_spec": spec, "potcar_sha256": hashes, "files": files, "kpoint_mesh": mesh}
+
+
+def write_family_kpoints(
+    atoms: Atoms, settings: VaspSettings, directory: Path
+) -> tuple[int, int, int]:
+    """KPOINTS with the Γ-centred mesh of the structure's family reference cell.
+
+    VASP reads KPOINTS when it exists and then ignores ``KSPACING``, which would otherwise size
+    the mesh of every strained cell on its own. The INCAR keeps ``KSPACING`` (the settings hash
+    and the parsed-INCAR check stay as they were); the mesh follows the same rule
+    (:func:`dft2mlip.dft.qe.kpoint_mesh`) applied to the reference cell.
+    """
+    from dft2mlip.dft.qe import kpoint_mesh
+    from dft2mlip.structures import kpoint_reference_cell
+
+    mesh = kpoint_mesh(kpoint_reference_cell(atoms), settings.kspacing_per_A)
+    (directory / "KPOINTS").write_text(
+        f"Gamma-centred mesh of the structure family (KSPACING {settings.kspacing_per_A:g})\n"
+        "0\nGamma\n{} {} {}\n0 0 0\n".format(*mesh)
+    )
+    return mesh
 
 
 def check_ready_to_run(directory: str | os.PathLike, *, allow_potcar_spec: bool = False) -> None:
@@ -389,6 +512,7 @@ def _outcar_info(text: str) -> dict:
         info["wall_time_s"] = float(m.group(1))
     if m := _CORES.search(text):
         info["mpi_processes"] = int(m.group(1))
+    info.update(vasp_magnetization(text))  # final magnetisation (ISPIN = 2)
     first = text.splitlines()[0].strip() if text.strip() else ""
     if first.startswith("vasp."):
         info["code_version"] = first.split()[0]

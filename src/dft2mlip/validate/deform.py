@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - older ASE
 
 
 from dft2mlip.io import save_figure  # noqa: E402
+from dft2mlip.structures import REFERENCE_CELL_KEY  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
 from dft2mlip.validate.metrics import VOIGT_COMPONENTS, model_static_stress, voigt_stress  # noqa: E402
 
@@ -590,6 +591,8 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
             f"{traj_path} has {len(candidates)} strained frames; cannot pick {n} distinct "
             "snapshots evenly spaced in strain; record more often or ask for fewer snapshots"
         )
+    # the unstrained MD cell: every snapshot of this path uses its k-point mesh (one family)
+    reference = next((f for f, e in zip(frames, strains, strict=True) if e == 0), frames[0]).cell
     snapshots = []
     for k, i in enumerate(picked):
         f = frames[i]
@@ -601,6 +604,7 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
                 "md_strain": float(f.info["md_strain"]),
                 "md_step": int(f.info["md_step"]),
                 "md_time_ps": float(f.info["md_time_ps"]),
+                REFERENCE_CELL_KEY: np.array(reference.array, dtype=float),
             }
         )
         snapshots.append(snap)
