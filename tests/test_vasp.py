@@ -334,7 +334,9 @@ def vasp_workflow_config(tmp_path: Path) -> dict:
         "dataset": {
             "fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
             "import": [
-                {"name": "ext", "path": str(tmp_path / "external.extxyz"), "format": "extxyz"}
+                # other "DFT" (EMT) on purpose: trained with the VASP labels, allowed by "warn"
+                {"name": "ext", "path": str(tmp_path / "external.extxyz"), "format": "extxyz",
+                 "on_settings_mismatch": "warn"}  # fmt: skip
             ],
         },
         "model": {
@@ -364,7 +366,7 @@ def test_vasp_path_inputs_custodian_parse_dataset_training(tmp_path):
     cfg = vasp_workflow_config(tmp_path)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, STANDIN_ENV: "1", "PYTHONUNBUFFERED": "1"}
-    target = "results/train/adaptive/model.pt"
+    target = "results/train/adaptive/seed0/model.pt"
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", target],
         cwd=work, capture_output=True, text=True, env=env,
