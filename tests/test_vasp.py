@@ -335,8 +335,12 @@ def vasp_workflow_config(tmp_path: Path) -> dict:
             "fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
             "import": [
                 # other "DFT" (EMT) on purpose: trained with the VASP labels, allowed by "warn"
-                {"name": "ext", "path": str(tmp_path / "external.extxyz"), "format": "extxyz",
-                 "on_settings_mismatch": "warn"}  # fmt: skip
+                {
+                    "name": "ext",
+                    "path": str(tmp_path / "external.extxyz"),
+                    "format": "extxyz",
+                    "on_settings_mismatch": "warn",
+                }  # fmt: skip
             ],
         },
         "model": {
