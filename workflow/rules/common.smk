@@ -85,11 +85,6 @@ def model_dir(run, seed):
     return f"{RESULTS}/train/{run}/seed{seed}"
 
 
-def validate_dir(run, seed):
-    """Folder of one model's validation: results/validate/<run>/seed<k>."""
-    return f"{RESULTS}/validate/{run}/seed{seed}"
-
-
 def study_models():
     """(run, seed index) of every model the study compares: each run with each seed."""
     return [(run, k) for run in training_runs() for k in seed_indices()]
