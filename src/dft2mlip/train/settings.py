@@ -70,7 +70,7 @@ class TrainingSettings:
     lr_factor: float = 0.8
     lr_patience: int = 5
     min_lr: float = 1e-4
-    ema_decay: float = 0.0
+    ema_decay: float = 0.99
     early_stopping_patience: int = 0
     clip_grad_norm: float = 10.0
 

@@ -336,29 +336,18 @@ class TrainingData:
 
 @dataclasses.dataclass(frozen=True)
 class RunFiles:
-    """The files a run writes in its output directory."""
+    """The files a run writes in its output directory (see the module docstring)."""
 
-    out_dir: Path
+    model: Path
+    mace_model: Path
+    loss: Path
+    history: Path
+    state: Path
 
-    @property
-    def model(self) -> Path:
-        return self.out_dir / "model.pt"
-
-    @property
-    def mace_model(self) -> Path:
-        return self.out_dir / "model.model"
-
-    @property
-    def loss(self) -> Path:
-        return self.out_dir / LOSS_RECORD_NAME
-
-    @property
-    def history(self) -> Path:
-        return self.out_dir / "history.csv"
-
-    @property
-    def state(self) -> Path:
-        return self.out_dir / "last.pt"
+    @classmethod
+    def in_dir(cls, out_dir: Path) -> RunFiles:
+        names = ("model.pt", "model.model", LOSS_RECORD_NAME, "history.csv", "last.pt")
+        return cls(*(Path(out_dir) / name for name in names))
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
@@ -434,7 +423,7 @@ class Trainer:
     ) -> None:
         self.data, self.run_name, self.settings, self.seed = data, run_name, settings, int(seed)
         self.model_cfg, self.run_cfg = dict(model_cfg), dict(run_cfg)
-        self.files = RunFiles(Path(out_dir))
+        self.files = RunFiles.in_dir(Path(out_dir))
         self.device = resolve_device(settings.device)
         weighting = self._make_weighting()
         self.normalise = normalise_mode(run_name, run_cfg)
@@ -908,8 +897,7 @@ def train_run(
     progress: bool | None = None,
     **overrides: Any,
 ) -> dict:
-    """Train one run of ``training.runs`` and write ``model.pt``, ``model.model``,
-    ``model.loss.json``, ``history.csv`` and ``last.pt``.
+    """Train one run of ``training.runs`` with a :class:`Trainer` (outputs: module docstring).
 
     Parameters
     ----------
@@ -917,32 +905,26 @@ def train_run(
         extxyz files with ``REF_energy`` (eV), ``REF_forces`` (eV/Å), optional ``REF_stress``
         (eV/Å³, Voigt, tension positive).
     out_dir : path
-        Created if needed; receives the outputs (see the module docstring).
-    run_name : str
-        Key of the run in ``training.runs`` (errors and logs name it).
-    model_cfg, run_cfg : dict
-        ``model:`` and ``training.runs.<run_name>`` (``scheme`` and its options,
-        ``normalise``, ``update_interval_batches``) of the config.
+        Created if needed; receives the outputs.
+    run_name, model_cfg, run_cfg : str, dict, dict
+        The run's key, ``model:`` and ``training.runs.<run_name>`` of the config.
     seed : int
         Seeds model initialisation, shuffling and all global RNGs.
     settings : TrainingSettings or mapping, optional
-        The shared training settings (a mapping is the ``training:`` section); default
-        :class:`TrainingSettings`'s defaults.
+        The shared training settings (a mapping: the ``training:`` section); default
+        :class:`TrainingSettings`'s defaults. ``**overrides`` replace single ones
+        (``epochs=``, ``lr=``, ...).
     threads : int, optional
         ``torch.set_num_threads`` for the run (restored afterwards).
     resume : bool
         Continue from ``out_dir/last.pt`` when it belongs to this very run.
     progress : bool, optional
         Show a progress bar; default: only when stderr is a terminal.
-    **overrides
-        Single settings (``epochs=``, ``lr=``, ...) replacing those of ``settings``.
 
     Returns
     -------
     dict
-        :meth:`Trainer.summary`: best epoch, its validation RMSEs (meV/atom, meV/Å, GPa) and
-        score, final weights, normalisation references, paths, timings (s), resume and
-        early-stop information.
+        :meth:`Trainer.summary` (best epoch, validation RMSEs, weights, paths, timings).
 
     Raises
     ------
@@ -950,8 +932,7 @@ def train_run(
         Bad settings (naming ``training.<key>``), unusable data, or a positive stress weight
         without stress labels.
     FloatingPointError
-        A non-finite loss (names epoch and batch; ``model.pt`` keeps the best model so far and
-        ``last.pt`` the last good epoch).
+        A non-finite loss (``model.pt`` keeps the best model, ``last.pt`` the last epoch).
     """
     if not isinstance(settings, TrainingSettings):
         settings = TrainingSettings.from_config(settings or {})
