@@ -445,13 +445,12 @@ class Trainer:
         )
         if hasattr(weighting, "to"):
             weighting.to(device=self.device, dtype=models.torch_dtype(settings.dtype))
-        self.state = self._fresh_state(weighting)
-        self.shared = shared_parameters(self.model) if weighting.needs_shared_params else []
         self.train_loader = models.make_loader(
             data.train, settings.batch_size, shuffle=True, seed=self.seed
         )
-        self.state.loader_generator = self.train_loader.generator
         self.val_loader = models.make_loader(data.val, settings.batch_size, shuffle=False)
+        self.state = self._fresh_state(weighting)
+        self.shared = shared_parameters(self.model) if weighting.needs_shared_params else []
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.resumed_from: int | None = None
         self.epoch_times: list[float] = []
@@ -506,7 +505,7 @@ class Trainer:
             scheduler=scheduler,
             ema=ema,
             weighting=weighting,
-            loader_generator=None,
+            loader_generator=self.train_loader.generator,
             normalise=self.normalise,
             refs={k: 1.0 for k in weighting.components},
         )
