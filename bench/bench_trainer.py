@@ -7,10 +7,13 @@ Part 1 (the peer). Both trainers build the identical ``ScaleShiftMACE``: the arc
 least squares (``--E0s average``), scale = RMS force and shift = mean interaction energy per atom
 (``--scaling rms_forces_scaling``), no weight decay (``--weight_decay 0``), no EMA, Adam with
 amsgrad, the same lr, batch size, gradient clipping (10), a plateau schedule whose patience
-exceeds the epochs (constant lr), one thread, validation every epoch. Before any timing the
-script checks that the two trained networks have the same parameter count, the same state-dict
-keys and shapes, the same E0s, scale, shift, average neighbour count and cutoff, and that our
-network loaded with MACE's weights gives MACE's energies, forces and stresses.
+exceeds the epochs (constant lr), one thread, validation every epoch. After the first
+repeat's short runs the script checks that the two trained networks have the same parameter
+count, the same state-dict keys and sizes, the same E0s, scale, shift, average neighbour count
+and cutoff, and that our network loaded with MACE's weights gives MACE's energies, forces and
+stresses; when they differ it stops, and no timing is stored. MACE's training loader drops the
+last incomplete batch (its statistics too): use a training-set size divisible by the batch
+size.
 
 Left different, on purpose: the loss. Both use E:F:S = 1:100:1 with per-atom energy MSE and
 force-component MSE; MACE's stress MSE runs over the 9 tensor components, ours over the 6 Voigt
@@ -317,6 +320,8 @@ def run_peer(data, model, a, work: Path) -> dict:
                 float(model["r_max_A"]),
             )
             print(f"  same network: {identity['identical']} {identity}", flush=True)
+            if not identity["identical"]:
+                sys.exit("the two trainers built different networks: no timing is stored")
     return {"runs": runs, "same_network": identity}
 
 
