@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dft2mlip.config import validate_config  # noqa: E402
+from dft2mlip.train.settings import STUDY_LEVEL_KEYS  # noqa: E402
 from dft2mlip.study import (  # noqa: E402
     STUDY_METRICS,
     grid_run_names,
@@ -74,16 +75,15 @@ def train_and_test(job: dict) -> dict:
     from dft2mlip.train.trainer import train_run
     from dft2mlip.validate.metrics import component_metrics, predict
 
-    t = job["training"]
+    from dft2mlip.train.settings import TrainingSettings
+
     out = Path(job["out_dir"])
     t0 = time.perf_counter()
+    settings = TrainingSettings.from_config({**job["training"], "device": "cpu"})
     train_run(
         job["train"], job["val"], out, run_name=job["run"], model_cfg=job["model"],
-        run_cfg=job["run_cfg"], epochs=t["epochs"], batch_size=t["batch_size"], lr=t["lr"],
-        dtype=t["dtype"], seed=job["seed_value"], threads=1, lr_scheduler=t["lr_scheduler"],
-        lr_factor=t["lr_factor"], lr_patience=t["lr_patience"], min_lr=t["min_lr"],
-        ema_decay=t["ema_decay"], early_stopping_patience=t["early_stopping_patience"],
-        clip_grad_norm=t["clip_grad_norm"], device="cpu", resume=False, progress=False,
+        run_cfg=job["run_cfg"], seed=job["seed_value"], settings=settings, threads=1,
+        resume=False, progress=False,
     )  # fmt: skip
     metrics = component_metrics(predict(MLIPCalculator(out / "model.pt"), read(job["test"], ":")))
     row = model_record(job["run"], job["seed_index"], metrics)
@@ -93,7 +93,7 @@ def train_and_test(job: dict) -> dict:
 
 def jobs_for(names_seeds, cfg, runs, data, out, tuned_weights=None) -> list[dict]:
     seeds = seed_values(cfg["seed"], cfg["training"]["seeds"])
-    shared = {k: v for k, v in cfg["training"].items() if k not in ("runs", "seeds")}
+    shared = {k: v for k, v in cfg["training"].items() if k not in STUDY_LEVEL_KEYS}
     return [
         {
             "run": run,

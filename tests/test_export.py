@@ -13,6 +13,9 @@ import csv
 import json
 import math
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from ase.build import bulk
 from training_helpers import TINY_MODEL, write_dataset
 
 from dft2mlip.calculator import MLIPCalculator
+from dft2mlip.train import models
 from dft2mlip.train.trainer import train_run
 from dft2mlip.train.weighting import SCHEME_OPTIONS
 
@@ -95,6 +99,73 @@ def test_mace_calculator_gives_identical_energy_forces_stress(trained):
         if len(atoms) > 1:  # rattled: forces are not trivially zero
             assert np.abs(a.get_forces()).max() > 1e-5
         assert np.abs(a.get_stress()).max() > 1e-6
+
+
+#: the graph keys LAMMPS' pair_style mace hands to the TorchScript model (pair_mace.cpp)
+LAMMPS_KEYS = (
+    "batch",
+    "cell",
+    "edge_index",
+    "node_attrs",
+    "positions",
+    "ptr",
+    "shifts",
+    "unit_shifts",
+)
+
+
+@pytest.fixture(scope="module")
+def lammps_model(trained, tmp_path_factory):
+    """``mace_create_lammps_model model.model --dtype <dtype>`` (mace-torch's CLI), loaded with
+    ``torch.jit.load`` as LAMMPS loads it."""
+    dtype, out, _ = trained
+    work = tmp_path_factory.mktemp(f"lammps_{dtype}")
+    shutil.copy(out / "model.model", work / "model.model")
+    exe = Path(sys.executable).with_name("mace_create_lammps_model")
+    proc = subprocess.run(
+        [str(exe), str(work / "model.model"), "--dtype", dtype],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return torch.jit.load(str(work / "model.model-lammps.pt"))
+
+
+def lammps_call(lammps, atoms, out_dir, dtype):
+    """Energy (eV), forces (eV/Å) and virial (eV, 3x3) from the LAMMPS model, called as
+    mace/calculators/lammps_mace.py's ``LAMMPS_MACE.forward``: a graph dict, every atom local,
+    ``compute_virials=True``."""
+    info = torch.load(out_dir / "model.pt", weights_only=True)["metadata"]
+    configs = models.atoms_to_configs([atoms], with_labels=False)
+    data = models.configs_to_data(configs, info["atomic_numbers"], info["r_max_A"], dtype)
+    batch = next(iter(models.make_loader(data, batch_size=1, shuffle=False))).to_dict()
+    graph = {k: batch[k] for k in LAMMPS_KEYS}
+    graph["positions"] = graph["positions"].clone().requires_grad_(True)
+    local_or_ghost = torch.ones(len(atoms), dtype=graph["positions"].dtype)
+    with models.default_dtype(dtype):
+        result = lammps(graph, local_or_ghost, compute_virials=True)
+    return (
+        float(result["total_energy_local"].detach()[0]),
+        result["forces"].detach().numpy(),
+        result["virials"].detach().numpy().reshape(3, 3),
+    )
+
+
+def test_lammps_model_gives_our_energy_forces_and_virial(trained, lammps_model):
+    """The TorchScript model mace_create_lammps_model makes of model.model gives our ASE
+    calculator's energy and forces, and virial W = -σ V (σ: ASE stress, tension positive)."""
+    dtype, out, _ = trained
+    ours = MLIPCalculator(out / "model.pt")
+    rtol, atol = (1e-9, 1e-10) if dtype == "float64" else (1e-4, 1e-5)
+    for atoms in structures():
+        atoms.calc = ours
+        energy, forces, virial = lammps_call(lammps_model, atoms, out, dtype)
+        assert energy == pytest.approx(atoms.get_potential_energy(), rel=rtol, abs=atol)
+        np.testing.assert_allclose(forces, atoms.get_forces(), rtol=rtol, atol=atol)
+        expected = -atoms.get_stress(voigt=False) * atoms.get_volume()
+        np.testing.assert_allclose(virial, expected, rtol=rtol, atol=atol * len(atoms))
+        assert np.abs(virial).max() > 1e-4  # strained cells: a non-trivial virial
 
 
 def test_exported_model_is_the_best_checkpoint(trained):

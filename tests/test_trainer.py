@@ -306,7 +306,7 @@ def test_cosine_schedule_follows_formula(data_dir):
 def test_plateau_schedule_lowers_lr_only_after_no_improvement(data_dir):
     train(
         data_dir, "plateau", ADAPTIVE, epochs=10, lr_scheduler="plateau", lr_patience=0,
-        lr_factor=0.5,
+        lr_factor=0.5, min_lr=0.0,
     )  # fmt: skip
     hist = pd.read_csv(data_dir / "plateau" / "history.csv")
     lr = hist["lr"].to_numpy()

@@ -166,6 +166,16 @@ def _check_weighting(name: str, run: Mapping) -> None:
         raise ConfigError(f"config key {err}") from None
 
 
+def _check_training_settings(training: Mapping) -> None:
+    """The shared ``training:`` keys, through the trainer's own settings object."""
+    from dft2mlip.train.settings import TrainingSettings
+
+    try:
+        TrainingSettings.from_config(training)
+    except ValueError as err:
+        raise ConfigError(f"config key {err}") from None
+
+
 def _check_reference_run(training: Mapping) -> None:
     ref = training.get("reference_run", "adaptive")
     if ref not in training["runs"]:
@@ -287,6 +297,7 @@ def check_config(config: dict) -> None:
         _check_qe(config)
     _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
+    _check_training_settings(config["training"])
     _check_runs(config["training"]["runs"])
     _check_reference_run(config["training"])
     _check_no_dft(config)

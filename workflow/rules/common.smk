@@ -55,9 +55,10 @@ def elastic_ids():
 
 
 def training_shared():
-    """Training settings shared by all runs (not `runs`, not the number of seeds): editing one run
-    retrains only that run, adding a seed trains only the new models."""
-    return {k: v for k, v in config["training"].items() if k not in ("runs", "seeds")}
+    """Training settings shared by all runs (not the study's keys: runs, seeds, reference run):
+    editing one run retrains only that run, adding a seed trains only the new models."""
+    study_keys = ("runs", "seeds", "reference_run")  # train.settings.STUDY_LEVEL_KEYS
+    return {k: v for k, v in config["training"].items() if k not in study_keys}
 
 
 def training_runs():
