@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dft2mlip.config import validate_config  # noqa: E402
-from dft2mlip.train.settings import STUDY_LEVEL_KEYS  # noqa: E402
 from dft2mlip.study import (  # noqa: E402
     STUDY_METRICS,
     grid_run_names,
@@ -47,6 +46,7 @@ from dft2mlip.study import (  # noqa: E402
     tuned_runs,
     write_study,
 )
+from dft2mlip.train.settings import STUDY_LEVEL_KEYS  # noqa: E402
 
 
 def split_frames(paths: list[str], test: str | None, fractions: dict, seed: int, out: Path):
@@ -72,10 +72,9 @@ def train_and_test(job: dict) -> dict:
     from ase.io import read
 
     from dft2mlip.calculator import MLIPCalculator
+    from dft2mlip.train.settings import TrainingSettings
     from dft2mlip.train.trainer import train_run
     from dft2mlip.validate.metrics import component_metrics, predict
-
-    from dft2mlip.train.settings import TrainingSettings
 
     out = Path(job["out_dir"])
     t0 = time.perf_counter()
