@@ -3,8 +3,10 @@ dataset of bench/bench_study.py:
 
     .venv/bin/python tools/collect_labels.py OUT.extxyz results/dft results_extra/dft
 
-Every ``label.extxyz`` under the given folders is read; labels whose status is not ok are left out
-and counted. Structure ids are prefixed with the folder's index when two runs share an id.
+Every ``label.extxyz`` under the given folders is read; labels whose status is not ok, and
+structures already collected (same species, cell and positions: two runs with the same seed make
+the same structures), are left out and counted. Structure ids are prefixed with the folder's
+index when two runs share an id for different structures.
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ import ase.io
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from dft2mlip.data import read_label  # noqa: E402
+from dft2mlip.data import read_label, structure_fingerprint  # noqa: E402
 
 
 def main(out: str, folders: list[str]) -> None:
-    frames, seen, skipped, groups = [], set(), Counter(), Counter()
+    frames, seen, skipped, groups, prints = [], set(), Counter(), Counter(), set()
     for k, folder in enumerate(folders):
         for path in sorted(Path(folder).glob("**/label.extxyz")):
             label = read_label(path)
             if label.status != "ok":
                 skipped[label.status] += 1
                 continue
+            fingerprint = structure_fingerprint(label.atoms)
+            if fingerprint in prints:
+                skipped["duplicate"] += 1
+                continue
+            prints.add(fingerprint)
             atoms = label.atoms.copy()
             atoms.calc = None
             sid = (

@@ -112,6 +112,12 @@ def tuning_input(wildcards):
     return []
 
 
+def tuned_run_entry(wildcards):
+    """{run: its config entry} of tuned run {run} alone: editing another run does not redo the
+    tuning (nor retrain the tuned run)."""
+    return {wildcards.run: config["training"]["runs"][wildcards.run]}
+
+
 def tuning_histories(wildcards):
     """History of each grid point of tuned run {run}, in grid order (first seed)."""
     names = [g for g, (base, _) in grid_run_names(config["training"]["runs"]).items()

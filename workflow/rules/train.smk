@@ -48,7 +48,7 @@ rule tune_fixed:
     benchmark:
         f"{BENCH}/tune_fixed/{{run}}.tsv"
     params:
-        runs=config["training"]["runs"],
+        runs=tuned_run_entry,
     conda:
         "../../envs/torch.yaml"
     script:
