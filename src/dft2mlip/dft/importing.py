@@ -161,6 +161,15 @@ def _extxyz_infos(path: str | os.PathLike) -> Iterator[dict]:
                 handle.readline()
 
 
+def extxyz_frame_infos(path: str | os.PathLike) -> list[dict]:
+    """The info dict of every frame of an extxyz: from the comment lines when the file has plain
+    atom counts (cheap, at ``snakemake -n``), else read whole with ASE."""
+    try:
+        return list(_extxyz_infos(path))
+    except (ValueError, IndexError):  # not plain extxyz line counts: let ASE read it
+        return [atoms.info for atoms in ase.io.read(path, index=":", format="extxyz")]
+
+
 def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
     """The settings hash and physics dft2mlip recorded in ``settings.json`` of a run
     directory ``(None, {})`` when there is none."""
@@ -214,11 +223,7 @@ def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
     hashes: dict[str, list[str]] = {}
     for file in source_files(source):
         if source["format"] == "extxyz":
-            try:
-                infos = list(_extxyz_infos(file))
-            except (ValueError, IndexError):  # not plain extxyz line counts: let ASE read it
-                infos = [atoms.info for atoms in ase.io.read(file, index=":", format="extxyz")]
-            found = {_extxyz_settings(info, source)[0] for info in infos}
+            found = {_extxyz_settings(info, source)[0] for info in extxyz_frame_infos(file)}
         else:
             found = {run_settings(source["format"], file)[0]}
         for settings_hash in sorted(found):
