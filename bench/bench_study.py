@@ -6,7 +6,7 @@ errors per run and seed, mean ± spread, the verdict and the Pareto standing of 
 Usage (repository root)::
 
     .venv/bin/python bench/bench_study.py DATA.extxyz [MORE.extxyz ...] \\
-        --out bench/results/study_x [--config config/examples/study.yaml] [--seeds 3] \\
+        --out bench/results/study_x [--config bench/study.yaml] [--seeds 3] \\
         [--epochs 60] [--test TEST.extxyz]
 
 The frames of all DATA files are pooled and split by the config's ``dataset.fractions`` with its
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="+", help="extxyz file(s) with REF_energy/REF_forces/REF_stress")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--config", default=str(ROOT / "config" / "examples" / "study.yaml"))
+    ap.add_argument("--config", default=str(ROOT / "bench" / "study.yaml"))
     ap.add_argument("--test", help="a fixed test set (extxyz); DATA is then train + val only")
     ap.add_argument("--seeds", type=int)
     ap.add_argument("--epochs", type=int)
