@@ -316,24 +316,6 @@ def test_label_records_its_kpoint_mesh(tmp_path):
     assert "total_magnetization_muB" not in label.provenance  # nspin = 1
 
 
-@pytest.mark.workflow
-@needs_pseudo
-@pytest.mark.parametrize("name", ["cu_fcc.yaml", "fe_bcc.yaml"])
-def test_examples_dry_run(tmp_path, name):
-    """config/examples: fcc Cu (smearing) and bcc Fe (magnetic) pass every check and plan their
-    own structures and the schema's default runs."""
-    example = ROOT / "config" / "examples" / name
-    user = yaml.safe_load(example.read_text())
-    work = make_workdir(tmp_path / "w", ROOT / "config" / "config.yaml")
-    jobs = planned_jobs(snakemake(work, "-n", "--configfile", str(example)).stdout)
-    n_train = len(user["structures"]["hydrostatic"]["strains"]) + sum(
-        user["structures"][s]["count"] for s in ("strained", "rattled", "supercell")
-    )
-    n_snapshots = 5 * user["validation"]["md"]["snapshots"]  # the schema's five runs
-    assert jobs["dft_input"] == n_train + 12 + n_snapshots
-    assert jobs["structures"] == 1
-
-
 @needs_pseudo
 @pytest.mark.skipif(shutil.which("pw.x") is None, reason="pw.x not installed")
 def test_tiny_spin_polarised_pw_run(tmp_path):
