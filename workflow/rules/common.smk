@@ -139,6 +139,17 @@ def md_snapshot_ids(run):
     return [f"{run}__snap{k:02d}" for k in range(n)]
 
 
+def train_priority(wildcards):
+    """First-seed models (and grid points) train first: each run's MD path, and the DFT on its
+    snapshots, then overlap the training of the other seeds instead of waiting at the end."""
+    return 1 if int(wildcards.seed) == 0 else 0
+
+
+def dft_priority(wildcards):
+    """The DFT of MD snapshots goes before queued work of the same priority (see train_priority)."""
+    return 1 if wildcards.group == "md" else 0
+
+
 def structure_set_path(group, run=None):
     """The multi-frame extxyz holding one set of structures: results/structures/train.extxyz,
     elastic.extxyz, or md/<run>.extxyz (one file per set keeps the DAG linear in structures)."""

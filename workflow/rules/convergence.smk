@@ -14,7 +14,7 @@ rule convergence_point:
         spec=config["dft"]["convergence"],
         material=material_config(),
         seed=config["seed"],
-    threads: 2
+    threads: 1  # ranks of pw.x; see rule dft_run
     resources:
         mem_mb=2000,
         runtime=120,

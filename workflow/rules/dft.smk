@@ -19,6 +19,7 @@ rule dft_input:
     params:
         engine=dft_engine(),
         engine_cfg=dft_physics_config(),
+    priority: dft_priority
     conda:
         "../../envs/qe.yaml"
     script:
@@ -45,7 +46,11 @@ rule dft_run:
     params:
         engine=dft_engine(),
         engine_cfg=dft_physics_config(),
-    threads: 2
+    # 1 rank: a workstation's cores run that many labels at once (1.3-1.5x the throughput of one
+    # label on all cores for the 2-atom cells: bench/results/dft_ranks.json); clusters set ranks
+    # in their profile (profiles/slurm: set-threads + tasks)
+    threads: 1
+    priority: dft_priority
     resources:
         mem_mb=2000,
         runtime=60,

@@ -21,6 +21,7 @@ rule deformation_md:
         md=config["validation"]["md"],
         seed=config["seed"],
     threads: 1
+    priority: 1  # the MD path's DFT then overlaps the other runs' training (see dft_priority)
     resources:
         mem_mb=2000,
         runtime=60,
@@ -42,6 +43,7 @@ rule md_snapshots:
         f"{BENCH}/md_snapshots/{{run}}.tsv",
     params:
         n=config["validation"]["md"]["snapshots"],
+    priority: 1
     conda:
         "../../envs/qe.yaml"
     script:

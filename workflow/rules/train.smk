@@ -27,6 +27,7 @@ rule train:
         training=training_shared(),
         seed=seed_value,
     threads: 1
+    priority: train_priority
     resources:
         mem_mb=4000,
         runtime=120,

@@ -60,7 +60,7 @@ rule elastic_dft_relax:
         engine_cfg=dft_physics_config(),
         fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
         max_steps=config["validation"]["elastic"]["relax_max_steps"],
-    threads: 2
+    threads: 1  # ranks of pw.x; see rule dft_run
     resources:
         mem_mb=2000,
         runtime=60,
