@@ -41,6 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare_pw(atoms, qe_cfg: dict, work: Path, nprocs: int, launcher: str) -> float:
     write_pw_input(atoms, QESettings.from_config(qe_cfg), work / "pw.in")
+    return run_bare(work, nprocs, launcher)
+
+
+def run_bare(work: Path, nprocs: int, launcher: str) -> float:
+    """Wall time of bare pw.x on ``work/pw.in`` (output to ``work/pw.out``)."""
     command = pw_command("pw.in", nprocs=nprocs, mpi_launcher=launcher)
     start = time.perf_counter()
     with open(work / "pw.out", "w") as out:

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,30 +30,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench_dft_overhead import run_bare  # noqa: E402 (bare pw.x, timed, as in the overhead benchmark)
+
 from dft2mlip.config import validate_config  # noqa: E402
 from dft2mlip.dft.qe import write_pw_input  # noqa: E402
-from dft2mlip.dft.run import pw_command, pw_environment  # noqa: E402
 from dft2mlip.dft.settings import QESettings  # noqa: E402
 from dft2mlip.structures import training_structures  # noqa: E402
-
-
-def run_one(work: Path, nprocs: int, launcher: str) -> float:
-    """Wall time of bare pw.x on ``work/pw.in`` with ``nprocs`` ranks."""
-    command = pw_command("pw.in", nprocs=nprocs, mpi_launcher=launcher)
-    start = time.perf_counter()
-    with open(work / "pw.out", "w") as out:
-        subprocess.run(
-            command, cwd=work, stdout=out, stderr=subprocess.DEVNULL,
-            env=pw_environment(command), check=True,
-        )  # fmt: skip
-    return time.perf_counter() - start
 
 
 def batch(dirs: list[Path], nprocs: int, concurrent: int, launcher: str) -> dict:
     """Run every input, ``concurrent`` at a time with ``nprocs`` ranks each; the batch wall time."""
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrent) as pool:
-        each = list(pool.map(lambda d: run_one(d, nprocs, launcher), dirs))
+        each = list(pool.map(lambda d: run_bare(d, nprocs, launcher), dirs))
     return {"wall_s": time.perf_counter() - start, "per_label_s": each}
 
 
