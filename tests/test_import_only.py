@@ -38,10 +38,9 @@ def test_import_only_dry_run_plans_no_dft(tmp_path):
     planned = planned_jobs(snakemake(_workdir(tmp_path), "-n").stdout)
     cfg = yaml.safe_load(EXAMPLE.read_text())
     models = len(cfg["training"]["runs"]) * cfg["training"]["seeds"]
-    assert planned["train"] == models and planned["test_metrics"] == models
-    assert planned["elastic_model"] == models and planned["deformation_md"] == 3
-    for rule in ("dft_input", "dft_run", "elastic_dft", "elastic_dft_relax", "md_snapshots",
-                 "stress_validation"):  # fmt: skip
+    assert planned["train"] == models and planned["validate_model"] == models
+    assert planned["deformation_md"] == 3
+    for rule in ("dft_input", "dft_run", "elastic_dft", "elastic_dft_relax", "md_snapshots"):
         assert rule not in planned, rule
     assert planned["import_data"] == 3 and planned["study"] == 1
 

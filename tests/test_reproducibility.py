@@ -80,7 +80,7 @@ def test_changing_a_training_setting_reruns_training_and_validation_but_no_train
     tune = cfg["training"]["runs"]["fixed"]["tune"]
     n_grid = len(tune["energy"]) * len(tune["forces"]) * len(tune["stress"])
     assert planned["train"] == n_runs * cfg["training"]["seeds"] + n_grid
-    for rule in ("test_metrics", "deformation_md", "stress_validation", "report"):
+    for rule in ("test_metrics", "deformation_md", "validate_model", "report"):
         assert planned[rule] >= 1, rule
     for rule in ("structures", "dataset", "elastic_dft"):
         assert rule not in planned, rule

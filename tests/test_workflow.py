@@ -47,10 +47,10 @@ def expected_counts(cfg: dict) -> Counter:
             "study": 1,
         }  # fmt: skip
     )
-    # every run x seed is trained, tested, and checked on elastic constants and MD snapshots;
-    # grid points are trained and tested with the first seed; MD runs once per run (first seed)
-    counts.update({"train": runs * seeds + grid, "test_metrics": runs * seeds + grid})
-    counts.update({"elastic_model": runs * seeds, "stress_validation": runs * seeds})
+    # every run x seed is trained, then tested and checked on elastic constants and MD snapshots
+    # in one job; grid points are trained and tested with the first seed; MD runs once per run
+    counts.update({"train": runs * seeds + grid, "validate_model": runs * seeds})
+    counts.update({"test_metrics": grid})
     counts.update({"deformation_md": runs, "md_snapshots": runs})
     if tuned:
         counts.update({"tune_fixed": len(tuned)})

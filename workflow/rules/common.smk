@@ -20,6 +20,12 @@ LOGS = "logs"
 BENCH = "benchmarks"
 
 
+#: a tuned run's grid point (`<run>__gNN`, study.GRID_SEP) and any other model name, as {run}
+#: patterns followed by "/" (the grid points get test metrics only: rule test_metrics)
+GRID_POINT = "[A-Za-z0-9][A-Za-z0-9_-]*__g[0-9]+"
+NOT_GRID_POINT = "(?![A-Za-z0-9_-]*__g[0-9]+/)[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
 wildcard_constraints:
     group="train|elastic|md",
     sid="[A-Za-z0-9][A-Za-z0-9_.-]*",

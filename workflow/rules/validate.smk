@@ -1,8 +1,15 @@
-rule test_metrics:
-    """Test-set MAE/RMSE per component (meV/atom, meV/Å, GPa) and parity plots."""
+rule validate_model:
+    """Every check of one trained model in one job (loading torch and mace-torch takes ~5 s, more
+    than the checks): test-set MAE/RMSE per component (meV/atom, meV/Å, GPa) and parity plot;
+    clamped- and relaxed-ion elastic tensors on exactly the DFT's strained cells; static stress
+    vs DFT on the snapshots of every run's MD path (the same frames for every model; the plot
+    shows its own run's path and snapshots)."""
     input:
         model=rules.train.output.model,
         test=rules.dataset.output.test,
+        elastic_structures=structure_set_path("elastic"),
+        labels=all_snapshot_label_paths(),
+        md=f"{RESULTS}/md/{{run}}/stress_strain.csv",
     output:
         metrics=f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json",
         predictions=f"{RESULTS}/validate/{{run}}/seed{{seed}}/test_predictions.csv",
@@ -12,6 +19,45 @@ rule test_metrics:
             category="Test-set accuracy",
             labels={"run": "{run}", "seed": "{seed}"},
         ),
+        elastic=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic.json",
+        relaxed=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json",
+        table=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv",
+        summary=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json",
+        plot=report(
+            f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.png",
+            caption="../report/md_stress.rst",
+            category="Stress validation",
+            labels={"run": "{run}", "seed": "{seed}"},
+        ),
+    wildcard_constraints:
+        run=NOT_GRID_POINT,
+    log:
+        f"{LOGS}/validate_model/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/validate_model/{{run}}/seed{{seed}}.tsv"
+    params:
+        strain_magnitude=config["validation"]["elastic"]["strain_magnitude"],
+        fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
+        max_steps=config["validation"]["elastic"]["relax_max_steps"],
+        md=config["validation"]["md"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/validate_model.py"
+
+
+rule test_metrics:
+    """Test-set metrics and parity plot of a tuned run's grid point (its Pareto point; the grid
+    is chosen on the validation set, never on these numbers)."""
+    input:
+        model=rules.train.output.model,
+        test=rules.dataset.output.test,
+    output:
+        metrics=f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json",
+        predictions=f"{RESULTS}/validate/{{run}}/seed{{seed}}/test_predictions.csv",
+        parity=f"{RESULTS}/validate/{{run}}/seed{{seed}}/parity.png",
+    wildcard_constraints:
+        run=GRID_POINT,
     log:
         f"{LOGS}/test_metrics/{{run}}/seed{{seed}}.log",
     benchmark:
@@ -88,54 +134,3 @@ rule elastic_dft_relaxed:
         "../../envs/qe.yaml"
     script:
         "../../scripts/elastic.py"
-
-
-rule elastic_model:
-    """Clamped- and relaxed-ion elastic tensors from the model on exactly the same cells."""
-    input:
-        model=rules.train.output.model,
-        structures=structure_set_path("elastic"),
-    output:
-        elastic=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic.json",
-        relaxed=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json",
-    log:
-        f"{LOGS}/elastic/{{run}}/seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/elastic/{{run}}/seed{{seed}}.tsv",
-    params:
-        strain_magnitude=config["validation"]["elastic"]["strain_magnitude"],
-        fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
-        max_steps=config["validation"]["elastic"]["relax_max_steps"],
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../../scripts/elastic.py"
-
-
-rule stress_validation:
-    """Model static stress vs DFT stress on the snapshots the deformation MDs visited: every
-    model is checked on the snapshots of every run's path (the same frames for all); the plot
-    shows its own run's path and snapshots."""
-    input:
-        model=rules.train.output.model,
-        labels=all_snapshot_label_paths(),
-        md=f"{RESULTS}/md/{{run}}/stress_strain.csv",
-    output:
-        table=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv",
-        summary=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json",
-        plot=report(
-            f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.png",
-            caption="../report/md_stress.rst",
-            category="Stress validation",
-            labels={"run": "{run}", "seed": "{seed}"},
-        ),
-    log:
-        f"{LOGS}/stress_validation/{{run}}/seed{{seed}}.log",
-    benchmark:
-        f"{BENCH}/stress_validation/{{run}}/seed{{seed}}.tsv",
-    params:
-        md=config["validation"]["md"],
-    conda:
-        "../../envs/torch.yaml"
-    script:
-        "../../scripts/stress_validation.py"

@@ -627,7 +627,13 @@ def stress_validation(dft_atoms_list: list[Atoms], calc: Calculator) -> pd.DataF
         One row per snapshot, ordered by md_strain: structure_id, md_strain, status,
         dft_stress_<c>_GPa, model_stress_<c>_GPa, abs_error_<c>_GPa (c in xx, yy, zz, yz, xz,
         xy). A snapshot without an "ok" DFT label keeps its row with NaN DFT stress and errors.
+        No snapshots (no DFT in an import-only run): the columns without rows.
     """
+    columns = ["structure_id", "md_strain", "status"] + [
+        f"{kind}_{c}_GPa"
+        for c in VOIGT_COMPONENTS
+        for kind in ("dft_stress", "model_stress", "abs_error")
+    ]
     rows = []
     for i, atoms in enumerate(dft_atoms_list):
         status = str(atoms.info.get("status", "ok"))
@@ -648,7 +654,7 @@ def stress_validation(dft_atoms_list: list[Atoms], calc: Calculator) -> pd.DataF
             row[f"model_stress_{c}_GPa"] = model[j]
             row[f"abs_error_{c}_GPa"] = abs(model[j] - dft[j])
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=columns)
     return df.sort_values("md_strain", kind="stable").reset_index(drop=True)
 
 
