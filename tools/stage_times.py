@@ -12,14 +12,16 @@ import pandas as pd
 
 
 def stage_times(bench_dir: Path) -> pd.DataFrame:
-    """Jobs, summed and maximum wall seconds per benchmarked rule (first path component)."""
+    """Jobs, summed and maximum wall seconds, and summed CPU seconds (the job's processes and
+    their children, as Snakemake's benchmark measures them) per benchmarked rule."""
     rows = []
     for tsv in sorted(bench_dir.rglob("*.tsv")):
         stage = tsv.relative_to(bench_dir).parts[0].removesuffix(".tsv")
-        seconds = float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])
-        rows.append({"stage": stage, "s": seconds})
-    df = pd.DataFrame(rows)
-    return df.groupby("stage")["s"].agg(jobs="count", total_s="sum", max_s="max").round(1)
+        record = pd.read_csv(tsv, sep="\t").iloc[0]
+        rows.append({"stage": stage, "s": float(record["s"]), "cpu": float(record["cpu_time"])})
+    df = pd.DataFrame(rows).groupby("stage")
+    table = df["s"].agg(jobs="count", total_s="sum", max_s="max")
+    return table.join(df["cpu"].agg(cpu_s="sum")).round(1)
 
 
 if __name__ == "__main__":
@@ -27,6 +29,8 @@ if __name__ == "__main__":
     if not bench.exists():
         sys.exit(f"no benchmarks in {bench}")
     table = stage_times(bench)
-    print("| stage | jobs | total s | max s |\n|---|---|---|---|")
+    print("| stage | jobs | wall s (sum) | longest job s | CPU s (sum) |\n|---|---|---|---|---|")
     for stage, row in table.iterrows():
-        print(f"| {stage} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} |")
+        print(
+            f"| {stage} | {row.jobs:.0f} | {row.total_s:.1f} | {row.max_s:.1f} | {row.cpu_s:.1f} |"
+        )
