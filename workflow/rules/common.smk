@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from dft2mlip.config import check_config
+from dft2mlip.dft.engines import get_engine
 from dft2mlip.dft.magnetism import with_moments
 from dft2mlip.structures import elastic_structure_ids, training_structure_ids
 from dft2mlip.study import (
@@ -321,12 +322,12 @@ def dft_engine_config():
 
 def dft_input_name():
     """The input file a dft_input job declares: pw.in (QE) or INCAR (VASP; POSCAR beside it)."""
-    return {"qe": "pw.in", "vasp": "INCAR"}.get(dft_engine(), "input")
+    return get_engine(dft_engine()).input_name if new_dft() else "input"
 
 
 def dft_output_name():
     """The output a dft_run job declares: pw.out (QE) or vasprun.xml (VASP; OUTCAR beside it)."""
-    return {"qe": "pw.out", "vasp": "vasprun.xml"}.get(dft_engine(), "output")
+    return get_engine(dft_engine()).output_name if new_dft() else "output"
 
 
 def convergence_enabled():

@@ -18,7 +18,6 @@ that the grid should be extended. Quantum ESPRESSO points keep ``ecutrho / ecutw
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
+from dft2mlip.dft.engines import get_engine
 from dft2mlip.io import save_figure
 from dft2mlip.structures import REFERENCE_CELL_KEY, apply_voigt_strain, primitive_cell
 from dft2mlip.units import EV_PER_A3_TO_GPA
@@ -133,29 +133,12 @@ def settings_at(engine: str, engine_cfg: Mapping, cutoff: float, kspacing_per_A:
     QE: ``ecutwfc_Ry = cutoff`` and ``ecutrho_Ry`` keeps the configured ``ecutrho/ecutwfc``
     ratio; VASP: ``encut_eV = cutoff``. Everything else stays as configured.
     """
-    cfg = dict(engine_cfg)
-    if engine == "qe":
-        ratio = float(cfg.get("ecutrho_Ry", 240.0)) / float(cfg.get("ecutwfc_Ry", 30.0))
-        cfg.update(ecutwfc_Ry=float(cutoff), ecutrho_Ry=float(cutoff) * ratio)
-    elif engine == "vasp":
-        cfg.update(encut_eV=float(cutoff))
-    else:
-        raise ValueError(f"dft.engine must be qe or vasp, got {engine!r}")
-    cfg["kspacing_per_A"] = float(kspacing_per_A)
-    return cfg
+    return get_engine(engine).at_point(engine_cfg, cutoff, kspacing_per_A)
 
 
 def apply_chosen(engine: str, engine_cfg: Mapping, chosen_path: str | os.PathLike | None) -> dict:
     """The engine settings every label uses: the config, or the study's choice when given."""
-    if not chosen_path:
-        return dict(engine_cfg)
-    chosen = json.loads(Path(chosen_path).read_text())
-    if chosen.get("engine") != engine:
-        raise ValueError(
-            f"{chosen_path} was chosen for engine {chosen.get('engine')!r}, the config runs "
-            f"{engine!r}; rerun the convergence study"
-        )
-    return settings_at(engine, engine_cfg, chosen["cutoff"], chosen["kspacing_per_A"])
+    return get_engine(engine).with_choice(engine_cfg, chosen_path)
 
 
 def run_point(
@@ -189,33 +172,17 @@ def run_point(
         ``stress_eV_per_A3`` (Voigt, tension +), ``n_kpoints``, ``wall_time_s``; plus
         ``settings_hash``.
     """
-    from dft2mlip.dft.execute import run_pw_custodian, run_vasp_custodian
-
+    eng = get_engine(engine)
     run_kwargs = dict(run_kwargs or {})
     directory = Path(directory)
-    out: dict = {"engine": engine, "structures": {}}
-    if engine == "qe":
-        from dft2mlip.dft.qe import parse_pw_output, write_pw_input
-        from dft2mlip.dft.settings import QESettings
-
-        settings = QESettings.from_config(engine_settings)
-        settings_hash = settings.settings_hash()
-    else:
-        from dft2mlip.dft.vasp import VaspSettings, parse_vasp_output, write_vasp_input
-
-        settings = VaspSettings.from_config(engine_settings)
-        settings_hash = settings.settings_hash()
-    out["settings_hash"] = settings_hash
+    settings = eng.settings(engine_settings)
+    settings_hash = settings.settings_hash()
+    out: dict = {"engine": engine, "structures": {}, "settings_hash": settings_hash}
     for name, atoms in structures.items():
         work = directory / name
-        if engine == "qe":
-            write_pw_input(atoms, settings, work / "pw.in")
-            record = run_pw_custodian(work / "pw.in", executable=settings.executable, **run_kwargs)
-            label = parse_pw_output(work / "pw.out", atoms, settings_hash, settings=settings)
-        else:
-            write_vasp_input(atoms, settings, work)
-            record = run_vasp_custodian(work, executable=settings.executable, **run_kwargs)
-            label = parse_vasp_output(work, atoms, settings_hash, settings=settings)
+        eng.write_input(atoms, settings, work)
+        record = eng.run(work, executable=settings.executable, **run_kwargs)
+        label = eng.parse(work, atoms, settings_hash, settings)
         entry = {
             "status": label.status,
             "message": label.message,

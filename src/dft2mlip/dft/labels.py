@@ -1,9 +1,9 @@
 """Engine-independent steps of one DFT label: write the input, run it, parse it (with provenance).
 
 These are what the workflow's dft_input job (write) and dft_run job (run, then parse) call; the
-engine (``qe`` or ``vasp``) and its config section are explicit arguments. When a convergence
-study ran, its chosen-settings file replaces the cutoff and k-point spacing
-(:func:`dft2mlip.dft.convergence.apply_chosen`), for every label alike.
+engine's name (``qe`` or ``vasp``, see :mod:`dft2mlip.dft.engines`) and its config section are
+explicit arguments. When a convergence study ran, its chosen-settings file replaces the cutoff
+and k-point spacing (:meth:`~dft2mlip.dft.engines.Engine.settings`), for every label alike.
 """
 
 from __future__ import annotations
@@ -16,30 +16,13 @@ from pathlib import Path
 from ase import Atoms
 
 from dft2mlip.data import Label
-from dft2mlip.dft.convergence import apply_chosen
+from dft2mlip.dft.engines import ENGINES, STANDIN_ENV, get_engine  # noqa: F401 (re-exported)
 from dft2mlip.io import atomic_write_text
-
-#: set to 1 only to run the test stand-in of VASP (tests/vasp_standin), which needs no POTCAR
-STANDIN_ENV = "DFT2MLIP_VASP_STANDIN"
-ENGINES = ("qe", "vasp")
-
-
-def _check_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"dft.engine must be one of {ENGINES}, got {engine!r}")
 
 
 def engine_settings(engine: str, engine_cfg: Mapping, chosen_path=None):
     """The validated settings object (QESettings or VaspSettings) every label uses."""
-    _check_engine(engine)
-    cfg = apply_chosen(engine, engine_cfg, chosen_path)
-    if engine == "qe":
-        from dft2mlip.dft.settings import QESettings
-
-        return QESettings.from_config(cfg)
-    from dft2mlip.dft.vasp import VaspSettings
-
-    return VaspSettings.from_config(cfg)
+    return get_engine(engine).settings(engine_cfg, chosen_path)
 
 
 def write_input(
@@ -56,27 +39,11 @@ def write_input(
     Returns
     -------
     dict
-        ``{"engine", "settings_hash", "physics", ...}`` as written to ``settings_path``.
+        ``{"engine", "settings_hash", "physics", "kpoint_mesh", ...}`` as written to
+        ``settings_path``.
     """
-    settings = engine_settings(engine, engine_cfg, chosen_path)
-    directory = Path(directory)
-    if engine == "qe":
-        from dft2mlip.dft.qe import write_pw_input
-
-        mesh = write_pw_input(atoms, settings, directory / "pw.in")
-        record = {"settings_hash": settings.settings_hash(), "physics": settings.physics_dict()}
-        record["kpoint_mesh"] = list(mesh)  # the structure family's mesh
-    else:
-        from dft2mlip.dft.vasp import write_vasp_input
-
-        written = write_vasp_input(atoms, settings, directory)
-        hashes = written["potcar_sha256"]
-        record = {
-            "settings_hash": settings.settings_hash(hashes),
-            "physics": settings.physics_dict(hashes),
-            "potcar_spec": written["potcar_spec"],
-            "kpoint_mesh": list(written["kpoint_mesh"]),  # the structure family's mesh
-        }
+    eng = get_engine(engine)
+    record = eng.write_input(atoms, eng.settings(engine_cfg, chosen_path), Path(directory))
     record["engine"] = engine
     record["convergence_choice"] = (
         json.loads(Path(chosen_path).read_text()) if chosen_path else None
@@ -97,21 +64,13 @@ def run_input(
 ) -> dict:
     """Run the input in ``directory`` under custodian; returns the run record (never raises
     because the calculation failed)."""
-    _check_engine(engine)
-    from dft2mlip.dft.execute import run_pw_custodian, run_vasp_custodian
-
-    directory = Path(directory)
-    kwargs = dict(
+    return get_engine(engine).run(
+        Path(directory),
         executable=executable,
         nprocs=nprocs,
         mpi_launcher=mpi_launcher,
         max_errors=max_errors,
         walltime_s=walltime_s,
-    )
-    if engine == "qe":
-        return run_pw_custodian(directory / "pw.in", **kwargs)
-    return run_vasp_custodian(
-        directory, allow_potcar_spec=os.environ.get(STANDIN_ENV) == "1", **kwargs
     )
 
 
@@ -133,37 +92,23 @@ def parse_run(
     RuntimeError
         If ``settings_path`` was written with other settings than the current config's.
     """
-    settings = engine_settings(engine, engine_cfg, chosen_path)
+    eng = get_engine(engine)
+    settings = eng.settings(engine_cfg, chosen_path)
     directory = Path(directory)
     written = json.loads(Path(settings_path).read_text())
     settings_hash = written["settings_hash"]
-    if engine == "qe":
-        from dft2mlip.dft.qe import parse_pw_output
-
-        current = settings.settings_hash()
-    else:
-        from dft2mlip.dft.vasp import parse_vasp_output, potcar_hashes_from_file
-
-        potcar = directory / "POTCAR"
-        current = settings.settings_hash(
-            potcar_hashes_from_file(potcar) if potcar.is_file() else None
-        )
+    current = eng.current_hash(settings, directory)
     if current != settings_hash:
         raise RuntimeError(
             f"{settings_path} was written with other DFT settings than the config's "
             f"({settings_hash} vs {current}); rerun with --rerun-triggers params input"
         )
-    if engine == "qe":
-        label = parse_pw_output(directory / "pw.out", structure, settings_hash, settings=settings)
-    else:
-        label = parse_vasp_output(directory, structure, settings_hash, settings=settings)
+    label = eng.parse(directory, structure, settings_hash, settings)
     run_info = dict(run_info or {})
     label.provenance["settings_hash"] = settings_hash
     label.provenance["run"] = run_info
     label.provenance["corrections"] = run_info.get("corrections", [])
-    if engine == "vasp":
-        label.provenance["potcar_sha256"] = written["physics"].get("potcar_sha256", {})
-        label.provenance["potcar_spec"] = written.get("potcar_spec", False)
+    label.provenance.update(eng.label_provenance(written))
     if written.get("kpoint_mesh"):
         label.provenance["kpoint_mesh"] = written["kpoint_mesh"]
     if written.get("convergence_choice"):

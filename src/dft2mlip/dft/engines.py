@@ -1,0 +1,182 @@
+"""One object per DFT code: what differs between Quantum ESPRESSO and VASP lives here, once.
+
+Each engine owns its settings class, the names of its input and output files, the settings of
+a convergence-study point, input writing, execution under custodian, the settings hash of a
+finished directory and parsing into a :class:`~dft2mlip.data.Label`. The rest of the code asks
+:func:`get_engine` for the object and never branches on the engine's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ase import Atoms
+
+from dft2mlip.data import Label
+
+#: set to 1 only to run the test stand-in of VASP (tests/vasp_standin), which needs no POTCAR
+STANDIN_ENV = "DFT2MLIP_VASP_STANDIN"
+
+
+class Engine:
+    """The interface; :class:`QE` and :class:`VASP` implement it."""
+
+    name: str
+    input_name: str  # the file whose presence means "the input is written"
+    output_name: str  # the file a run leaves behind (parsed into the label)
+
+    def settings(self, engine_cfg: Mapping, chosen_path: str | os.PathLike | None = None):
+        """The validated settings object every label uses (:meth:`with_choice`)."""
+        return self._settings_class().from_config(self.with_choice(engine_cfg, chosen_path))
+
+    def with_choice(self, engine_cfg: Mapping, chosen_path: str | os.PathLike | None) -> dict:
+        """The config section, with the convergence study's cutoff and k-point spacing when
+        ``chosen_path`` (its choice) is given."""
+        if not chosen_path:
+            return dict(engine_cfg)
+        chosen = json.loads(Path(chosen_path).read_text())
+        if chosen.get("engine") != self.name:
+            raise ValueError(
+                f"{chosen_path} was chosen for engine {chosen.get('engine')!r}, the config runs "
+                f"{self.name!r}; rerun the convergence study"
+            )
+        return self.at_point(engine_cfg, chosen["cutoff"], chosen["kspacing_per_A"])
+
+    def at_point(self, engine_cfg: Mapping, cutoff: float, kspacing_per_A: float) -> dict:
+        """The config section with the cutoff and k-point spacing of one convergence point."""
+        cfg = {**engine_cfg, **self._cutoff_keys(engine_cfg, float(cutoff))}
+        cfg["kspacing_per_A"] = float(kspacing_per_A)
+        return cfg
+
+    def label_provenance(self, written: Mapping) -> dict:
+        """Engine-specific provenance of a label, from its settings.json record."""
+        return {}
+
+    # implemented by each engine
+    def _settings_class(self):
+        raise NotImplementedError
+
+    def _cutoff_keys(self, engine_cfg: Mapping, cutoff: float) -> dict:
+        raise NotImplementedError
+
+    def write_input(self, atoms: Atoms, settings, directory: Path) -> dict:
+        """Write the input; ``{"settings_hash", "physics", "kpoint_mesh", ...}``."""
+        raise NotImplementedError
+
+    def run(self, directory: Path, **execution) -> dict:
+        """Run the input under custodian; the run record (never raises for a failed run)."""
+        raise NotImplementedError
+
+    def current_hash(self, settings, directory: Path) -> str:
+        """The settings hash the current config gives for the files in ``directory``."""
+        raise NotImplementedError
+
+    def parse(self, directory: Path, structure: Atoms, settings_hash: str, settings) -> Label:
+        raise NotImplementedError
+
+
+class QE(Engine):
+    """Quantum ESPRESSO's pw.x: ``pw.in`` -> ``pw.out``."""
+
+    name, input_name, output_name = "qe", "pw.in", "pw.out"
+
+    def _settings_class(self):
+        from dft2mlip.dft.settings import QESettings
+
+        return QESettings
+
+    def _cutoff_keys(self, engine_cfg: Mapping, cutoff: float) -> dict:
+        """``ecutwfc_Ry = cutoff``; ``ecutrho_Ry`` keeps the configured ecutrho/ecutwfc ratio."""
+        ratio = float(engine_cfg.get("ecutrho_Ry", 240.0)) / float(
+            engine_cfg.get("ecutwfc_Ry", 30.0)
+        )
+        return {"ecutwfc_Ry": cutoff, "ecutrho_Ry": cutoff * ratio}
+
+    def write_input(self, atoms: Atoms, settings, directory: Path) -> dict:
+        from dft2mlip.dft.qe import write_pw_input
+
+        mesh = write_pw_input(atoms, settings, Path(directory) / self.input_name)
+        return {
+            "settings_hash": settings.settings_hash(),
+            "physics": settings.physics_dict(),
+            "kpoint_mesh": list(mesh),  # the structure family's mesh
+        }
+
+    def run(self, directory: Path, **execution) -> dict:
+        from dft2mlip.dft.execute import run_pw_custodian
+
+        return run_pw_custodian(Path(directory) / self.input_name, **execution)
+
+    def current_hash(self, settings, directory: Path) -> str:
+        return settings.settings_hash()
+
+    def parse(self, directory: Path, structure: Atoms, settings_hash: str, settings) -> Label:
+        from dft2mlip.dft.qe import parse_pw_output
+
+        output = Path(directory) / self.output_name
+        return parse_pw_output(output, structure, settings_hash, settings=settings)
+
+
+class VASP(Engine):
+    """VASP: INCAR, POSCAR, KPOINTS, POTCAR -> vasprun.xml (and OUTCAR)."""
+
+    name, input_name, output_name = "vasp", "INCAR", "vasprun.xml"
+
+    def _settings_class(self):
+        from dft2mlip.dft.vasp import VaspSettings
+
+        return VaspSettings
+
+    def _cutoff_keys(self, engine_cfg: Mapping, cutoff: float) -> dict:
+        return {"encut_eV": cutoff}
+
+    def write_input(self, atoms: Atoms, settings, directory: Path) -> dict:
+        from dft2mlip.dft.vasp import write_vasp_input
+
+        written = write_vasp_input(atoms, settings, directory)
+        hashes = written["potcar_sha256"]
+        return {
+            "settings_hash": settings.settings_hash(hashes),
+            "physics": settings.physics_dict(hashes),
+            "potcar_spec": written["potcar_spec"],
+            "kpoint_mesh": list(written["kpoint_mesh"]),  # the structure family's mesh
+        }
+
+    def run(self, directory: Path, **execution) -> dict:
+        from dft2mlip.dft.execute import run_vasp_custodian
+
+        standin = os.environ.get(STANDIN_ENV) == "1"
+        return run_vasp_custodian(directory, allow_potcar_spec=standin, **execution)
+
+    def current_hash(self, settings, directory: Path) -> str:
+        from dft2mlip.dft.vasp import potcar_hashes_from_file
+
+        potcar = Path(directory) / "POTCAR"
+        return settings.settings_hash(potcar_hashes_from_file(potcar) if potcar.is_file() else None)
+
+    def parse(self, directory: Path, structure: Atoms, settings_hash: str, settings) -> Label:
+        from dft2mlip.dft.vasp import parse_vasp_output
+
+        return parse_vasp_output(directory, structure, settings_hash, settings=settings)
+
+    def label_provenance(self, written: Mapping) -> dict:
+        return {
+            "potcar_sha256": written["physics"].get("potcar_sha256", {}),
+            "potcar_spec": written.get("potcar_spec", False),
+        }
+
+
+_ENGINES: dict[str, Engine] = {engine.name: engine for engine in (QE(), VASP())}
+#: the DFT codes the pipeline runs (dft.engine; "none" means import only, no engine)
+ENGINES = tuple(_ENGINES)
+
+
+def get_engine(name: str) -> Engine:
+    """The engine object of ``dft.engine``; a clear error for any other name."""
+    try:
+        return _ENGINES[name]
+    except KeyError:
+        raise ValueError(f"dft.engine must be one of {ENGINES}, got {name!r}") from None
