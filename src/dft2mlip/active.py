@@ -413,41 +413,49 @@ def plot_generations(per_seed: pd.DataFrame, path) -> None:
     save_figure(fig, path)
 
 
-def _markdown_table(df: pd.DataFrame) -> list[str]:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+def _table_block(df: pd.DataFrame) -> tuple:
+    """A report table block (header, rows of text) from a DataFrame."""
+    rows = [
+        [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r] for r in df.itertuples(False)
+    ]
+    return ("table", [str(c) for c in df.columns], rows)
 
 
-def summary_markdown(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFrame,
-                     calibration: Sequence[Mapping], settings: Mapping) -> str:  # fmt: skip
-    """The active-learning section of the report (Markdown)."""
+def summary_blocks(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFrame,
+                   calibration: Sequence[Mapping], settings: Mapping) -> list[tuple]:  # fmt: skip
+    """The active-learning section of the report, as :mod:`dft2mlip.report` blocks (figures
+    ``al_generations.png`` and ``al_calibration.png``)."""
     from dft2mlip.study import STUDY_METRICS
 
     cols = [c for c, _, _ in STUDY_METRICS]
     stats = per_seed.groupby(["generation", "lineage"], sort=True)[cols].agg(["mean", "std"])
     stats.columns = [f"{c} {s}" for c, s in stats.columns]
-    lines = ["## Active learning", "",
-             f"Committee: the {settings['n_seeds']} seeds of run `{settings['run']}`; "
-             f"{settings['k']} frames per generation and lineage; score = {settings['combine']} "
-             f"over E, F, S of weight × disagreement / its pool median (weights "
-             f"{dict(settings['weights'])}); no two picks closer than "
-             f"{settings['min_frame_gap']} recorded frames on one path. The random lineage "
-             "draws the same number of frames from the same pool.", "",
-             "### Errors per generation (mean and std over seeds)", ""]  # fmt: skip
-    lines += _markdown_table(stats.reset_index()) + ["", "### Verdict per generation", ""]
+    blocks: list[tuple] = [("h", 2, "Active learning: committee-picked vs random frames"), ("p",
+        f"Committee: the {settings['n_seeds']} seeds of run `{settings['run']}`. Each generation "
+        f"labels {settings['k']} frames per lineage. Score = {settings['combine']} over E, F, S "
+        "of weight x (committee disagreement / its median over the generation's pool), weights "
+        f"{dict(settings['weights'])}; no two picks closer than {settings['min_frame_gap']} "
+        "recorded frames on one path. The random lineage draws the same number of frames "
+        "uniformly from the same pool; both are retrained with every seed and evaluated on the "
+        "same test set, elastic reference and MD snapshots. Generation 0 (`start`) is the run "
+        "itself.")]  # fmt: skip
+    blocks += [("h", 3, "Errors per generation (mean and std over seeds)"),
+               _table_block(stats.reset_index()), ("img", "errors per generation",
+               "al_generations.png"), ("h", 3, "Verdict per generation (|Δ| > 2 standard "
+               "errors over seeds)")]  # fmt: skip
     for g, sentences in verdicts.items():
-        lines += [f"Generation {g}:", ""] + [f"- {s}" for s in sentences] + [""]
-    lines += ["### Calibration (Spearman rank correlation, disagreement vs true DFT error)", ""]
-    lines += _markdown_table(pd.DataFrame(calibration)) if calibration else ["no ok labels"]
-    bad = labels[~labels["included"]] if len(labels) else labels
-    lines += ["", f"### Labels: {int(labels['included'].sum()) if len(labels) else 0} of "
-              f"{len(labels)} picked frames trained on", ""]  # fmt: skip
-    lines += _markdown_table(bad) if len(bad) else ["Every picked frame got an ok DFT label."]
-    return "\n".join(lines) + "\n"
+        blocks += [("p", f"Generation {g}:"), ("ul", list(sentences))]
+    blocks.append(("h", 3, "Calibration: Spearman rank correlation of disagreement and true error"))
+    if calibration:
+        blocks += [_table_block(pd.DataFrame(calibration)),
+                   ("img", "calibration", "al_calibration.png")]  # fmt: skip
+    else:
+        blocks.append(("p", "No ok label: no calibration."))
+    bad = labels[~labels["included"].astype(bool)] if len(labels) else labels
+    n_ok = int(labels["included"].astype(bool).sum()) if len(labels) else 0
+    blocks.append(("h", 3, f"Labels: {n_ok} of {len(labels)} picked frames trained on"))
+    blocks.append(_table_block(bad) if len(bad) else ("p", "Every picked frame got an ok label."))
+    return blocks
 
 
 def committee_run(config: Mapping) -> str:
@@ -497,7 +505,8 @@ def check_active_learning(config: Mapping) -> None:
             cell = conventional_cell(config["material"], spec.repeat).cell.array
             spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
         except ValueError as err:
-            raise ValueError(f"{key}.exploration.{name}: {err}") from None
+            where = str(err).replace("validation.md.", "")  # the path entry overrides it
+            raise ValueError(f"{key}.exploration.{name}: {where}") from None
         n_pool += pool_frames(md)
     if int(al["frames_per_generation"]) > n_pool:
         raise ValueError(f"{key}.frames_per_generation = {al['frames_per_generation']} exceeds "
@@ -515,6 +524,7 @@ def write_summary(
     from pathlib import Path
 
     from dft2mlip.io import write_json
+    from dft2mlip.report import render_markdown
     from dft2mlip.study import per_seed_table
 
     per_seed = per_seed_table(models, inp["metrics"], inp["elastic"], inp["md_stress"],
@@ -529,9 +539,8 @@ def write_summary(
                    "combine": settings["score"]["combine"], "weights": settings["score"]["weights"],
                    "min_frame_gap": settings["min_frame_gap"]}  # fmt: skip
     per_seed.to_csv(out["per_seed"], index=False)
-    Path(out["summary"]).write_text(
-        summary_markdown(per_seed, verdicts, labels, calibration, md_settings)
-    )
+    blocks = summary_blocks(per_seed, verdicts, labels, calibration, md_settings)
+    Path(out["summary"]).write_text(render_markdown(blocks))
     plot_generations(per_seed, out["generations"])
     plot_calibration(calib, out["calibration"])
     record = {
@@ -541,6 +550,7 @@ def write_summary(
         "rule": "a difference is real when |Δ mean| > 2 standard errors over seeds",
         "labels": labels.to_dict(orient="records"),
         "selections": [json.loads(Path(p).read_text()) for p in inp["selection"]],
+        "blocks": blocks,
     }
     write_json(record, out["record"])
     return record

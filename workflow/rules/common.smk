@@ -537,8 +537,8 @@ def al_summary_inputs():
 def al_files():
     d = f"{RESULTS}/al"
     return {"summary": f"{d}/summary.md", "per_seed": f"{d}/per_seed.csv",
-            "record": f"{d}/summary.json", "generations": f"{d}/generations.png",
-            "calibration": f"{d}/calibration.png"}  # fmt: skip
+            "record": f"{d}/summary.json", "generations": f"{d}/al_generations.png",
+            "calibration": f"{d}/al_calibration.png"}  # fmt: skip
 
 
 def al_outputs():
