@@ -462,7 +462,8 @@ def al_label_paths(lineages=None, upto=None):
 def al_generation_labels(wildcards):
     """Every label of generation {gen} (picks and random frames)."""
     g = int(wildcards.gen)
-    return [p for p in al_label_paths(upto=g) if f"/g{g}-" in p]
+    ids = [sid for lin in al_lineages() for sid in active.label_ids(g, lin, al_k())]
+    return [label_path("al", sid) for sid in ids]
 
 
 def al_explore_md(wildcards):
