@@ -6,14 +6,6 @@ log = log_to(snakemake.log[0], snakemake)
 
 from dft2mlip.active import write_summary
 
-p, inp = snakemake.params, snakemake.input
-record = write_summary(
-    inp,
-    snakemake.output,
-    models=p.models,
-    base=p.base,
-    generations=p.generations,
-    settings=p.settings,
-    n_seeds=p.n_seeds,
-)
+# params: models, base, generations, settings, n_seeds (write_summary's keywords)
+record = write_summary(snakemake.input, snakemake.output, **dict(snakemake.params.items()))
 log.info("active-learning verdicts: %s", record["verdicts"])
