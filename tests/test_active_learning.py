@@ -6,6 +6,7 @@ label is one member's prediction), config checks, and the static DAG of the gene
 
 from __future__ import annotations
 
+import json
 import re
 
 import ase.io
@@ -124,6 +125,7 @@ def test_choose_frames_names_every_lineage_and_records_the_pool():
     assert [chosen[f"g2-pick00{i}"] for i in range(3)] == [19, 15, 11]
     assert sorted(k for k in chosen if "rand" in k) == [f"g2-rand00{i}" for i in range(3)]
     assert record["pool_size"] == 20 and not record["gap_relaxed"]
+    assert json.loads(json.dumps(record))["frames"][0]["frame"] == 19  # plain JSON types
     only_al, _ = active.choose_frames(table, 2, 3, 4, seed=1, baseline="none")
     assert all("pick" in k for k in only_al)
 
@@ -357,3 +359,123 @@ def test_one_more_generation_adds_only_its_own_jobs(tmp_path):
     jobs = planned_jobs(out)
     assert jobs["al_explore"] == len(cfg["active_learning"]["exploration"]), out[:3000]
     assert jobs["al_select"] == 1 and jobs["al_summary"] == 1
+
+
+# ---- the summary: the verdict is computed from the numbers
+
+
+def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
+    """Hand-made per-seed numbers: active learning's stress MAE is clearly lower than random's
+    (beyond 2 standard errors), its force MAE is not; a failed pick is listed in the report."""
+    from dft2mlip.validate.elastic import write_elastic_json
+
+    c_dft = np.diag([160.0, 160, 160, 80, 80, 80])
+    write_elastic_json(c_dft, tmp_path / "dft.json", "dft", protocol="relaxed_ion")
+    stress = {
+        "adaptive": [0.30, 0.31, 0.29],
+        "adaptive__al1": [0.10, 0.11, 0.09],
+        "adaptive__rand1": [0.20, 0.21, 0.19],
+    }
+    forces = {
+        "adaptive": [50, 51, 49],
+        "adaptive__al1": [40, 45, 35],
+        "adaptive__rand1": [41, 46, 36],
+    }
+    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress")}
+    for run in stress:
+        for k in range(3):
+            models.append((run, k))
+            d = tmp_path / run / str(k)
+            d.mkdir(parents=True)
+            metrics = {
+                "energy_mae_meV_per_atom": 2.0,
+                "forces_mae_meV_per_A": forces[run][k],
+                "stress_mae_GPa": stress[run][k],
+            }
+            (d / "metrics.json").write_text(json.dumps(metrics))
+            write_elastic_json(c_dft * 1.1, d / "elastic_relaxed.json", run, protocol="relaxed_ion")
+            (d / "md_stress.json").write_text(json.dumps({"mae_GPa": 0.5}))
+            for key, name in (
+                ("metrics", "metrics"),
+                ("elastic", "elastic_relaxed"),
+                ("md_stress", "md_stress"),
+            ):
+                inp[key].append(str(d / f"{name}.json"))
+    calib = pd.DataFrame(
+        {
+            "structure_id": ["g1-pick000", "g1-pick001", "g1-rand000", "g1-rand001"],
+            "generation": 1,
+            "selection": ["active"] * 2 + ["random"] * 2,
+            "status": ["ok", "failed", "ok", "ok"],
+            "d_energy_meV_per_atom": [1.0, 2, 3, 4],
+            "d_forces_meV_per_A": [1.0, 2, 3, 4],
+            "d_stress_GPa": [0.1, 0.2, 0.3, 0.4],
+            "err_energy_meV_per_atom": [1.0, np.nan, 2, 3],
+            "err_forces_meV_per_A": [3.0, np.nan, 2, 1],
+            "err_stress_GPa": [0.1, np.nan, 0.2, 0.3],
+        }
+    )
+    calib.to_csv(tmp_path / "calibration.csv", index=False)
+    (tmp_path / "selection.json").write_text(json.dumps({"generation": 1}))
+    for lin in ("al1", "rand1"):
+        (tmp_path / f"adaptive__{lin}").mkdir(exist_ok=True)
+    pd.DataFrame(
+        {
+            "structure_id": ["g1-pick000", "g1-pick001"],
+            "generation": 1,
+            "status": ["ok", "failed"],
+            "message": ["", "scf"],
+            "included": [True, False],
+            "reason": ["", "DFT status failed: scf"],
+        }
+    ).to_csv(tmp_path / "adaptive__al1" / "labels.csv", index=False)
+    pd.DataFrame(
+        {
+            "structure_id": ["g1-rand000"],
+            "generation": 1,
+            "status": ["ok"],
+            "message": [""],
+            "included": [True],
+            "reason": [""],
+        }
+    ).to_csv(tmp_path / "adaptive__rand1" / "labels.csv", index=False)
+    inp.update(
+        dft_elastic=[],
+        dft_elastic_relaxed=[str(tmp_path / "dft.json")],
+        calibration=[str(tmp_path / "calibration.csv")],
+        selection=[str(tmp_path / "selection.json")],
+        labels=[str(tmp_path / f"adaptive__{x}" / "labels.csv") for x in ("al1", "rand1")],
+    )
+    out = {
+        n: tmp_path / "out" / f
+        for n, f in [
+            ("summary", "summary.md"),
+            ("per_seed", "p.csv"),
+            ("record", "summary.json"),
+            ("generations", "al_generations.png"),
+            ("calibration", "al_calibration.png"),
+        ]
+    }
+    (tmp_path / "out").mkdir()
+    settings = {
+        "frames_per_generation": 2,
+        "min_frame_gap": 5,
+        "score": {"combine": "max", "weights": {"energy": 1, "forces": 1, "stress": 1}},
+    }
+    record = active.write_summary(
+        inp, out, models=models, base="adaptive", generations=1, settings=settings, n_seeds=3
+    )
+    sentences = record["verdicts"][1]
+    s_mae = next(s for s in sentences if s.startswith("test S MAE"))
+    assert "adaptive__al1 is lower than" in s_mae and "adaptive__rand1 (Δ -0.1" in s_mae
+    f_mae = next(s for s in sentences if s.startswith("test F MAE"))
+    assert "not distinguishable from adaptive__rand1" in f_mae
+    calib_rows = {r["term"]: r for r in record["calibration"]}
+    assert calib_rows["forces"]["n"] == 3
+    assert calib_rows["forces"]["spearman"] == pytest.approx(
+        spearmanr([1, 3, 4], [3, 2, 1]).statistic
+    )
+    text = out["summary"].read_text()
+    assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
+    assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
+    assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences

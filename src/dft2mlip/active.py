@@ -260,9 +260,11 @@ def choose_frames(
         chosen.update(dict(zip(label_ids(generation, "rand", k), drawn, strict=True)))
         record["random_seed"] = rseed
     record["frames"] = [
-        {"structure_id": sid, **table.iloc[row][["path", "frame", "md_strain", "score"]].to_dict()}
+        {"structure_id": sid, "path": str(table.iloc[row]["path"]),
+         "frame": int(table.iloc[row]["frame"]), "md_strain": float(table.iloc[row]["md_strain"]),
+         "score": float(table.iloc[row]["score"])}
         for sid, row in chosen.items()
-    ]
+    ]  # fmt: skip
     return chosen, record
 
 
