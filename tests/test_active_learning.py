@@ -479,3 +479,14 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
     assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences
+    # the report shows the section (Markdown and HTML) with its figures beside it
+    from dft2mlip.report import write_report
+
+    summary = write_report(tmp_path / "report", dataset_table=None, runs={},
+                           dft_elastic_json=None, active_learning_dir=tmp_path / "out")  # fmt: skip
+    text = summary.read_text()
+    assert "## Active learning: committee-picked vs random frames" in text
+    assert "not distinguishable from adaptive__rand1" in text
+    for link in ("al_generations.png", "al_calibration.png"):
+        assert f"]({link})" in text and (tmp_path / "report" / link).exists()
+    assert "Active learning: committee-picked" in (tmp_path / "report" / "report.html").read_text()
