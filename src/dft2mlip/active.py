@@ -407,6 +407,7 @@ def plot_generations(per_seed: pd.DataFrame, path) -> None:
             stats = rows.groupby("generation")[col].agg(["mean", "std"])
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker="o",
                         capsize=3, label={"al": "active", "rand": "random"}[lineage])  # fmt: skip
+        ax.set_xticks(sorted(set(per_seed["generation"])))
         ax.set_xlabel("generation")
         ax.set_ylabel(f"{label} ({unit})")
     axes[0].legend(fontsize=8)
