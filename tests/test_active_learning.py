@@ -76,6 +76,9 @@ def test_scores_are_the_max_or_sum_of_median_normalised_terms():
     # a stress-only frame (row 2) outranks the energy outlier when energy is switched off
     no_e = active.combine_scores(table, {"energy": 0, "forces": 1, "stress": 1}, "max")
     assert int(no_e["score"].idxmax()) == 2
+    # forces/15 vs stress/0.2 row by row: 0.67 > 0.5, 1.33 > 1, 2 < 4.5, 0.67 < 1
+    assert list(no_e["top_term"]) == ["forces", "forces", "stress", "stress"]
+    assert list(active.combine_scores(table, w, "max")["top_term"])[3] == "energy"
 
 
 def test_score_rejects_an_unknown_combination_and_all_zero_weights():
@@ -416,7 +419,10 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
         }
     )
     calib.to_csv(tmp_path / "calibration.csv", index=False)
-    (tmp_path / "selection.json").write_text(json.dumps({"generation": 1}))
+    frames = [{"structure_id": "g1-pick000", "top_term": "stress"},
+              {"structure_id": "g1-pick001", "top_term": "energy"},
+              {"structure_id": "g1-rand000", "top_term": "energy"}]  # fmt: skip
+    (tmp_path / "selection.json").write_text(json.dumps({"generation": 1, "frames": frames}))
     for lin in ("al1", "rand1"):
         (tmp_path / f"adaptive__{lin}").mkdir(exist_ok=True)
     pd.DataFrame(
@@ -476,6 +482,12 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
         spearmanr([1, 3, 4], [3, 2, 1]).statistic
     )
     text = out["summary"].read_text()
+    assert "generation 1: energy 1, stress 1" in text
+    per_seed = active.with_lineage(pd.read_csv(out["per_seed"]), "adaptive")
+    paired = active.paired_differences(per_seed)
+    np.testing.assert_allclose(paired["stress_mae_GPa"], [-0.1, -0.1, -0.1])
+    np.testing.assert_allclose(paired["forces_mae_meV_per_A"], [-1.0, -1.0, -1.0])
+    assert "Active minus random, seed by seed" in text
     assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
     assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences

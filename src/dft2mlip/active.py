@@ -140,7 +140,8 @@ def committee_predict(calcs: Sequence, frames: Sequence) -> list[dict]:
 def combine_scores(
     table: pd.DataFrame, weights: Mapping[str, float], combine: str = "max"
 ) -> pd.DataFrame:
-    """Add ``n_<term>`` (disagreement / its median over the pool) and ``score`` columns.
+    """Add ``n_<term>`` (disagreement / its median over the pool), ``score`` and ``top_term``
+    (the term with the largest weighted contribution) columns.
 
     ``score`` = max (or sum) over terms of weight × normalised disagreement; a term with weight
     0 is ignored. A term whose median is 0 (the committee agrees exactly on most frames) is
@@ -149,7 +150,7 @@ def combine_scores(
     if combine not in ("max", "sum"):
         raise ValueError(f"active_learning.score.combine = {combine!r}: use max or sum")
     out = table.copy()
-    parts = []
+    parts, used = [], []
     for term in TERMS:
         col = TERM_COLUMNS[term][0]
         values = out[col].to_numpy(float)
@@ -157,10 +158,12 @@ def combine_scores(
         out[f"n_{term}"] = values / scale if scale > 0 else np.zeros_like(values)
         if float(weights.get(term, 0.0)) > 0:
             parts.append(float(weights[term]) * out[f"n_{term}"].to_numpy())
+            used.append(term)
     if not parts:
         raise ValueError("active_learning.score.weights: at least one weight must be > 0")
     stacked = np.vstack(parts)
     out["score"] = stacked.max(axis=0) if combine == "max" else stacked.sum(axis=0)
+    out["top_term"] = [used[i] for i in stacked.argmax(axis=0)]
     return out
 
 
@@ -262,7 +265,7 @@ def choose_frames(
     record["frames"] = [
         {"structure_id": sid, "path": str(table.iloc[row]["path"]),
          "frame": int(table.iloc[row]["frame"]), "md_strain": float(table.iloc[row]["md_strain"]),
-         "score": float(table.iloc[row]["score"])}
+         "score": float(table.iloc[row]["score"]), "top_term": str(table.iloc[row]["top_term"])}
         for sid, row in chosen.items()
     ]  # fmt: skip
     return chosen, record
@@ -424,8 +427,46 @@ def _table_block(df: pd.DataFrame) -> tuple:
     return ("table", [str(c) for c in df.columns], rows)
 
 
+def paired_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per generation and seed: active minus random on every study metric (seed k of both
+    lineages starts from the same initial parameters; negative = active lower)."""
+    from dft2mlip.study import STUDY_METRICS
+
+    cols = [c for c, _, _ in STUDY_METRICS]
+    key = ["generation", "seed"]
+    al = per_seed[per_seed["lineage"] == "al"].set_index(key)[cols]
+    rand = per_seed[per_seed["lineage"] == "rand"].set_index(key)[cols]
+    return (al - rand).dropna(how="all").reset_index()
+
+
+def _decided_by_blocks(selections: Sequence[Mapping]) -> list[tuple]:
+    """Which term (largest weighted normalised disagreement) decided each active pick."""
+    items = []
+    for sel in selections:
+        terms = [f["top_term"] for f in sel.get("frames", []) if "-pick" in f["structure_id"]
+                 and "top_term" in f]  # fmt: skip
+        if terms:
+            counts = ", ".join(f"{t} {terms.count(t)}" for t in TERMS if t in terms)
+            items.append(f"generation {sel['generation']}: {counts}")
+    if not items:
+        return []
+    return [("p", "Term that decided each active pick (largest weighted, median-normalised "
+             "disagreement):"), ("ul", items)]  # fmt: skip
+
+
+def _paired_blocks(per_seed: pd.DataFrame) -> list[tuple]:
+    diff = paired_differences(per_seed)
+    if diff.empty:
+        return []
+    return [("h", 3, "Active minus random, seed by seed (negative: active lower)"),
+            ("p", "The verdict above is the study's unpaired rule; this table shows each seed's "
+             "own difference (both lineages start seed k from the same parameters)."),
+            _table_block(diff)]  # fmt: skip
+
+
 def summary_blocks(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFrame,
-                   calibration: Sequence[Mapping], settings: Mapping) -> list[tuple]:  # fmt: skip
+                   calibration: Sequence[Mapping], settings: Mapping,
+                   selections: Sequence[Mapping] = ()) -> list[tuple]:  # fmt: skip
     """The active-learning section of the report, as :mod:`dft2mlip.report` blocks (figures
     ``al_generations.png`` and ``al_calibration.png``)."""
     from dft2mlip.study import STUDY_METRICS
@@ -448,6 +489,8 @@ def summary_blocks(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFra
                "errors over seeds)")]  # fmt: skip
     for g, sentences in verdicts.items():
         blocks += [("p", f"Generation {g}:"), ("ul", list(sentences))]
+    blocks += _decided_by_blocks(selections)
+    blocks += _paired_blocks(per_seed)
     blocks.append(("h", 3, "Calibration: Spearman rank correlation of disagreement and true error"))
     if calibration:
         blocks += [_table_block(pd.DataFrame(calibration)),
@@ -542,7 +585,8 @@ def write_summary(
                    "combine": settings["score"]["combine"], "weights": settings["score"]["weights"],
                    "min_frame_gap": settings["min_frame_gap"]}  # fmt: skip
     per_seed.to_csv(out["per_seed"], index=False)
-    blocks = summary_blocks(per_seed, verdicts, labels, calibration, md_settings)
+    selections = [json.loads(Path(p).read_text()) for p in inp["selection"]]
+    blocks = summary_blocks(per_seed, verdicts, labels, calibration, md_settings, selections)
     Path(out["summary"]).write_text(render_markdown(blocks))
     plot_generations(per_seed, out["generations"])
     plot_calibration(calib, out["calibration"])
@@ -552,7 +596,7 @@ def write_summary(
         "calibration": calibration,
         "rule": "a difference is real when |Δ mean| > 2 standard errors over seeds",
         "labels": labels.to_dict(orient="records"),
-        "selections": [json.loads(Path(p).read_text()) for p in inp["selection"]],
+        "selections": selections,
         "blocks": blocks,
     }
     write_json(record, out["record"])
