@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/study.smk"
+include: "workflow/rules/active_learning.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
 

@@ -12,6 +12,7 @@ from dft2mlip.validate.deform import (
     run_deformation_md,
 )
 
+name = snakemake.params.get("name") or snakemake.wildcards.run  # exploration paths: a name
 spec = DeformationSpec.from_config(snakemake.params.md)
 atoms = conventional_cell(snakemake.params.material, spec.repeat)
 calc = MLIPCalculator(snakemake.input.model)
@@ -32,12 +33,12 @@ plot_stress_strain(
     snakemake.output.plot,
     dft_points=None,
     component=spec.component,
-    title=f"{snakemake.wildcards.run}: {spec.mode} {spec.direction}, lateral {spec.lateral}",
+    title=f"{name}: {spec.mode} {spec.direction}, lateral {spec.lateral}",
     strain_label=spec.strain_label,
 )
 log.info(
     "%s: %d MD records, final strain %.4f",
-    snakemake.wildcards.run,
+    name,
     len(frames),
     frames["strain"].iloc[-1],
 )

@@ -41,5 +41,7 @@ summary = write_report(
     run_descriptions={run: describe_run(cfg["training"]["runs"][run]) for run in runs},
     settings=report_settings(cfg),
     study_dir=Path(inp.study[0]).parent,
+    # active learning's folder when it ran (generations > 0), else None: no section
+    active_learning_dir=Path(inp.active_learning[0]).parent if inp.active_learning else None,
 )
 log.info("report written: %s", summary)

@@ -302,6 +302,7 @@ def check_config(config: dict) -> None:
     _check_training_structures(config)
     _check_import_settings(config)
     _check_validation(config)
+    _check_active_learning(config)
 
 
 def _check_qe(config: dict) -> None:
@@ -361,6 +362,15 @@ def _check_validation(config: dict) -> None:
             spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")
         except ValueError as err:
             raise ValueError(f"{err}{_md_repeat_hint(config['material'], spec, r_max)}") from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _check_active_learning(config: dict) -> None:
+    from dft2mlip.active import check_active_learning
+
+    try:
+        check_active_learning(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

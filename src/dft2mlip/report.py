@@ -136,6 +136,25 @@ def _render_markdown(blocks: list[tuple]) -> str:
     return "\n".join(out)
 
 
+#: the Markdown renderer of report blocks, for sections written by other modules
+render_markdown = _render_markdown
+
+
+def _active_learning_section(al_dir: Path | None, out_dir: Path, blocks: list, missing) -> None:
+    """The active-learning section written by :func:`dft2mlip.active.write_summary` (blocks and
+    figures), when active learning ran."""
+    if al_dir is None:
+        return
+    record_path = missing.path("active-learning summary", al_dir / "summary.json")
+    if record_path is None:
+        blocks.append(("p", "Active learning ran but its summary is missing."))
+        return
+    for name in ("al_generations.png", "al_calibration.png"):
+        if (al_dir / name).exists():
+            shutil.copyfile(al_dir / name, out_dir / name)
+    blocks.extend(tuple(b) for b in json.loads(record_path.read_text())["blocks"])
+
+
 def _inline_html(text: str) -> str:
     text = html.escape(str(text), quote=False)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
@@ -892,6 +911,7 @@ def write_report(
     settings: Mapping[str, object] | None = None,
     study_dir: str | Path | None = None,
     write_html: bool = True,
+    active_learning_dir: str | Path | None = None,
 ) -> Path:
     """Write ``summary.md`` (and ``report.html``) with figures into ``out_dir``.
 
@@ -919,6 +939,8 @@ def write_report(
     study_dir
         Folder written by :func:`dft2mlip.study.write_study` (every run x seed, verdict); the
         detailed sections above show the first seed of each run.
+    active_learning_dir
+        Folder written by :func:`dft2mlip.active.write_summary`; None: no such section.
 
     Returns
     -------
@@ -977,6 +999,8 @@ def write_report(
     _elastic_section(tensors, out_dir, blocks, figures)
     _md_section(md, sv, md_component, md_strain_label, out_dir, blocks, figures)
     _study_section(Path(study_dir) if study_dir else None, out_dir, blocks, figures, missing)
+    al_dir = Path(active_learning_dir) if active_learning_dir else None
+    _active_learning_section(al_dir, out_dir, blocks, missing)
     blocks.append(("h", 2, "Missing artifacts"))
     if missing.items:
         blocks.append(

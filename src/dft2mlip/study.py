@@ -287,6 +287,49 @@ def model_record(
     return row
 
 
+def per_seed_table(
+    models: Sequence[tuple[str, int]],
+    metrics: Sequence,
+    elastic: Sequence,
+    md_stress: Sequence,
+    dft_elastic: Sequence = (),
+    dft_elastic_relaxed: Sequence = (),
+) -> pd.DataFrame:
+    """The per-seed table of ``models`` ((run, seed) pairs) from their files: test metrics,
+    relaxed-ion elastic tensor (``elastic_relaxed.json``) and MD-snapshot stress summary (empty
+    ``md_stress``: NaN). The elastic error is against the DFT relaxed-ion tensor when there is
+    one, else the clamped-ion one (and the model's tensor of the same protocol); without DFT it
+    is NaN, as it is for a model whose relaxation failed (the warning says why)."""
+    import json
+    import logging
+
+    from dft2mlip.validate.elastic import read_elastic_json
+
+    dft_paths = list(dft_elastic_relaxed) or list(dft_elastic)
+    dft_c = read_elastic_json(dft_paths[0])[0] if dft_paths else None
+    relaxed = bool(dft_elastic_relaxed)
+
+    def model_tensor(path: str):
+        if dft_c is None:
+            return None
+        if not relaxed:
+            path = str(path).replace("elastic_relaxed.json", "elastic.json")
+        try:
+            return read_elastic_json(path)[0]
+        except ValueError as err:  # a failure record: the error stays NaN, the log says why
+            logging.getLogger(__name__).warning("%s", err)
+            return None
+
+    rows = []
+    md_stress = list(md_stress) or [None] * len(models)
+    for (run, seed), m, el, md in zip(models, metrics, elastic, md_stress, strict=True):
+        md_mae = json.loads(Path(md).read_text())["mae_GPa"] if md else math.nan
+        rows.append(model_record(run, seed, json.loads(Path(m).read_text()),
+                                 elastic_c=model_tensor(el), dft_elastic_c=dft_c,
+                                 md_stress_mae_GPa=md_mae))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def plot_pareto(per_seed: pd.DataFrame, grid: pd.DataFrame | None, path: str | Path) -> Path:
     """Three panels (E–F, E–S, F–S test MAE) with every run and seed, and the grid points."""
     import matplotlib

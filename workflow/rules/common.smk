@@ -1,6 +1,7 @@
 # Helper functions, id lists and wildcard constraints. No rules here.
 from pathlib import Path
 
+from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
 from dft2mlip.dft.magnetism import with_moments
@@ -28,7 +29,7 @@ NOT_GRID_POINT = "(?![A-Za-z0-9_-]*__g[0-9]+/)[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
 wildcard_constraints:
-    group="train|elastic|md",
+    group="train|elastic|md|al",
     sid="[A-Za-z0-9][A-Za-z0-9_.-]*",
     run="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed="[0-9]+",
@@ -114,8 +115,9 @@ def tuning_path(run):
 
 def tuning_input(wildcards):
     """[the tuned run's chosen grid point] for a tuned run, else []."""
-    if wildcards.run in tuned_runs(config["training"]["runs"]):
-        return [tuning_path(wildcards.run)]
+    run = al_base_of(wildcards.run)
+    if run in tuned_runs(config["training"]["runs"]):
+        return [tuning_path(run)]
     return []
 
 
@@ -162,6 +164,8 @@ def structure_set_path(group, run=None):
     elastic.extxyz, or md/<run>.extxyz (one file per set keeps the DAG linear in structures)."""
     if group == "md":
         return f"{RESULTS}/structures/md/{run}.extxyz"
+    if group == "al":  # one set per active-learning generation (`run` is the generation)
+        return f"{RESULTS}/structures/al/g{run}.extxyz"
     return f"{RESULTS}/structures/{group}.extxyz"
 
 
@@ -173,6 +177,8 @@ def md_run_of(sid):
 def structure_set_of(wildcards):
     """The structure set that holds {group}/{sid}."""
     run = md_run_of(wildcards.sid) if wildcards.group == "md" else None
+    if wildcards.group == "al":
+        run = active.generation_of(wildcards.sid)
     return structure_set_path(wildcards.group, run)
 
 
@@ -230,7 +236,7 @@ def dft_relaxed_elastic_outputs():
 def run_config(wildcards):
     """The entry the trainer gets for {run} (a configured run or a grid point; a tuned run's
     weights are read from its tuning.json by the script)."""
-    return resolve_run_config(wildcards.run, config["training"]["runs"])
+    return resolve_run_config(al_base_of(wildcards.run), config["training"]["runs"])
 
 
 def dft_physics_config():
@@ -294,6 +300,7 @@ def report_inputs():
         else [],
         "study": list(study_files().values()),
         "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
+        "active_learning": al_outputs(),
     }
 
 
@@ -383,7 +390,9 @@ def import_label_paths():
 
 def all_dft_label_paths():
     """Every DFT label of the run: training candidates, elastic set, MD snapshots of every run."""
-    return dft_label_paths() + elastic_label_paths() + all_snapshot_label_paths()
+    return (
+        dft_label_paths() + elastic_label_paths() + all_snapshot_label_paths() + al_label_paths()
+    )
 
 
 def provenance_inputs():
@@ -422,3 +431,135 @@ def convergence_outputs():
         f"{RESULTS}/convergence/convergence_study.png",
         f"{RESULTS}/convergence/chosen_settings.json",
     ]
+
+
+# ---- active learning (active_learning.smk): lineages "al" and "rand" of the committee run;
+# model <run>__al<g> / <run>__rand<g> (generation 0 = <run>), labels al/g<g>-pick<iii>, -rand<iii>
+
+
+def al_generations():
+    """Generations 1..active_learning.generations ([] when off)."""
+    return list(range(1, int(config["active_learning"]["generations"]) + 1))
+
+
+def al_base():
+    """The committee's training run."""
+    return active.committee_run(config)
+
+
+def al_base_of(run):
+    """The configured run an active-learning model retrains (the run itself otherwise)."""
+    parsed = active.parse_model_name(run)
+    return parsed[0] if parsed else run
+
+
+def al_lineages():
+    return active.lineages(config["active_learning"]["baseline"])
+
+
+def al_model(lineage, generation):
+    return active.model_name(al_base(), lineage, int(generation))
+
+
+def al_paths():
+    """Names of the exploration MD paths."""
+    return list(config["active_learning"]["exploration"])
+
+
+def al_k():
+    return int(config["active_learning"]["frames_per_generation"])
+
+
+def al_label_paths(lineages=None, upto=None):
+    """DFT labels picked by the given lineages (default all) in generations 1..upto."""
+    gens = [g for g in al_generations() if upto is None or g <= upto]
+    return [label_path("al", sid) for g in gens for lin in (lineages or al_lineages())
+            for sid in active.label_ids(g, lin, al_k())]  # fmt: skip
+
+
+def al_generation_labels(wildcards):
+    """Every label of generation {gen} (picks and random frames)."""
+    g = int(wildcards.gen)
+    ids = [sid for lin in al_lineages() for sid in active.label_ids(g, lin, al_k())]
+    return [label_path("al", sid) for sid in ids]
+
+
+def al_explore_md(wildcards):
+    return active.exploration_md(
+        config["validation"]["md"], config["active_learning"]["exploration"][wildcards.path]
+    )
+
+
+def al_explore_seed(wildcards):
+    """MD seed of one exploration path of one generation (differs between paths and gens)."""
+    return int(config["seed"]) + 1000 * int(wildcards.gen) + al_paths().index(wildcards.path)
+
+
+def al_explore_name(wildcards):
+    return f"g{wildcards.gen} {wildcards.path}"
+
+
+def al_explore_model(wildcards):
+    """Seed-0 model of the previous generation of the active lineage."""
+    return f"{model_dir(al_model('al', int(wildcards.gen) - 1), 0)}/model.pt"
+
+
+def al_committee(wildcards):
+    """Every seed of the previous generation of the active lineage: the committee."""
+    prev = al_model("al", int(wildcards.gen) - 1)
+    return [f"{model_dir(prev, k)}/model.pt" for k in seed_indices()]
+
+
+def al_trajectories(wildcards):
+    return [f"{RESULTS}/al/explore/g{wildcards.gen}/{p}/trajectory.extxyz" for p in al_paths()]
+
+
+def training_split(wildcards):
+    """The train split a model is trained on: the dataset's, or an active-learning lineage's
+    (dataset train split + its ok picks so far)."""
+    if active.parse_model_name(wildcards.run):
+        return f"{RESULTS}/al/{wildcards.run}/train.extxyz"
+    return dataset_files()["train"]
+
+
+def al_dataset_labels(wildcards):
+    _, lineage, g = active.parse_model_name(wildcards.run)
+    return al_label_paths([lineage], g)
+
+
+def al_models():
+    """(model name, seed) of every model of the comparison: generation 0 and every lineage's
+    generations."""
+    names = [al_base()] + [al_model(lin, g) for g in al_generations() for lin in al_lineages()]
+    return [(name, k) for name in names for k in seed_indices()]
+
+
+def al_per_model(pattern):
+    return [pattern.format(run=run, seed=k) for run, k in al_models()]
+
+
+def al_summary_inputs():
+    validate_dir = f"{RESULTS}/validate/{{run}}/seed{{seed}}"
+    return {
+        "metrics": al_per_model(f"{validate_dir}/metrics.json"),
+        "elastic": al_per_model(f"{validate_dir}/elastic_relaxed.json"),
+        "md_stress": al_per_model(f"{validate_dir}/md_stress.json"),
+        "dft_elastic": dft_elastic_outputs(),
+        "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
+        "calibration": [f"{RESULTS}/al/g{g}/calibration.csv" for g in al_generations()],
+        "selection": [f"{RESULTS}/al/g{g}/selection.json" for g in al_generations()],
+        "labels": [f"{RESULTS}/al/{al_model(lin, g)}/labels.csv"
+                   for g in al_generations() for lin in al_lineages()],  # fmt: skip
+    }
+
+
+def al_files():
+    d = f"{RESULTS}/al"
+    return {"summary": f"{d}/summary.md", "per_seed": f"{d}/per_seed.csv",
+            "record": f"{d}/summary.json", "generations": f"{d}/al_generations.png",
+            "calibration": f"{d}/al_calibration.png"}  # fmt: skip
+
+
+def al_outputs():
+    """The active-learning summary when generations > 0, else []."""
+    return [al_files()["summary"]] if al_generations() else []

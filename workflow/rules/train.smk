@@ -9,7 +9,7 @@ rule train:
     other data or settings is ignored and replaced.
     """
     input:
-        train=rules.dataset.output.train,
+        train=training_split,
         val=rules.dataset.output.val,
         tuning=tuning_input,
     output:

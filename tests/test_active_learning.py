@@ -1,0 +1,504 @@
+"""Active learning (dft2mlip.active): committee disagreement in closed form, score combination,
+diverse and random selection, Spearman against scipy, the training set of a generation with a
+failed label, a committee of two real trained MACE models (disagreement = true error when the
+label is one member's prediction), config checks, and the static DAG of the generations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import ase.io
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from ase.build import bulk
+from ase.stress import voigt_6_to_full_3x3_stress
+from ase.units import GPa
+from scipy.stats import spearmanr
+from tiny_run import ROOT, make_workdir, planned_jobs, snakemake
+from training_helpers import emt_frames
+
+from dft2mlip import active
+from dft2mlip.data import Label, write_label
+
+# ---- scoring in closed form
+
+
+def test_two_member_disagreement_is_half_the_difference():
+    """Two members: the ddof-0 std of each quantity is half their difference."""
+    n = 4
+    rng = np.random.default_rng(0)
+    f0 = rng.normal(size=(n, 3))
+    kick = np.array([0.3, -0.4, 0.0])  # |kick| = 0.5 eV/Å on atom 2 only
+    f1 = f0.copy()
+    f1[2] += kick
+    s0 = rng.normal(size=6) * 0.01
+    ds = np.array([0.002, 0.0, -0.001, 0.0, 0.0015, 0.0])  # eV/Å³
+    d = active.frame_disagreement(
+        np.array([-10.0, -10.0 + 0.08]), np.array([f0, f1]), np.array([s0, s0 + ds]), n
+    )
+    assert d["d_energy_meV_per_atom"] == pytest.approx(1e3 * 0.08 / n / 2)
+    assert d["d_forces_meV_per_A"] == pytest.approx(1e3 * 0.5 / 2)
+    # the std of the full 3x3 tensors (off-diagonals twice), Frobenius norm, in GPa
+    full = np.array([voigt_6_to_full_3x3_stress(s0), voigt_6_to_full_3x3_stress(s0 + ds)])
+    assert d["d_stress_GPa"] == pytest.approx(np.linalg.norm(full.std(axis=0)) / GPa)
+
+
+def test_identical_members_agree_exactly():
+    f = np.ones((3, 2, 3))
+    d = active.frame_disagreement(np.full(3, -5.0), f, np.zeros((3, 6)), 2)
+    assert d == {"d_energy_meV_per_atom": 0.0, "d_forces_meV_per_A": 0.0, "d_stress_GPa": 0.0}
+
+
+def _pool(e, f, s):
+    return pd.DataFrame(
+        {"d_energy_meV_per_atom": e, "d_forces_meV_per_A": f, "d_stress_GPa": s}, dtype=float
+    )
+
+
+def test_scores_are_the_max_or_sum_of_median_normalised_terms():
+    table = _pool([1, 2, 3, 40], [10, 20, 30, 10], [0.1, 0.2, 0.9, 0.2])
+    med = {"energy": 2.5, "forces": 15.0, "stress": 0.2}
+    n = np.array([
+        [1 / med["energy"], 10 / med["forces"], 0.1 / med["stress"]],
+        [2 / med["energy"], 20 / med["forces"], 0.2 / med["stress"]],
+        [3 / med["energy"], 30 / med["forces"], 0.9 / med["stress"]],
+        [40 / med["energy"], 10 / med["forces"], 0.2 / med["stress"]],
+    ])  # fmt: skip
+    w = {"energy": 1.0, "forces": 1.0, "stress": 2.0}
+    by_max = active.combine_scores(table, w, "max")["score"].to_numpy()
+    by_sum = active.combine_scores(table, w, "sum")["score"].to_numpy()
+    np.testing.assert_allclose(by_max, (n * [1, 1, 2]).max(axis=1))
+    np.testing.assert_allclose(by_sum, (n * [1, 1, 2]).sum(axis=1))
+    # a stress-only frame (row 2) outranks the energy outlier when energy is switched off
+    no_e = active.combine_scores(table, {"energy": 0, "forces": 1, "stress": 1}, "max")
+    assert int(no_e["score"].idxmax()) == 2
+    # forces/15 vs stress/0.2 row by row: 0.67 > 0.5, 1.33 > 1, 2 < 4.5, 0.67 < 1
+    assert list(no_e["top_term"]) == ["forces", "forces", "stress", "stress"]
+    assert list(active.combine_scores(table, w, "max")["top_term"])[3] == "energy"
+
+
+def test_score_rejects_an_unknown_combination_and_all_zero_weights():
+    table = _pool([1, 2], [1, 2], [1, 2])
+    with pytest.raises(ValueError, match="combine"):
+        active.combine_scores(table, {"energy": 1}, "mean")
+    with pytest.raises(ValueError, match="at least one weight"):
+        active.combine_scores(table, {"energy": 0, "forces": 0, "stress": 0})
+
+
+# ---- selection
+
+
+def test_greedy_selection_keeps_picks_apart_on_one_path():
+    paths = ["a"] * 6 + ["b"] * 2
+    frames = [0, 1, 2, 3, 4, 5, 0, 1]
+    scores = [9.0, 8.9, 8.8, 1.0, 5.0, 4.0, 8.95, 0.5]
+    # by hand, gap 3: a0 (9.0), b0 (8.95), a1 too close to a0, a2 too close, a4 (5.0) -> k = 3
+    picked, relaxed = active.select_diverse(scores, paths, frames, 3, 3)
+    assert picked == [0, 6, 4] and not relaxed
+    # gap 0: plain top-k
+    assert active.select_diverse(scores, paths, frames, 3, 0)[0] == [0, 6, 1]
+
+
+def test_selection_fills_in_when_the_pool_is_too_small_for_the_gap():
+    picked, relaxed = active.select_diverse([3.0, 2.0, 1.0], ["a"] * 3, [0, 1, 2], 2, 10)
+    assert picked == [0, 1] and relaxed
+
+
+def test_random_selection_is_seeded_distinct_and_uniform():
+    a = active.select_random(100, 10, 5)
+    assert a == active.select_random(100, 10, 5) and len(set(a)) == 10
+    assert a != active.select_random(100, 10, 6)
+    counts = np.bincount(
+        np.concatenate([active.select_random(10, 3, s) for s in range(3000)]), minlength=10
+    )
+    assert counts.min() > 0.8 * 900 and counts.max() < 1.2 * 900  # 3000 x 3 / 10 each
+
+
+def test_choose_frames_names_every_lineage_and_records_the_pool():
+    table = active.combine_scores(_pool(np.arange(1, 21), np.ones(20), np.ones(20)), {"energy": 1})
+    table["path"] = ["p"] * 20
+    table["frame"] = range(20)
+    table["md_strain"] = np.linspace(0, 0.02, 20)
+    chosen, record = active.choose_frames(table, 2, 3, 4, seed=1, baseline="random")
+    assert list(chosen)[:3] == ["g2-pick000", "g2-pick001", "g2-pick002"]
+    assert [chosen[f"g2-pick00{i}"] for i in range(3)] == [19, 15, 11]
+    assert sorted(k for k in chosen if "rand" in k) == [f"g2-rand00{i}" for i in range(3)]
+    assert record["pool_size"] == 20 and not record["gap_relaxed"]
+    assert json.loads(json.dumps(record))["frames"][0]["frame"] == 19  # plain JSON types
+    only_al, _ = active.choose_frames(table, 2, 3, 4, seed=1, baseline="none")
+    assert all("pick" in k for k in only_al)
+
+
+def test_spearman_matches_scipy_with_ties():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 5, 30).astype(float)
+    y = x + rng.normal(size=30)
+    assert active.spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    assert np.isnan(active.spearman([1, 2], [2, 1]))
+    assert np.isnan(active.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_names_round_trip():
+    assert active.model_name("adaptive", "al", 0) == "adaptive"
+    assert active.parse_model_name("adaptive__al3") == ("adaptive", "al", 3)
+    assert active.parse_model_name("my_run-2__rand12") == ("my_run-2", "rand", 12)
+    for plain in ("adaptive", "tuned__g03", "x__al0", "x__al", "x__alx"):
+        assert active.parse_model_name(plain) is None
+    assert active.label_ids(4, "rand", 2) == ["g4-rand000", "g4-rand001"]
+    assert active.generation_of("g12-pick003") == 12
+
+
+# ---- training set of a generation: failed labels listed, never trained on
+
+
+def _label(atoms, sid, status="ok", settings_hash="h1"):
+    atoms = atoms.copy()
+    if status != "ok":
+        for key in ("REF_energy", "REF_stress"):
+            atoms.info.pop(key, None)
+        atoms.arrays.pop("REF_forces", None)
+    return Label(sid, "active_learning", status, "" if status == "ok" else "scf not converged",
+                 atoms, settings_hash=settings_hash)  # fmt: skip
+
+
+def test_training_set_adds_ok_picks_and_lists_the_rest(tmp_path):
+    frames = emt_frames(5, seed=4)
+    base = []
+    for i, atoms in enumerate(frames[:2]):
+        atoms = atoms.copy()
+        atoms.info.update(structure_id=f"train-{i}", settings_hash="h1")
+        base.append(atoms)
+    ase.io.write(tmp_path / "train.extxyz", base, format="extxyz")
+    paths = []
+    for sid, atoms, status, h in [("g1-pick000", frames[2], "ok", "h1"),
+                                  ("g1-pick001", frames[3], "failed", "h1"),
+                                  ("g2-pick000", frames[4], "ok", "other")]:  # fmt: skip
+        paths.append(tmp_path / f"{sid}.extxyz")
+        write_label(_label(atoms, sid, status, h), paths[-1])
+    table = active.training_set(tmp_path / "train.extxyz", paths, tmp_path / "out.extxyz")
+    out = ase.io.read(tmp_path / "out.extxyz", ":")
+    assert [a.info["structure_id"] for a in out] == ["train-0", "train-1", "g1-pick000"]
+    assert out[2].info["REF_energy"] == pytest.approx(frames[2].info["REF_energy"])
+    assert list(table["included"]) == [True, False, False]
+    assert list(table["status"]) == ["ok", "failed", "ok"]
+    assert "scf not converged" in table["reason"][1] and "settings_hash" in table["reason"][2]
+    assert list(table["generation"]) == [1, 1, 2]
+
+
+# ---- a committee of two real trained MACE models
+
+
+@pytest.fixture(scope="module")
+def committee(tmp_path_factory):
+    from training_helpers import TINY_MODEL
+
+    from dft2mlip.train.trainer import train_run
+
+    work = tmp_path_factory.mktemp("committee")
+    ase.io.write(work / "train.xyz", emt_frames(6, seed=1))
+    ase.io.write(work / "val.xyz", emt_frames(2, seed=2))
+    paths = []
+    for seed in (1, 2):
+        train_run(work / "train.xyz", work / "val.xyz", work / f"s{seed}", run_name="c",
+                  model_cfg=TINY_MODEL, run_cfg={"scheme": "fixed", "weights":
+                  {"energy": 1.0, "forces": 1.0, "stress": 1.0}}, epochs=2, batch_size=2,
+                  lr=0.01, dtype="float64", seed=seed, threads=1)  # fmt: skip
+        paths.append(work / f"s{seed}" / "model.pt")
+    return paths
+
+
+@pytest.mark.slow
+def test_committee_disagreement_equals_the_error_against_one_member(committee, tmp_path):
+    """With two members and a 'DFT' label equal to member 0's prediction, the committee mean's
+    error is half the members' difference, exactly the ddof-0 disagreement, for E, F and S."""
+    from dft2mlip.calculator import MLIPCalculator
+
+    atoms = bulk("Al", "fcc", a=4.02, cubic=True)
+    atoms.rattle(0.05, seed=3)
+    member0 = atoms.copy()
+    member0.calc = MLIPCalculator(committee[0])
+    atoms.info.update(REF_energy=member0.get_potential_energy(),
+                      REF_stress=member0.get_stress(voigt=True))  # fmt: skip
+    atoms.arrays["REF_forces"] = member0.get_forces()
+    write_label(_label(atoms, "g1-rand000"), tmp_path / "label.extxyz")
+    table = active.calibration_table([tmp_path / "label.extxyz"], committee)
+    row = table.iloc[0]
+    assert row["selection"] == "random" and row["d_forces_meV_per_A"] > 0
+    for d_col, err_col in active.TERM_COLUMNS.values():
+        # the label went through extxyz (about 8 significant digits): not bit-exact
+        assert row[err_col] == pytest.approx(row[d_col], rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_pool_scoring_on_a_real_md_trajectory(committee, tmp_path):
+    """Real MD with member 0, scored by both: one row per recorded frame, and the frames'
+    disagreement matches a direct evaluation of the two models."""
+    from dft2mlip.calculator import MLIPCalculator
+    from dft2mlip.validate.deform import DeformationSpec, run_deformation_md
+
+    spec = DeformationSpec.from_config({"mode": "uniaxial", "direction": "x", "repeat": [1, 1, 1],
+        "temperature_K": 300.0, "timestep_fs": 2.0, "strain_rate_per_ps": 0.5,
+        "max_strain": 0.02, "friction_per_fs": 0.01, "snapshots": 1})  # fmt: skip
+    atoms = bulk("Al", "fcc", a=4.02, cubic=True).repeat((2, 2, 2))
+    calc = MLIPCalculator(committee[0])
+    run_deformation_md(atoms, calc, spec, 1, tmp_path / "t.extxyz", tmp_path / "t.csv")
+    table, pool = active.score_pool({"x": tmp_path / "t.extxyz"}, committee, {"stress": 1.0}, "max")
+    md = {**spec.__dict__, "repeat": list(spec.repeat)}
+    assert len(table) == len(pool) == active.pool_frames(md)
+    frame = pool[5]
+    preds = []
+    for path in committee:
+        a = frame.copy()
+        a.calc = MLIPCalculator(path)
+        preds.append((a.get_potential_energy(), a.get_forces(), a.get_stress(voigt=True)))
+    e, f, s = (np.array([p[i] for p in preds]) for i in range(3))
+    expected = active.frame_disagreement(e, f, s, len(frame))
+    for col, value in expected.items():
+        assert table.loc[5, col] == pytest.approx(value)
+    assert table.loc[5, "score"] == pytest.approx(
+        table.loc[5, "d_stress_GPa"] / table["d_stress_GPa"].median()
+    )
+
+
+# ---- config checks (one line naming the key)
+
+
+def _config(**al):
+    from dft2mlip.config import validate_config
+
+    cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
+    cfg["active_learning"].update(al)
+    return validate_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"run": "nope"}, "active_learning.run = 'nope' is not a training run"),
+        ({"frames_per_generation": 100000}, "active_learning.frames_per_generation"),
+        ({"exploration": {"bad": {"strain_rate_per_ps": 5.0}}}, "active_learning.exploration.bad"),
+    ],
+)
+def test_bad_active_learning_settings_name_the_key(change, message):
+    from dft2mlip.config import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(_config(**change))
+
+
+def test_a_committee_needs_two_seeds():
+    from dft2mlip.config import ConfigError, check_config
+
+    cfg = _config()
+    cfg["training"]["seeds"] = 1
+    with pytest.raises(ConfigError, match="training.seeds >= 2"):
+        check_config(cfg)
+    cfg["active_learning"]["generations"] = 0
+    check_config(cfg)  # off: no committee needed
+
+
+# ---- the static DAG of the generations
+
+
+def expected_al_jobs(cfg: dict) -> dict:
+    al = cfg["active_learning"]
+    g, lineages = al["generations"], 2
+    return {"al_explore": g * len(al["exploration"]), "al_select": g, "al_calibration": g,
+            "al_dataset": g * lineages, "al_summary": 1,
+            "deformation_md": len(cfg["training"]["runs"]) + g * lineages}  # fmt: skip
+
+
+@pytest.mark.workflow
+def test_dry_run_has_every_generations_jobs(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
+    workdir = make_workdir(tmp_path / "w", ROOT / "config" / "examples" / "active_learning.yaml")
+    jobs = planned_jobs(snakemake(workdir, "-n").stdout)
+    for rule, n in expected_al_jobs(cfg).items():
+        assert jobs[rule] == n, rule
+    al, seeds = cfg["active_learning"], cfg["training"]["seeds"]
+    new_labels = al["generations"] * al["frames_per_generation"] * 2
+    new_models = al["generations"] * 2 * seeds
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    base["training"] = cfg["training"]
+    base_dir = tmp_path / "base.yaml"
+    base_dir.write_text(yaml.safe_dump(base))
+    base_jobs = planned_jobs(snakemake(make_workdir(tmp_path / "b", base_dir), "-n").stdout)
+    assert jobs["dft_run"] - base_jobs["dft_run"] == new_labels
+    for rule in ("train", "validate_model"):
+        assert jobs[rule] - base_jobs[rule] == new_models, rule
+
+
+@pytest.mark.workflow
+def test_one_more_generation_adds_only_its_own_jobs(tmp_path):
+    """Generation 1 'done' (every output touched, so Snakemake records its parameters), then
+    generations: 2 plans generation-2 jobs and the aggregates, nothing of generation 1."""
+    cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
+    cfg["active_learning"]["generations"] = 1
+    (tmp_path / "g1.yaml").write_text(yaml.safe_dump(cfg))
+    workdir = make_workdir(tmp_path / "w", tmp_path / "g1.yaml")
+    out = snakemake(workdir, "-n").stdout
+    for line in re.findall(r"^\s+output: (.*)$", out, re.M):
+        for f in line.split(", "):
+            (workdir / f).parent.mkdir(parents=True, exist_ok=True)
+            (workdir / f).write_text("")
+    touched = snakemake(workdir, "--touch", "--forceall")  # every job: records its params
+    n_meta = len(list((workdir / ".snakemake" / "metadata").glob("*")))
+    assert n_meta > 0, touched.stdout[-3000:] + touched.stderr[-3000:]
+    assert planned_jobs(snakemake(workdir, "-n").stdout) == {}
+    cfg["active_learning"]["generations"] = 2
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = snakemake(workdir, "-n").stdout
+    planned = re.findall(r"^\s+output: (.*)$", out, re.M)
+    aggregates = {"results/al/summary.md", "results/report/summary.md", "results/provenance.json"}
+    for line in planned:
+        files = line.split(", ")
+        assert aggregates & set(files) or all(
+            re.search(r"(/g2[-/]|g2\.extxyz|__al2/|__rand2/)", f) for f in files
+        ), line
+    jobs = planned_jobs(out)
+    assert jobs["al_explore"] == len(cfg["active_learning"]["exploration"]), out[:3000]
+    assert jobs["al_select"] == 1 and jobs["al_summary"] == 1
+
+
+# ---- the summary: the verdict is computed from the numbers
+
+
+def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
+    """Hand-made per-seed numbers: active learning's stress MAE is clearly lower than random's
+    (beyond 2 standard errors), its force MAE is not; a failed pick is listed in the report."""
+    from dft2mlip.validate.elastic import write_elastic_json
+
+    c_dft = np.diag([160.0, 160, 160, 80, 80, 80])
+    write_elastic_json(c_dft, tmp_path / "dft.json", "dft", protocol="relaxed_ion")
+    stress = {
+        "adaptive": [0.30, 0.31, 0.29],
+        "adaptive__al1": [0.10, 0.11, 0.09],
+        "adaptive__rand1": [0.20, 0.21, 0.19],
+    }
+    forces = {
+        "adaptive": [50, 51, 49],
+        "adaptive__al1": [40, 45, 35],
+        "adaptive__rand1": [41, 46, 36],
+    }
+    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress")}
+    for run in stress:
+        for k in range(3):
+            models.append((run, k))
+            d = tmp_path / run / str(k)
+            d.mkdir(parents=True)
+            metrics = {
+                "energy_mae_meV_per_atom": 2.0,
+                "forces_mae_meV_per_A": forces[run][k],
+                "stress_mae_GPa": stress[run][k],
+            }
+            (d / "metrics.json").write_text(json.dumps(metrics))
+            write_elastic_json(c_dft * 1.1, d / "elastic_relaxed.json", run, protocol="relaxed_ion")
+            (d / "md_stress.json").write_text(json.dumps({"mae_GPa": 0.5}))
+            for key, name in (
+                ("metrics", "metrics"),
+                ("elastic", "elastic_relaxed"),
+                ("md_stress", "md_stress"),
+            ):
+                inp[key].append(str(d / f"{name}.json"))
+    calib = pd.DataFrame(
+        {
+            "structure_id": ["g1-pick000", "g1-pick001", "g1-rand000", "g1-rand001"],
+            "generation": 1,
+            "selection": ["active"] * 2 + ["random"] * 2,
+            "status": ["ok", "failed", "ok", "ok"],
+            "d_energy_meV_per_atom": [1.0, 2, 3, 4],
+            "d_forces_meV_per_A": [1.0, 2, 3, 4],
+            "d_stress_GPa": [0.1, 0.2, 0.3, 0.4],
+            "err_energy_meV_per_atom": [1.0, np.nan, 2, 3],
+            "err_forces_meV_per_A": [3.0, np.nan, 2, 1],
+            "err_stress_GPa": [0.1, np.nan, 0.2, 0.3],
+        }
+    )
+    calib.to_csv(tmp_path / "calibration.csv", index=False)
+    frames = [{"structure_id": "g1-pick000", "top_term": "stress"},
+              {"structure_id": "g1-pick001", "top_term": "energy"},
+              {"structure_id": "g1-rand000", "top_term": "energy"}]  # fmt: skip
+    (tmp_path / "selection.json").write_text(json.dumps({"generation": 1, "frames": frames}))
+    for lin in ("al1", "rand1"):
+        (tmp_path / f"adaptive__{lin}").mkdir(exist_ok=True)
+    pd.DataFrame(
+        {
+            "structure_id": ["g1-pick000", "g1-pick001"],
+            "generation": 1,
+            "status": ["ok", "failed"],
+            "message": ["", "scf"],
+            "included": [True, False],
+            "reason": ["", "DFT status failed: scf"],
+        }
+    ).to_csv(tmp_path / "adaptive__al1" / "labels.csv", index=False)
+    pd.DataFrame(
+        {
+            "structure_id": ["g1-rand000"],
+            "generation": 1,
+            "status": ["ok"],
+            "message": [""],
+            "included": [True],
+            "reason": [""],
+        }
+    ).to_csv(tmp_path / "adaptive__rand1" / "labels.csv", index=False)
+    inp.update(
+        dft_elastic=[],
+        dft_elastic_relaxed=[str(tmp_path / "dft.json")],
+        calibration=[str(tmp_path / "calibration.csv")],
+        selection=[str(tmp_path / "selection.json")],
+        labels=[str(tmp_path / f"adaptive__{x}" / "labels.csv") for x in ("al1", "rand1")],
+    )
+    out = {
+        n: tmp_path / "out" / f
+        for n, f in [
+            ("summary", "summary.md"),
+            ("per_seed", "p.csv"),
+            ("record", "summary.json"),
+            ("generations", "al_generations.png"),
+            ("calibration", "al_calibration.png"),
+        ]
+    }
+    (tmp_path / "out").mkdir()
+    settings = {
+        "frames_per_generation": 2,
+        "min_frame_gap": 5,
+        "score": {"combine": "max", "weights": {"energy": 1, "forces": 1, "stress": 1}},
+    }
+    record = active.write_summary(
+        inp, out, models=models, base="adaptive", generations=1, settings=settings, n_seeds=3
+    )
+    sentences = record["verdicts"][1]
+    s_mae = next(s for s in sentences if s.startswith("test S MAE"))
+    assert "adaptive__al1 is lower than" in s_mae and "adaptive__rand1 (Δ -0.1" in s_mae
+    f_mae = next(s for s in sentences if s.startswith("test F MAE"))
+    assert "not distinguishable from adaptive__rand1" in f_mae
+    calib_rows = {r["term"]: r for r in record["calibration"]}
+    assert calib_rows["forces"]["n"] == 3
+    assert calib_rows["forces"]["spearman"] == pytest.approx(
+        spearmanr([1, 3, 4], [3, 2, 1]).statistic
+    )
+    text = out["summary"].read_text()
+    assert "generation 1: energy 1, stress 1" in text
+    per_seed = active.with_lineage(pd.read_csv(out["per_seed"]), "adaptive")
+    paired = active.paired_differences(per_seed)
+    np.testing.assert_allclose(paired["stress_mae_GPa"], [-0.1, -0.1, -0.1])
+    np.testing.assert_allclose(paired["forces_mae_meV_per_A"], [-1.0, -1.0, -1.0])
+    assert "Active minus random, seed by seed" in text
+    assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
+    assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
+    assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences
+    # the report shows the section (Markdown and HTML) with its figures beside it
+    from dft2mlip.report import write_report
+
+    summary = write_report(tmp_path / "report", dataset_table=None, runs={},
+                           dft_elastic_json=None, active_learning_dir=tmp_path / "out")  # fmt: skip
+    text = summary.read_text()
+    assert "## Active learning: committee-picked vs random frames" in text
+    assert "not distinguishable from adaptive__rand1" in text
+    for link in ("al_generations.png", "al_calibration.png"):
+        assert f"]({link})" in text and (tmp_path / "report" / link).exists()
+    assert "Active learning: committee-picked" in (tmp_path / "report" / "report.html").read_text()
