@@ -502,3 +502,70 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     for link in ("al_generations.png", "al_calibration.png"):
         assert f"]({link})" in text and (tmp_path / "report" / link).exists()
     assert "Active learning: committee-picked" in (tmp_path / "report" / "report.html").read_text()
+
+
+# ---- one real generation on top of the tiny end-to-end run
+
+
+@pytest.mark.workflow
+def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
+    """A copy of the finished tiny run with one generation (k = 2 picks + 2 random frames, one
+    shear exploration path): only the new jobs are planned (no training label is relabelled),
+    and after the real run each lineage's training set is the dataset's train split plus its ok
+    DFT labels, the picks are frames of the exploration trajectory, and the calibration's
+    true error of the committee mean is the one recomputed here from the two seed models."""
+    import shutil
+
+    from dft2mlip.calculator import MLIPCalculator
+    from dft2mlip.data import read_label
+
+    work = tmp_path / "run"
+    shutil.copytree(completed_tiny_run.workdir, work, symlinks=True)
+    cfg_path = work / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["active_learning"] = {
+        "generations": 1,
+        "run": "adaptive",
+        "frames_per_generation": 2,
+        "min_frame_gap": 2,
+        "exploration": {"shear": {"mode": "shear", "direction": "xy", "max_strain": 0.02}},
+    }
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    planned = planned_jobs(snakemake(work, "-n", "results/al/summary.md").stdout)
+    assert planned["dft_run"] == 4 and planned["train"] == 2 * cfg["training"]["seeds"]
+    for rule in ("structures", "dataset", "elastic_dft", "md_snapshots"):
+        assert rule not in planned, rule
+    snakemake(work, "results/al/summary.md")
+
+    res = work / "results"
+    n_base = len(ase.io.read(res / "dataset" / "train.extxyz", ":"))
+    for lineage in ("al", "rand"):
+        labels = pd.read_csv(res / "al" / f"adaptive__{lineage}1" / "labels.csv")
+        assert len(labels) == 2
+        n_ok = int((labels["status"] == "ok").sum())
+        train = ase.io.read(res / "al" / f"adaptive__{lineage}1" / "train.extxyz", ":")
+        assert len(train) == n_base + n_ok
+    pool = ase.io.read(res / "al" / "explore" / "g1" / "shear" / "trajectory.extxyz", ":")
+    committee = [MLIPCalculator(res / "train" / "adaptive" / f"seed{k}" / "model.pt")
+                 for k in range(cfg["training"]["seeds"])]  # fmt: skip
+    calibration = pd.read_csv(res / "al" / "g1" / "calibration.csv").set_index("structure_id")
+    for i in range(2):
+        lab = read_label(res / "dft" / "al" / f"g1-pick{i:03d}" / "label.extxyz")
+        # a pick is a frame of the exploration path (same cell and positions)
+        assert any(
+            np.allclose(frame.cell.array, lab.atoms.cell.array, atol=1e-8)
+            and np.allclose(frame.positions, lab.atoms.positions, atol=1e-8)
+            for frame in pool
+        ), lab.structure_id
+        if lab.status != "ok":
+            continue
+        stresses = []
+        for calc in committee:
+            atoms = lab.atoms.copy()
+            atoms.calc = calc
+            stresses.append(atoms.get_stress(voigt=True))
+        # Frobenius norm of the full 3x3 error tensor of the committee mean, in GPa
+        error = voigt_6_to_full_3x3_stress(np.mean(stresses, axis=0) - lab.stress)
+        expected = np.linalg.norm(error) / GPa
+        got = calibration.loc[lab.structure_id, "err_stress_GPa"]
+        assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), lab.structure_id
