@@ -6,6 +6,7 @@ log = log_to(snakemake.log[0], snakemake)
 
 from pathlib import Path
 
+from dft2mlip.dft.relax import reference_record
 from dft2mlip.report import RunArtifacts, describe_run, report_settings, write_report
 from dft2mlip.validate.deform import DeformationSpec
 
@@ -41,5 +42,10 @@ summary = write_report(
     run_descriptions={run: describe_run(cfg["training"]["runs"][run]) for run in runs},
     settings=report_settings(cfg),
     study_dir=Path(inp.study[0]).parent,
+    reference=reference_record(
+        (list(inp.reference_summary) or [None])[0],
+        relax=bool(cfg["material"].get("relax", True)),
+        new_dft=cfg["dft"]["engine"] != "none",
+    ),
 )
 log.info("report written: %s", summary)

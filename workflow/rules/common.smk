@@ -276,6 +276,7 @@ def report_inputs():
         else [],
         "study": list(study_files().values()),
         "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
+        "reference_summary": reference_inputs()["reference_summary"],
     }
 
 
@@ -404,3 +405,26 @@ def convergence_outputs():
         f"{RESULTS}/convergence/convergence_study.png",
         f"{RESULTS}/convergence/chosen_settings.json",
     ]
+
+
+# ---- the DFT-relaxed reference cell (structures.smk)
+
+
+def relax_enabled():
+    """Whether the material's cell is relaxed with DFT first (material.relax, and new DFT)."""
+    return bool(config["material"].get("relax", True)) and new_dft()
+
+
+def reference_files():
+    """Output of the `relax_reference` job, by name."""
+    d = f"{RESULTS}/dft/reference"
+    return {"structure": f"{d}/relaxed.extxyz", "summary": f"{d}/relax.json"}
+
+
+def reference_inputs():
+    """Inputs of every job that builds cells (structures, MD cell) and of the report: the
+    relaxed reference and its summary, both [] when the cell is not relaxed."""
+    if not relax_enabled():
+        return {"reference": [], "reference_summary": []}
+    files = reference_files()
+    return {"reference": [files["structure"]], "reference_summary": [files["summary"]]}
