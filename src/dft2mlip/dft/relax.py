@@ -296,6 +296,7 @@ def reference_from_inputs(inputs) -> Atoms | None:
     """The relaxed reference of a Snakemake job whose inputs ``reference`` and
     ``reference_summary`` are the relaxation's outputs (lists, empty without a relaxation:
     None, the configured cell is used). Refuses a failed relaxation (:func:`read_reference`)."""
+
     def first(name):
         value = getattr(inputs, name, None) or []
         return value if isinstance(value, str) else (list(value) or [None])[0]
