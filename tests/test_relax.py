@@ -178,3 +178,63 @@ def test_dry_run_has_the_relax_job_and_relax_false_removes_it(tmp_path):
     assert _planned(tmp_path / "on")["relax_reference"] == 1
     off = _planned(tmp_path / "off", relax=False)
     assert "relax_reference" not in off and off["structures"] == 1
+
+
+# ---- sizing by width (structures.supercell.min_width_A, validation.md.min_width_A)
+
+
+def _checked(mutate) -> dict:
+    from dft2mlip.config import check_config, validate_config
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    mutate(cfg)
+    validate_config(cfg)
+    check_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("section", ["structures.supercell", "validation.md"])
+def test_min_width_below_the_model_cutoff_is_refused_naming_the_key(section):
+    from dft2mlip.config import ConfigError
+
+    def narrow(cfg):
+        part = cfg
+        for key in section.split("."):
+            part = part[key]
+        part.pop("repeat", None)
+        part["min_width_A"] = 3.0  # model.r_max_A is 4.5
+
+    with pytest.raises(ConfigError, match=rf"'{section}\.min_width_A' = 3\.0 Å is below.*"
+                                          r"model\.r_max_A = 4\.5"):  # fmt: skip
+        _checked(narrow)
+
+
+def test_repeat_and_min_width_together_are_refused():
+    from dft2mlip.config import ConfigError
+
+    def both(cfg):
+        cfg["structures"]["supercell"].update(repeat=[1, 1, 1], min_width_A=9.0)
+
+    with pytest.raises(ConfigError, match=r"supercell\.repeat.*supercell\.min_width_A.*both"):
+        _checked(both)
+
+
+def test_min_width_sizes_the_supercells_and_the_md_cell():
+    from dft2mlip.validate.deform import DeformationSpec
+
+    def wide(cfg):
+        cfg["structures"]["supercell"].pop("repeat", None)
+        cfg["structures"]["supercell"]["min_width_A"] = 9.0
+        cfg["validation"]["md"].pop("repeat", None)
+        cfg["validation"]["md"]["min_width_A"] = 9.0
+
+    cfg = _checked(wide)
+    # 9 Å over Si's 5.431 Å cubic cell: 2 repeats each way (8 atoms per cubic cell x 8 = 64)
+    train = training_structures(cfg["material"], cfg["structures"], cfg["seed"])
+    assert len(train["super-000"]) == 64
+    spec = DeformationSpec.from_config(cfg["validation"]["md"])
+    base = conventional_cell(cfg["material"], [1, 1, 1]).cell.array
+    assert spec.sized(base).repeat == (2, 2, 2)
+    # the default config is unchanged: 8-atom supercells
+    default = _checked(lambda cfg: None)
+    assert len(training_structures(default["material"], default["structures"], 1)["super-000"]) == 8
