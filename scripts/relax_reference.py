@@ -1,6 +1,6 @@
-"""Snakemake script: relax the material's cell (cell and ions) with the dataset's DFT settings
-under custodian; write the relaxed cell and its summary (lattice parameters before/after,
-residual stress and pressure, steps, status). A failed relaxation is recorded, not raised: the
+"""Snakemake script: run the relaxation of the material's cell (rule relax_input) under
+custodian; write the relaxed cell and its summary (lattice parameters before/after, residual
+stress and pressure, steps, status). A failed relaxation is recorded, not raised: the
 structures job refuses to build on it, with this job's cause."""
 
 from dft2mlip.checks import check_executable
@@ -9,17 +9,16 @@ from dft2mlip.logutil import log_to
 log = log_to(snakemake.log[0], snakemake)
 check_executable(snakemake.config["dft"], snakemake.threads)  # fail fast, one line
 
-from dft2mlip.dft.labels import execution_settings
-from dft2mlip.dft.relax import relax_reference
+from pathlib import Path
 
-p = snakemake.params
-summary = relax_reference(
-    p.engine,
-    p.engine_cfg,
-    p.material,
+from dft2mlip.dft.labels import execution_settings
+from dft2mlip.dft.relax import run_relaxation
+
+summary = run_relaxation(
+    snakemake.params.material,
+    Path(snakemake.input.record).parent,
     snakemake.output.structure,
     snakemake.output.summary,
-    chosen_path=(snakemake.input.chosen or [None])[0],
     nprocs=snakemake.threads,
     run=execution_settings(snakemake.config["dft"]),  # how it is launched: not a param
 )

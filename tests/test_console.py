@@ -148,7 +148,7 @@ def test_launcher_is_not_needed_for_a_serial_run():
 
 
 def test_the_scripts_that_start_dft_check_the_program_first():
-    for name in ("run_dft", "convergence_point", "elastic_dft_relax"):
+    for name in ("run_dft", "convergence_point", "elastic_dft_relax", "relax_reference"):
         head = (ROOT / "scripts" / f"{name}.py").read_text().split("\nimport ")[0]
         assert 'check_executable(snakemake.config["dft"], snakemake.threads)' in head, name
 
@@ -166,9 +166,15 @@ def test_dry_run_without_the_dft_program(tmp_path):
 def test_dft_inputs_never_plans_dft(tmp_path, study):
     work = workdir_with(tmp_path, tiny_config(convergence={"enabled": study}))
     jobs = planned_jobs(snakemake(work, "-n", "dft_inputs").stdout)
-    assert not {"dft_run", "convergence_point", "convergence_select"} & set(jobs), jobs
-    if not study:
-        assert jobs["dft_input"] == 21 and "convergence_inputs" not in jobs
+    never = {"dft_run", "convergence_point", "convergence_select", "relax_reference"}
+    assert not never & set(jobs), jobs
+    if not study:  # the labels' cells come from the relaxation: only its input
+        assert jobs == {"relax_input": 1, "dft_inputs": 1}
+        cfg = tiny_config()
+        cfg["material"]["relax"] = False  # then every label input is known
+        (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+        jobs = planned_jobs(snakemake(work, "-n", "dft_inputs").stdout)
+        assert jobs["dft_input"] == 21 and not never & set(jobs), jobs
         return
     assert jobs == {"convergence_inputs": 1, "dft_inputs": 1}
     # and for real (cheap: no DFT), with a DFT program that does not exist

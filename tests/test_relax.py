@@ -175,9 +175,10 @@ def _planned(tmp_path, **material):
 
 
 def test_dry_run_has_the_relax_job_and_relax_false_removes_it(tmp_path):
-    assert _planned(tmp_path / "on")["relax_reference"] == 1
+    on = _planned(tmp_path / "on")
+    assert on["relax_input"] == on["relax_reference"] == on["structures"] == 1
     off = _planned(tmp_path / "off", relax=False)
-    assert "relax_reference" not in off and off["structures"] == 1
+    assert not {"relax_input", "relax_reference"} & set(off) and off["structures"] == 1
 
 
 # ---- sizing by width (structures.supercell.min_width_A, validation.md.min_width_A)

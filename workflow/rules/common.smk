@@ -387,11 +387,14 @@ def dft_input_targets():
     """Every file rule dft_input writes for the training candidates and the elastic strain set
     (MD-snapshot inputs need a trained model, so they are not known before training). With the
     convergence study on, every label input depends on its outcome: then only the study's own
-    inputs (rule convergence_inputs), so that `make inputs` never runs DFT."""
+    inputs (rule convergence_inputs), so that `make inputs` never runs DFT. Likewise with the
+    reference relaxation on (material.relax): only its input (rule relax_input)."""
     if convergence_enabled():
         return [rules.convergence_inputs.output.inputs]
     if not new_dft():
         return []
+    if relax_enabled():  # every label's cell comes from the relaxation: only its input
+        return list(rules.relax_input.output)
     pairs = [("train", s) for s in training_ids()] + [("elastic", s) for s in elastic_ids()]
     return [str(p).format(group=g, sid=s) for g, s in pairs for p in rules.dft_input.output]
 

@@ -1,9 +1,31 @@
-rule relax_reference:
-    """The material's cell relaxed with DFT (cell and ions, the dataset's exact settings) under
-    custodian: every strained, elastic and MD cell is made from it (material.relax)."""
+rule relax_input:
+    """Input of the DFT relaxation of the material's cell (cell and ions, the dataset's exact
+    settings), written without running it (part of `snakemake dft_inputs`)."""
     input:
         structure_file=material_structure_file(),
         chosen=convergence_chosen_settings(),
+    output:
+        inp=f"{RESULTS}/dft/reference/{dft_input_name()}",
+        record=f"{RESULTS}/dft/reference/relax_input.json",
+    log:
+        f"{LOGS}/relax_input.log",
+    params:
+        material=material_physics(),
+        engine=dft_engine(),
+        engine_cfg=dft_physics_config(),
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/relax_input.py"
+
+
+rule relax_reference:
+    """The material's cell relaxed with DFT under custodian (restarts, SCF recovery): every
+    strained, elastic and MD cell is made from it (material.relax). A failed relaxation is
+    recorded with its cause, and the structures job refuses to go on."""
+    input:
+        inp=rules.relax_input.output.inp,
+        record=rules.relax_input.output.record,
     output:
         **reference_files(),
     log:
@@ -12,8 +34,6 @@ rule relax_reference:
         f"{BENCH}/relax_reference.tsv"
     params:
         material=material_physics(),
-        engine=dft_engine(),
-        engine_cfg=dft_physics_config(),
     threads: 2
     resources:
         mem_mb=2000,

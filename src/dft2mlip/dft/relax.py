@@ -241,6 +241,74 @@ def outcome_from_run(run, *, converged: bool, n_steps: int, why_not: str, note: 
     return outcome
 
 
+#: the record write_relax_files leaves beside the input (engine, settings hash, k-mesh, thresholds)
+INPUT_RECORD = "relax_input.json"
+
+
+def write_relax_files(
+    engine: str,
+    engine_cfg: Mapping,
+    material: Mapping,
+    directory,
+    *,
+    chosen_path=None,
+    thresholds: RelaxThresholds = RelaxThresholds(),
+) -> dict:
+    """Write the relaxation input of the material's configured cell into ``directory``, and
+    the record (:data:`INPUT_RECORD`) of what it was written with; no DFT runs."""
+    from dft2mlip.io import atomic_write_text
+    from dft2mlip.structures import primitive_cell
+
+    written = write_relax_input(engine, engine_cfg, primitive_cell(material), directory,
+                                chosen_path=chosen_path, thresholds=thresholds)  # fmt: skip
+    text = json.dumps(written, indent=2, sort_keys=True, default=str)
+    atomic_write_text(Path(directory) / INPUT_RECORD, text)
+    return written
+
+
+def run_relaxation(
+    material: Mapping, directory, structure_path, summary_path, *, run: Mapping, nprocs: int = 1
+) -> dict:
+    """Run the relaxation input in ``directory`` (:func:`write_relax_files`) under custodian and
+    write the relaxed cell and its summary.
+
+    The relaxed cell is written even when the relaxation failed (its last structure, status in
+    the file), so the cause can be inspected; :func:`read_reference` refuses it.
+
+    Parameters
+    ----------
+    run
+        How the engine is launched (:func:`dft2mlip.dft.labels.execution_settings`).
+
+    Returns
+    -------
+    dict
+        :func:`relax_summary`, with ``conventional`` (lattice parameters of the conventional
+        cell) and ``run`` (custodian's record: wall time, corrections).
+    """
+    import shutil
+
+    from dft2mlip.dft.labels import run_input
+    from dft2mlip.io import atomic_write_text
+    from dft2mlip.structures import primitive_cell
+
+    directory = Path(directory)
+    written = json.loads((directory / INPUT_RECORD).read_text())
+    engine, thresholds = written["engine"], RelaxThresholds(**written["thresholds"])
+    initial = primitive_cell(material)
+    record = run_input(engine, directory, nprocs=nprocs, **run)
+    shutil.rmtree(directory / "tmp", ignore_errors=True)  # pw.x scratch (outdir)
+    outcome = engine_module(engine).read_relax(directory, thresholds)
+    if record.get("custodian_error") and outcome.status == "ok":
+        outcome.message += f" (custodian: {record['custodian_error']})"
+    summary = {**relax_summary(initial, outcome, written), "run": record}
+    summary["conventional"] = conventional_parameters(material, initial, outcome.final)
+    final = outcome.final if outcome.final is not None else initial
+    write_reference(structure_path, final, summary)
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary
+
+
 def relax_reference(
     engine: str,
     engine_cfg: Mapping,
@@ -253,43 +321,12 @@ def relax_reference(
     chosen_path=None,
     thresholds: RelaxThresholds = RelaxThresholds(),
 ) -> dict:
-    """Relax the material's cell with DFT and write the relaxed cell and its summary.
-
-    The run directory is the summary's folder (input, output, run record). The relaxed cell is
-    written even when the relaxation failed (its last structure, status in the file), so the
-    cause can be inspected; :func:`read_reference` refuses it.
-
-    Parameters
-    ----------
-    run
-        How the engine is launched (:func:`dft2mlip.dft.labels.execution_settings`).
-
-    Returns
-    -------
-    dict
-        :func:`relax_summary`, with ``run`` (custodian's record: wall time, corrections).
-    """
-    import shutil
-
-    from dft2mlip.dft.labels import run_input
-    from dft2mlip.io import atomic_write_text
-    from dft2mlip.structures import primitive_cell
-
-    initial = primitive_cell(material)
+    """:func:`write_relax_files` then :func:`run_relaxation`, in the summary's folder."""
     directory = Path(summary_path).parent
-    written = write_relax_input(engine, engine_cfg, initial, directory,
-                                chosen_path=chosen_path, thresholds=thresholds)  # fmt: skip
-    record = run_input(engine, directory, nprocs=nprocs, **run)
-    shutil.rmtree(directory / "tmp", ignore_errors=True)  # pw.x scratch (outdir)
-    outcome = engine_module(engine).read_relax(directory, thresholds)
-    if record.get("custodian_error") and outcome.status == "ok":
-        outcome.message += f" (custodian: {record['custodian_error']})"
-    summary = {**relax_summary(initial, outcome, written), "run": record}
-    summary["conventional"] = conventional_parameters(material, initial, outcome.final)
-    write_reference(structure_path, outcome.final if outcome.final is not None else initial,
-                    summary)  # fmt: skip
-    atomic_write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True, default=str))
-    return summary
+    write_relax_files(engine, engine_cfg, material, directory, chosen_path=chosen_path,
+                      thresholds=thresholds)  # fmt: skip
+    return run_relaxation(material, directory, structure_path, summary_path, run=run,
+                          nprocs=nprocs)  # fmt: skip
 
 
 def reference_from_inputs(inputs) -> Atoms | None:
