@@ -7,7 +7,7 @@ log = log_to(snakemake.log[0], snakemake)
 
 from pathlib import Path
 
-from dft2mlip.dft.relax import write_relax_files
+from dft2mlip.dft.relax import RelaxThresholds, write_relax_files
 
 p = snakemake.params
 written = write_relax_files(
@@ -16,5 +16,6 @@ written = write_relax_files(
     p.material,
     Path(snakemake.output.record).parent,
     chosen_path=(snakemake.input.chosen or [None])[0],
+    thresholds=RelaxThresholds.from_config(p.thresholds),
 )
 log.info("relaxation input written (k-point mesh %s)", written["kpoint_mesh"])

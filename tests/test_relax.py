@@ -109,6 +109,41 @@ def test_structures_and_elastic_set_are_built_on_the_relaxed_cell(si_relax):
     assert np.allclose(kpoint_reference_cell(train["super-000"]), cubic.cell.array, atol=1e-9)
 
 
+@needs_pw
+def test_a_relaxation_that_runs_out_of_steps_fails_and_stops_the_structures(tmp_path):
+    material = _si_material(5.431 * 0.99)
+    summary = relax_reference(
+        "qe", CONFIG["dft"]["qe"], material, tmp_path / "relaxed.extxyz", tmp_path / "relax.json",
+        run=SERIAL, thresholds=RelaxThresholds(max_steps=1),
+    )  # fmt: skip
+    assert summary["status"] == "failed"
+    assert "nstep = 1" in summary["message"] and "dft.relax.max_steps" in summary["message"]
+    with pytest.raises(RuntimeError, match=r"relaxation of the reference cell failed.*nstep = 1"):
+        read_reference(tmp_path / "relaxed.extxyz", tmp_path / "relax.json")
+
+
+@needs_pw
+def test_report_shows_relaxed_next_to_configured_and_the_residual_pressure(si_relax, tmp_path):
+    from dft2mlip.dft.relax import reference_record
+    from dft2mlip.report import write_report
+
+    _, summary, out = si_relax
+    record = reference_record(out / "relax.json", relax=True, new_dft=True)
+    text = write_report(tmp_path / "r", dataset_table=None, runs={}, dft_elastic_json=None,
+                        write_html=False, reference=record).read_text()  # fmt: skip
+    a0, a = summary["conventional"]["initial"]["a_A"], summary["conventional"]["final"]["a_A"]
+    assert f"| conventional a (Å) | {a0:.4f} | {a:.4f} | {100 * (a / a0 - 1):+.2f} % |" in text
+    assert f"residual pressure of the final state: {summary['pressure_GPa']:.3g} GPa" in text
+    assert f"ionic steps: {summary['n_steps']}" in text and "Status **ok**" in text
+    for relax, new_dft, says in ((False, True, "material.relax is false"),
+                                 (True, False, "dft.engine: none")):  # fmt: skip
+        record = reference_record(None, relax=relax, new_dft=new_dft)
+        text = write_report(tmp_path / says[:5], dataset_table=None, runs={},
+                            dft_elastic_json=None, write_html=False,
+                            reference=record).read_text()  # fmt: skip
+        assert "**Not relaxed.**" in text and says in text
+
+
 def _eps(atoms):
     from dft2mlip.structures import voigt_to_strain_tensor
 

@@ -13,6 +13,7 @@ rule relax_input:
         material=material_physics(),
         engine=dft_engine(),
         engine_cfg=dft_physics_config(),
+        thresholds=config["dft"]["relax"],
     conda:
         "../../envs/qe.yaml"
     script:

@@ -668,7 +668,8 @@ def read_relax(directory, thresholds):
     done = _BFGS_DONE.search(text)
     n_steps = int(done.group(2)) if done else max(len(run.frames) - 1, 0)
     why_not = (
-        f"pw.x vc-relax stopped after nstep = {thresholds.max_steps} ionic steps without converging"
+        f"pw.x vc-relax stopped after nstep = {thresholds.max_steps} ionic steps without "
+        "converging; raise dft.relax.max_steps (or start closer: material.lattice_constant_A)"
         if _MAX_STEPS in text
         else "pw.x vc-relax did not print 'bfgs converged' (see pw.out)"
     )

@@ -46,7 +46,7 @@ class RelaxThresholds:
         Largest |pressure| (GPa): QE ``press_conv_thr`` (kbar). VASP has no pressure criterion
         (its ``EDIFFG < 0`` stops on forces only); the final pressure is reported either way.
     max_steps
-        Ionic steps at most (QE ``nstep``, VASP ``NSW``).
+        Ionic steps at most (QE ``nstep``, VASP ``NSW``; ``dft.relax.max_steps``).
     energy_eV
         Energy change between ionic steps (eV; QE ``etot_conv_thr``).
     """
@@ -55,6 +55,15 @@ class RelaxThresholds:
     pressure_GPa: float = 0.01
     max_steps: int = 60
     energy_eV: float = 1.0e-4
+
+    @classmethod
+    def from_config(cls, relax_cfg: Mapping | None) -> RelaxThresholds:
+        """From ``config["dft"]["relax"]`` (``fmax_eV_per_A``, ``pressure_GPa``, ``max_steps``)."""
+        known = {"fmax_eV_per_A", "pressure_GPa", "max_steps"}
+        cfg = dict(relax_cfg or {})
+        if unknown := sorted(set(cfg) - known):
+            raise ValueError(f"unknown key(s) dft.relax.{unknown}; known: {sorted(known)}")
+        return cls(**cfg)
 
 
 @dataclass

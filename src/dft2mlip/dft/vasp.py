@@ -933,6 +933,7 @@ def read_relax(directory, thresholds):
     n_steps = len(run.frames)
     done = any(_RELAX_DONE in t for t in texts) or 0 < n_steps < int(thresholds.max_steps)
     why_not = (f"VASP relaxation stopped after NSW = {thresholds.max_steps} ionic steps "
-               f"without reaching EDIFFG{_stdout_error(directory)}")  # fmt: skip
+               "without reaching EDIFFG; raise dft.relax.max_steps"
+               f"{_stdout_error(directory)}")  # fmt: skip
     note = "; stress of the last ionic step (VASP keeps the starting basis: Pulay stress)"
     return outcome_from_run(run, converged=done, n_steps=n_steps, why_not=why_not, note=note)
