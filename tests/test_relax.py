@@ -90,6 +90,8 @@ def test_si_vc_relax_expands_to_pbe_lattice_constant_at_zero_pressure(si_relax):
     assert a > a0 and summary["volume_change_percent"] > 3.0
     assert a == pytest.approx(PBE_A_SI, abs=A_TOLERANCE)
     assert summary["n_steps"] >= 1
+    # the relaxed cell's own mesh (the families') is the one the relaxation used here
+    assert summary["kpoint_mesh_relaxed_cell"] == summary["kpoint_mesh"] == [6, 6, 6]
 
 
 @needs_pw

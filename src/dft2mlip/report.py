@@ -397,6 +397,8 @@ def _reference_section(record: Mapping, blocks: list) -> None:
         "residual stress (GPa, Voigt xx yy zz yz xz xy, tension positive): "
         + (" ".join(f"{s:.3g}" for s in stress) if stress else "—"),
         f"largest residual force: {_fmt(record.get('max_force_eV_per_A'))} eV/Å",
+        f"k-point mesh of the relaxed cell (every structure family's): "
+        f"{record.get('kpoint_mesh_relaxed_cell', '—')}",
     ]
     blocks.append(("ul", items))
 

@@ -115,10 +115,16 @@ def write_relax_input(
     settings = engine_settings(engine, engine_cfg, chosen_path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    bare = bare_cell(atoms)
     bare.info["structure_id"] = "reference"
     written = engine_module(engine).write_relax_input(bare, settings, directory, thresholds)
-    return {"engine": engine, **written, "thresholds": thresholds.__dict__.copy()}
+    return {"engine": engine, **written, "kspacing_per_A": settings.kspacing_per_A,
+            "thresholds": thresholds.__dict__.copy()}  # fmt: skip
+
+
+def bare_cell(atoms: Atoms) -> Atoms:
+    """Species, positions and cell of ``atoms`` only (no info, calculator or constraints)."""
+    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
 
 
 def lattice_parameters(atoms: Atoms) -> dict:
@@ -175,19 +181,13 @@ def conventional_parameters(material: Mapping, initial: Atoms, final: Atoms | No
     return out
 
 
-def unrelaxed_summary(initial: Atoms, why: str) -> dict:
-    """The record of a reference that is not relaxed (``material.relax: false`` or no DFT)."""
-    return {"relaxed": False, "status": "unrelaxed", "message": why,
-            "initial": lattice_parameters(initial)}  # fmt: skip
-
-
 def write_reference(path, atoms: Atoms, summary: Mapping) -> None:
     """Write the relaxed reference cell (one extxyz frame, bare atoms + its status)."""
     from ase.io import write
 
     from dft2mlip.io import atomic_write
 
-    bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    bare = bare_cell(atoms)
     bare.info[STATUS_KEY] = summary["status"]
     with atomic_write(path) as tmp:
         write(tmp, bare, format="extxyz")
@@ -237,8 +237,7 @@ def outcome_from_run(run, *, converged: bool, n_steps: int, why_not: str, note: 
     if run.failure is not None:
         return RelaxOutcome("failed", run.failure[1], provenance=run.provenance)
     last = run.frames[-1]
-    final = Atoms(last.atoms.numbers, positions=last.atoms.positions,
-                  cell=last.atoms.cell.array, pbc=True)  # fmt: skip
+    final = bare_cell(last.atoms)
     outcome = RelaxOutcome("ok", f"relaxed in {n_steps} ionic steps{note}", final,
                            last.stress, last.forces, n_steps, run.provenance)  # fmt: skip
     if not last.converged or last.energy_eV is None:
@@ -312,6 +311,11 @@ def run_relaxation(
         outcome.message += f" (custodian: {record['custodian_error']})"
     summary = {**relax_summary(initial, outcome, written), "run": record}
     summary["conventional"] = conventional_parameters(material, initial, outcome.final)
+    if outcome.final is not None:  # the families' mesh (from the relaxed cell) may differ
+        from dft2mlip.dft.qe import kpoint_mesh
+
+        mesh = kpoint_mesh(outcome.final.cell, written["kspacing_per_A"])
+        summary["kpoint_mesh_relaxed_cell"] = list(mesh)
     final = outcome.final if outcome.final is not None else initial
     write_reference(structure_path, final, summary)
     atomic_write_text(summary_path, json.dumps(summary, indent=2, sort_keys=True, default=str))
