@@ -276,3 +276,37 @@ def test_min_width_sizes_the_supercells_and_the_md_cell():
     # the default config is unchanged: 8-atom supercells
     default = _checked(lambda cfg: None)
     assert len(training_structures(default["material"], default["structures"], 1)["super-000"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("prototype", "elements", "a"),
+    [("diamond", ["Si"], 5.43), ("zincblende", ["Si", "C"], 4.36), ("fcc", ["Cu"], 3.61),
+     ("bcc", ["Fe"], 2.87), ("rocksalt", ["Na", "Cl"], 5.64), ("hcp", ["Mg"], 3.21),
+     ("wurtzite", ["Zn", "O"], 3.25), ("fluorite", ["Ca", "F", "F"], 5.46)],
+)  # fmt: skip
+def test_conventional_cell_of_a_relaxed_primitive_cell_is_the_same_crystal(prototype, elements, a):
+    """The conventional cell built from a (here uniformly expanded) primitive reference is the
+    prototype's conventional cell with the same expansion: same cell, same atoms up to order."""
+    from dft2mlip.structures import primitive_cell
+
+    material = {"prototype": prototype, "elements": elements, "lattice_constant_A": a}
+    reference = primitive_cell(material)
+    reference.set_cell(reference.cell.array * 1.01, scale_atoms=True)
+    built = conventional_cell(material, [1, 1, 1], reference)
+    expected = conventional_cell({**material, "lattice_constant_A": a * 1.01}, [1, 1, 1])
+    assert np.allclose(built.cell.array, expected.cell.array, atol=1e-9)
+    assert sorted(built.get_chemical_symbols()) == sorted(expected.get_chemical_symbols())
+    # up to one rigid translation (ASE's hcp cells differ in origin), every atom of one sits on
+    # an atom of the same species of the other (periodic images)
+    assert any(_same_sites(built, expected, shift) for shift in
+               built.get_scaled_positions() - expected.get_scaled_positions()[0])  # fmt: skip
+
+
+def _same_sites(built, expected, shift) -> bool:
+    for symbol, position in zip(expected.symbols, expected.get_scaled_positions(), strict=True):
+        d = built.get_scaled_positions() - position - shift
+        d -= np.rint(d)
+        hits = np.linalg.norm(d @ built.cell.array, axis=1) < 1e-6
+        if not (hits.any() and built.symbols[int(np.argmax(hits))] == symbol):
+            return False
+    return True
