@@ -380,6 +380,7 @@ def provenance_inputs():
         "metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
         "study": list(study_files().values()),
         "report": f"{RESULTS}/report/summary.md",
+        **reference_inputs(),  # the DFT-relaxed reference cell and its summary, if relaxed
     }
 
 
