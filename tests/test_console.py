@@ -207,6 +207,14 @@ def si_pseudo_installed():
 def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si_pseudo_installed):
     target = f"results/dft/train/{SID}/label.extxyz"
     work = workdir_with(tmp_path, tiny_config(qe={"executable": MISSING}))
+    # the first DFT job is the reference cell's relaxation (material.relax): it says the same
+    proc = snakemake(work, target, cores=1, check=False)
+    (line,) = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("dft2mlip: ")]
+    relax = "dft2mlip: relax_reference: "
+    assert line.startswith(f"{relax}FileNotFoundError: config key 'dft.qe.executable'"), line
+    cfg = tiny_config(qe={"executable": MISSING})
+    cfg["material"]["relax"] = False  # the label's own job from here on
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, target, cores=1, check=False)
     console = proc.stdout + proc.stderr
     assert proc.returncode != 0, console[-3000:]
@@ -224,6 +232,7 @@ def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si
     fake.write_text("#!/bin/sh\necho 'fake pw.x: crashed on purpose' >&2\nexit 1\n")
     fake.chmod(0o755)
     cfg = tiny_config(qe={"executable": str(fake)}, max_errors=1)
+    cfg["material"]["relax"] = False
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, target, cores=1)
     console = proc.stdout + proc.stderr
@@ -231,6 +240,21 @@ def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si
     prefix = f"dft2mlip: dft_run (group=train, sid={SID}): label {SID}: status "
     (warned,) = [x for x in console.splitlines() if x.startswith(prefix)]
     assert warned.startswith(prefix + "failed: ") and "crashed on purpose" in warned, warned
+
+    # a relaxation that fails: recorded with pw.x's cause, and the structures job refuses to
+    # build on it, saying why on the console (never an unrelaxed cell in its place)
+    cfg["material"]["relax"] = True
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "results/structures/train.extxyz", cores=1, check=False)
+    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("dft2mlip: ")]
+    failed = [x for x in lines if x.startswith(f"{relax}reference relaxation failed: ")]
+    assert proc.returncode != 0 and len(failed) == 1, lines
+    assert "crashed on purpose" in failed[0], failed
+    why = "dft2mlip: structures: RuntimeError: the DFT relaxation of the reference cell failed"
+    refused = [x for x in lines if x.startswith(why)]
+    assert len(refused) == 1 and "crashed on purpose" in refused[0], lines
+    assert "material.relax: false" in refused[0], refused
+    assert not (work / "results" / "structures" / "train.extxyz").exists()
 
 
 # ---- CI: a missing real component fails the run instead of skipping

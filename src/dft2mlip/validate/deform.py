@@ -368,7 +368,8 @@ class DeformationSpec:
                 f"{CONFIG_KEY}.repeat = {list(self.repeat)} gives an MD cell whose smallest "
                 f"perpendicular width along the deformation path is {smallest:.2f} Å, below the "
                 f"model cutoff {r_max_key} = {r_max_A:g} Å: atoms would interact with their own "
-                f"periodic images; raise {CONFIG_KEY}.repeat (or lower {CONFIG_KEY}.max_strain)"
+                f"periodic images; raise {CONFIG_KEY}.repeat or {CONFIG_KEY}.min_width_A (or lower "
+                f"{CONFIG_KEY}.max_strain)"
             )
 
     def strain_at_step(self, step: int) -> float:
