@@ -6,6 +6,7 @@ log = log_to(snakemake.log[0], snakemake)
 
 from pathlib import Path
 
+from dft2mlip.dft.relax import reference_record
 from dft2mlip.report import RunArtifacts, describe_run, report_settings, write_report
 from dft2mlip.validate.deform import DeformationSpec
 
@@ -43,5 +44,10 @@ summary = write_report(
     study_dir=Path(inp.study[0]).parent,
     # active learning's folder when it ran (generations > 0), else None: no section
     active_learning_dir=Path(inp.active_learning[0]).parent if inp.active_learning else None,
+    reference=reference_record(
+        (list(inp.reference_summary) or [None])[0],
+        relax=bool(cfg["material"].get("relax", True)),
+        new_dft=cfg["dft"]["engine"] != "none",
+    ),
 )
 log.info("report written: %s", summary)

@@ -1,15 +1,18 @@
-"""Snakemake script: write the training and elastic candidate structures (one set file each)."""
+"""Snakemake script: write the training and elastic candidate structures (one set file each),
+all made from the DFT-relaxed reference cell when there is one (material.relax)."""
 
 from dft2mlip.logutil import log_to
 
 log = log_to(snakemake.log[0], snakemake)
 
+from dft2mlip.dft.relax import reference_from_inputs
 from dft2mlip.structures import elastic_structures, training_structures, write_structure_set
 
 p = snakemake.params
+reference = reference_from_inputs(snakemake.input)  # refuses a failed relaxation
 sets = {
-    "train": training_structures(p.material, p.spec, p.seed),
-    "elastic": elastic_structures(p.material, p.elastic_strain),
+    "train": training_structures(p.material, p.spec, p.seed, reference),
+    "elastic": elastic_structures(p.material, p.elastic_strain, reference),
 }
 for group, structures in sets.items():
     if list(structures) != p.ids[group]:

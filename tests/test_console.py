@@ -148,7 +148,7 @@ def test_launcher_is_not_needed_for_a_serial_run():
 
 
 def test_the_scripts_that_start_dft_check_the_program_first():
-    for name in ("run_dft", "convergence_point", "elastic_dft_relax"):
+    for name in ("run_dft", "convergence_point", "elastic_dft_relax", "relax_reference"):
         head = (ROOT / "scripts" / f"{name}.py").read_text().split("\nimport ")[0]
         assert 'check_executable(snakemake.config["dft"], snakemake.threads)' in head, name
 
@@ -166,9 +166,15 @@ def test_dry_run_without_the_dft_program(tmp_path):
 def test_dft_inputs_never_plans_dft(tmp_path, study):
     work = workdir_with(tmp_path, tiny_config(convergence={"enabled": study}))
     jobs = planned_jobs(snakemake(work, "-n", "dft_inputs").stdout)
-    assert not {"dft_run", "convergence_point", "convergence_select"} & set(jobs), jobs
-    if not study:
-        assert jobs["dft_input"] == 21 and "convergence_inputs" not in jobs
+    never = {"dft_run", "convergence_point", "convergence_select", "relax_reference"}
+    assert not never & set(jobs), jobs
+    if not study:  # the labels' cells come from the relaxation: only its input
+        assert jobs == {"relax_input": 1, "dft_inputs": 1}
+        cfg = tiny_config()
+        cfg["material"]["relax"] = False  # then every label input is known
+        (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+        jobs = planned_jobs(snakemake(work, "-n", "dft_inputs").stdout)
+        assert jobs["dft_input"] == 21 and not never & set(jobs), jobs
         return
     assert jobs == {"convergence_inputs": 1, "dft_inputs": 1}
     # and for real (cheap: no DFT), with a DFT program that does not exist
@@ -201,6 +207,14 @@ def si_pseudo_installed():
 def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si_pseudo_installed):
     target = f"results/dft/train/{SID}/label.extxyz"
     work = workdir_with(tmp_path, tiny_config(qe={"executable": MISSING}))
+    # the first DFT job is the reference cell's relaxation (material.relax): it says the same
+    proc = snakemake(work, target, cores=1, check=False)
+    (line,) = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("dft2mlip: ")]
+    relax = "dft2mlip: relax_reference: "
+    assert line.startswith(f"{relax}FileNotFoundError: config key 'dft.qe.executable'"), line
+    cfg = tiny_config(qe={"executable": MISSING})
+    cfg["material"]["relax"] = False  # the label's own job from here on
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, target, cores=1, check=False)
     console = proc.stdout + proc.stderr
     assert proc.returncode != 0, console[-3000:]
@@ -218,6 +232,7 @@ def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si
     fake.write_text("#!/bin/sh\necho 'fake pw.x: crashed on purpose' >&2\nexit 1\n")
     fake.chmod(0o755)
     cfg = tiny_config(qe={"executable": str(fake)}, max_errors=1)
+    cfg["material"]["relax"] = False
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, target, cores=1)
     console = proc.stdout + proc.stderr
@@ -225,6 +240,21 @@ def test_console_shows_the_cause_of_a_failed_job_and_a_failed_label(tmp_path, si
     prefix = f"dft2mlip: dft_run (group=train, sid={SID}): label {SID}: status "
     (warned,) = [x for x in console.splitlines() if x.startswith(prefix)]
     assert warned.startswith(prefix + "failed: ") and "crashed on purpose" in warned, warned
+
+    # a relaxation that fails: recorded with pw.x's cause, and the structures job refuses to
+    # build on it, saying why on the console (never an unrelaxed cell in its place)
+    cfg["material"]["relax"] = True
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(work, "results/structures/train.extxyz", cores=1, check=False)
+    lines = [x for x in (proc.stdout + proc.stderr).splitlines() if x.startswith("dft2mlip: ")]
+    failed = [x for x in lines if x.startswith(f"{relax}reference relaxation failed: ")]
+    assert proc.returncode != 0 and len(failed) == 1, lines
+    assert "crashed on purpose" in failed[0], failed
+    why = "dft2mlip: structures: RuntimeError: the DFT relaxation of the reference cell failed"
+    refused = [x for x in lines if x.startswith(why)]
+    assert len(refused) == 1 and "crashed on purpose" in refused[0], lines
+    assert "material.relax: false" in refused[0], refused
+    assert not (work / "results" / "structures" / "train.extxyz").exists()
 
 
 # ---- CI: a missing real component fails the run instead of skipping

@@ -55,6 +55,8 @@ def expected_counts(cfg: dict) -> Counter:
     if tuned:
         counts.update({"tune_fixed": len(tuned)})
     counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
+    if cfg["material"].get("relax", True) and cfg["dft"].get("engine", "qe") != "none":
+        counts.update({"relax_input": 1, "relax_reference": 1})  # the DFT-relaxed reference
     if cfg["dft"].get("engine", "qe") == "qe":
         # relaxed-ion elastic constants: one pw.x relaxation per strained cell, one fit
         counts.update({"elastic_dft_relax": n_elastic, "elastic_dft_relaxed": 1})

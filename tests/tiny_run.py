@@ -37,11 +37,12 @@ SLURM_TEST_OVERRIDES = {
     "keep-going": False,
     "slurm-status-command": "squeue",  # no accounting database: sacct fails
     "slurm-init-seconds-before-status-checks": 2,
-    "set-threads": {"dft_run": 2, "elastic_dft_relax": 2, "train": 1},
+    "set-threads": {"dft_run": 2, "elastic_dft_relax": 2, "relax_reference": 2, "train": 1},
     "default-resources": {"mem_mb": 400, "runtime": 30},
     "resources-overrides": {
         "dft_run": {"tasks": 2, "mem_mb": "400 * attempt"},
         "elastic_dft_relax": {"tasks": 2, "mem_mb": "400 * attempt"},
+        "relax_reference": {"tasks": 2, "mem_mb": "400 * attempt"},
         "train": {"mem_mb": 1000},
     },
 }

@@ -355,9 +355,11 @@ def _check_validation(config: dict) -> None:
     from dft2mlip.validate.deform import DeformationSpec
 
     try:
-        spec = DeformationSpec.from_config(config["validation"]["md"])
-        cell = conventional_cell(config["material"], spec.repeat).cell.array
         r_max = float(config["model"]["r_max_A"])
+        _check_min_width(config, r_max)
+        base = conventional_cell(config["material"], [1, 1, 1]).cell.array
+        spec = DeformationSpec.from_config(config["validation"]["md"]).sized(base)
+        cell = conventional_cell(config["material"], spec.repeat).cell.array
         try:
             spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")
         except ValueError as err:
@@ -373,6 +375,25 @@ def _check_active_learning(config: dict) -> None:
         check_active_learning(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _check_min_width(config: Mapping, r_max: float) -> None:
+    """``structures.supercell.min_width_A`` and ``validation.md.min_width_A`` against the model
+    cutoff (a narrower cell lets an atom see its own periodic image), and not both a width and
+    a repeat."""
+    from dft2mlip.structures import supercell_repeat
+
+    supercell = config["structures"].get("supercell") or {}
+    supercell_repeat(config["material"], supercell)  # both keys set: one line naming them
+    for key, section in (("structures.supercell", supercell),
+                         ("validation.md", config["validation"]["md"])):  # fmt: skip
+        width = section.get("min_width_A")
+        if width is not None and float(width) < r_max:
+            raise ValueError(
+                f"config key '{key}.min_width_A' = {width} Å is below the model cutoff "
+                f"model.r_max_A = {r_max:g} Å (atoms would see their own periodic images); "
+                f"set it to at least {r_max:g} Å, or lower model.r_max_A"
+            )
 
 
 def _md_repeat_hint(material: Mapping, spec: DeformationSpec, r_max: float) -> str:

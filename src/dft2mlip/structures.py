@@ -179,7 +179,7 @@ def read_structure_file(material: Mapping) -> Atoms:
     return bare
 
 
-def primitive_cell(material: Mapping) -> Atoms:
+def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
     """The material's cell: the parent of every strained, rattled and elastic structure.
 
     Parameters
@@ -188,18 +188,27 @@ def primitive_cell(material: Mapping) -> Atoms:
         ``config["material"]``: ``structure`` (a file, used as it is), else ``prototype``
         (``ase.build.bulk`` crystal structure), ``elements`` (list of symbols),
         ``lattice_constant_A`` (a, Å) and, for hcp/wurtzite, ``c_over_a``.
+    reference
+        The DFT-relaxed cell (:mod:`dft2mlip.dft.relax`), when there is one: returned (a
+        copy) instead of the configured cell.
 
     Returns
     -------
     ase.Atoms
-        Periodic cell (Å): the prototype's primitive cell, or the file's cell.
+        Periodic cell (Å): the relaxed reference, the prototype's primitive cell, or the
+        file's cell.
     """
+    if reference is not None:
+        return Atoms(reference.numbers, positions=reference.positions,
+                     cell=reference.cell.array, pbc=True)  # fmt: skip
     if material.get("structure"):
         return read_structure_file(material)
     return _bulk(material, "primitive")
 
 
-def conventional_cell(material: Mapping, repeat: Sequence[int]) -> Atoms:
+def conventional_cell(
+    material: Mapping, repeat: Sequence[int], reference: Atoms | None = None
+) -> Atoms:
     """Conventional cell of the configured material, repeated.
 
     Parameters
@@ -208,6 +217,10 @@ def conventional_cell(material: Mapping, repeat: Sequence[int]) -> Atoms:
         ``config["material"]`` (see :func:`primitive_cell`).
     repeat
         Three positive integers, repetitions along the cell vectors.
+    reference
+        The DFT-relaxed primitive cell, when there is one: the conventional cell is then the
+        supercell of it that the prototype's conventional cell is of its primitive cell
+        (relaxed lattice and positions, see :func:`conventional_of_reference`).
 
     Returns
     -------
@@ -218,9 +231,44 @@ def conventional_cell(material: Mapping, repeat: Sequence[int]) -> Atoms:
     reps = tuple(int(r) for r in repeat)
     if len(reps) != 3 or min(reps) < 1:
         raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
+    if reference is not None:
+        return conventional_of_reference(material, reference).repeat(reps)
     if material.get("structure"):
         return read_structure_file(material).repeat(reps)
     return _bulk(material, "conventional").repeat(reps)
+
+
+def conventional_of_reference(material: Mapping, reference: Atoms) -> Atoms:
+    """The conventional cell built from a relaxed primitive cell.
+
+    ``P = conventional @ inv(primitive)`` of the configured (unrelaxed) prototype is an
+    integer matrix (diamond: ``[[-1, 1, 1], [1, -1, 1], [1, 1, -1]]``); the supercell ``P`` of
+    ``reference`` is the conventional cell with the relaxed lattice and positions. A structure
+    file's cell is its own conventional cell (``P = I``).
+
+    Raises
+    ------
+    ValueError
+        If ``reference`` does not have the configured cell's number of atoms.
+    """
+    from ase.build import make_supercell
+
+    configured = primitive_cell(material)
+    if len(reference) != len(configured):
+        raise ValueError(
+            f"the relaxed reference cell has {len(reference)} atoms, the configured cell "
+            f"{len(configured)}; rerun the relaxation (snakemake --forcerun relax_reference)"
+        )
+    if material.get("structure"):
+        return primitive_cell(material, reference)
+    conventional = _bulk(material, "conventional")
+    p = conventional.cell.array @ np.linalg.inv(configured.cell.array)
+    if not np.allclose(p, np.rint(p), atol=1e-6):
+        raise ValueError(f"{material.get('prototype')}: conventional cell is not an integer "
+                         f"supercell of the primitive one (P = {p.round(4).tolist()})")  # fmt: skip
+    cell = make_supercell(primitive_cell(material, reference), np.rint(p).astype(int))
+    cell.wrap()
+    return cell
 
 
 def repeats_for_width(cell, min_width_A: float) -> tuple[int, int, int]:
@@ -241,6 +289,47 @@ def repeats_for_width(cell, min_width_A: float) -> tuple[int, int, int]:
     widths = [volume / np.linalg.norm(np.cross(matrix[j], matrix[k])) for j, k in _FACES]
     n = [max(1, math.ceil(float(min_width_A) / w - 1e-9)) for w in widths]
     return int(n[0]), int(n[1]), int(n[2])
+
+
+def sized_repeat(key: str, params: Mapping, base_cell) -> tuple[int, int, int]:
+    """Repetitions of ``base_cell`` asked for by a config section: ``repeat`` (three integers)
+    or ``min_width_A`` (the fewest repetitions with every perpendicular width at least that,
+    :func:`repeats_for_width`), at most one of the two; neither: ``[1, 1, 1]``.
+
+    Parameters
+    ----------
+    key
+        The section's config key (named in errors), e.g. ``structures.supercell``.
+    params
+        The section.
+    base_cell
+        The cell that is repeated (3x3 Å or Atoms).
+
+    Raises
+    ------
+    ValueError
+        When both are set, naming the two keys.
+    """
+    repeat, width = params.get("repeat"), params.get("min_width_A")
+    if repeat is not None and width is not None:
+        raise ValueError(
+            f"config keys '{key}.repeat' = {list(repeat)} and '{key}.min_width_A' = {width} are "
+            "both set; give one of them (set the other to null)"
+        )
+    if width is not None:
+        if not float(width) > 0:
+            raise ValueError(f"config key '{key}.min_width_A' must be > 0 Å, got {width}")
+        return repeats_for_width(base_cell, float(width))
+    return tuple(int(r) for r in (repeat if repeat is not None else (1, 1, 1)))
+
+
+def supercell_repeat(
+    material: Mapping, params: Mapping, reference: Atoms | None = None
+) -> tuple[int, int, int]:
+    """Repetitions of the conventional cell for ``structures.supercell`` (see
+    :func:`sized_repeat`)."""
+    base = conventional_cell(material, [1, 1, 1], reference)
+    return sized_repeat("structures.supercell", params, base)
 
 
 def check_rattled_cell(material: Mapping, spec: Mapping) -> None:
@@ -363,7 +452,9 @@ def _positive(section: str, key: str, value) -> float:
     return value
 
 
-def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str, Atoms]:
+def training_structures(
+    material: Mapping, spec: Mapping, seed: int, reference: Atoms | None = None
+) -> dict[str, Atoms]:
     """Build the training structures described by ``config["structures"]``.
 
     Parameters
@@ -379,6 +470,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
         cell, ``max_strain``, ``rattle_A``).
     seed
         Global seed (``config["seed"]``).
+    reference
+        The DFT-relaxed cell (None: the configured cell): the parent of every structure.
 
     Returns
     -------
@@ -388,7 +481,7 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
         ``reference_cell`` (the unstrained cell it was made from: its k-point mesh).
     """
     ids = training_structure_ids(spec)
-    prim = primitive_cell(material)
+    prim = primitive_cell(material, reference)
     out: dict[str, Atoms] = {}
     for section, (_, config_type) in SECTIONS.items():
         params = spec.get(section)
@@ -404,7 +497,8 @@ def training_structures(material: Mapping, spec: Mapping, seed: int) -> dict[str
         max_strain = _positive(section, "max_strain", params.get("max_strain", 0.0))
         rattle = _positive(section, "rattle_A", params.get("rattle_A", 0.0))
         if section == "supercell":
-            base = conventional_cell(material, params.get("repeat", [1, 1, 1]))
+            base = conventional_cell(material, supercell_repeat(material, params, reference),
+                                     reference)  # fmt: skip
         else:
             base = prim
         for index, sid in enumerate(section_ids):
@@ -428,7 +522,9 @@ def elastic_structure_ids() -> list[str]:
     return [f"elastic-e{i}{sign}" for i in range(1, 7) for sign in ("p", "m")]
 
 
-def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
+def elastic_structures(
+    material: Mapping, magnitude: float, reference: Atoms | None = None
+) -> dict[str, Atoms]:
     """Primitive cell strained by ``+/- magnitude`` along each Voigt direction (clamped ion).
 
     Parameters
@@ -437,6 +533,8 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
         ``config["material"]`` (see :func:`primitive_cell`).
     magnitude
         Voigt strain magnitude (dimensionless; engineering shear for directions 4-6).
+    reference
+        The DFT-relaxed cell (None: the configured cell): the undeformed cell of the set.
 
     Returns
     -------
@@ -448,7 +546,7 @@ def elastic_structures(material: Mapping, magnitude: float) -> dict[str, Atoms]:
     magnitude = float(magnitude)
     if not magnitude > 0:
         raise ValueError(f"validation.elastic.strain_magnitude must be > 0, got {magnitude}")
-    prim = primitive_cell(material)
+    prim = primitive_cell(material, reference)
     out = {}
     for sid in elastic_structure_ids():
         direction = int(sid[len("elastic-e")]) - 1

@@ -301,6 +301,7 @@ def report_inputs():
         "study": list(study_files().values()),
         "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
         "active_learning": al_outputs(),
+        "reference_summary": reference_inputs()["reference_summary"],
     }
 
 
@@ -406,6 +407,7 @@ def provenance_inputs():
         "metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
         "study": list(study_files().values()),
         "report": f"{RESULTS}/report/summary.md",
+        **reference_inputs(),  # the DFT-relaxed reference cell and its summary, if relaxed
     }
 
 
@@ -413,11 +415,14 @@ def dft_input_targets():
     """Every file rule dft_input writes for the training candidates and the elastic strain set
     (MD-snapshot inputs need a trained model, so they are not known before training). With the
     convergence study on, every label input depends on its outcome: then only the study's own
-    inputs (rule convergence_inputs), so that `make inputs` never runs DFT."""
+    inputs (rule convergence_inputs), so that `make inputs` never runs DFT. Likewise with the
+    reference relaxation on (material.relax): only its input (rule relax_input)."""
     if convergence_enabled():
         return [rules.convergence_inputs.output.inputs]
     if not new_dft():
         return []
+    if relax_enabled():  # every label's cell comes from the relaxation: only its input
+        return list(rules.relax_input.output)
     pairs = [("train", s) for s in training_ids()] + [("elastic", s) for s in elastic_ids()]
     return [str(p).format(group=g, sid=s) for g, s in pairs for p in rules.dft_input.output]
 
@@ -563,3 +568,26 @@ def al_files():
 def al_outputs():
     """The active-learning summary when generations > 0, else []."""
     return [al_files()["summary"]] if al_generations() else []
+
+
+# ---- the DFT-relaxed reference cell (structures.smk)
+
+
+def relax_enabled():
+    """Whether the material's cell is relaxed with DFT first (material.relax, and new DFT)."""
+    return bool(config["material"].get("relax", True)) and new_dft()
+
+
+def reference_files():
+    """Output of the `relax_reference` job, by name."""
+    d = f"{RESULTS}/dft/reference"
+    return {"structure": f"{d}/relaxed.extxyz", "summary": f"{d}/relax.json"}
+
+
+def reference_inputs():
+    """Inputs of every job that builds cells (structures, MD cell) and of the report: the
+    relaxed reference and its summary, both [] when the cell is not relaxed."""
+    if not relax_enabled():
+        return {"reference": [], "reference_summary": []}
+    files = reference_files()
+    return {"reference": [files["structure"]], "reference_summary": [files["summary"]]}

@@ -3,6 +3,7 @@ rule deformation_md:
     stress–strain curve, and the path whose snapshots get DFT single points."""
     input:
         model=f"{RESULTS}/train/{{run}}/seed0/model.pt",
+        **reference_inputs(),
     output:
         trajectory=f"{RESULTS}/md/{{run}}/trajectory.extxyz",
         csv=f"{RESULTS}/md/{{run}}/stress_strain.csv",

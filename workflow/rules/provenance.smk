@@ -20,6 +20,7 @@ rule provenance:
 rule dft_inputs:
     """Target: write every DFT input that is known before training (training candidates and the
     elastic strain set) without running DFT: `snakemake dft_inputs --cores N`, then inspect them.
-    With the convergence study on, only the study's inputs (the labels' depend on its outcome)."""
+    With the convergence study on, only the study's inputs (the labels' depend on its outcome);
+    with the reference relaxation on (material.relax), only the relaxation's input."""
     input:
         dft_input_targets(),

@@ -2,12 +2,14 @@
 
 Each engine owns its settings class, the names of its input and output files, the settings of
 a convergence-study point, input writing, execution under custodian, the settings hash of a
-finished directory and parsing into a :class:`~dft2mlip.data.Label`. The rest of the code asks
+finished directory, parsing into a :class:`~dft2mlip.data.Label` and the relaxation of the
+reference cell. The rest of the code asks
 :func:`get_engine` for the object and never branches on the engine's name.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -76,6 +78,18 @@ class Engine:
 
     def parse(self, directory: Path, structure: Atoms, settings_hash: str, settings) -> Label:
         raise NotImplementedError
+
+    # the cell + ion relaxation of the reference cell (dft2mlip.dft.relax): each engine's
+    # module has write_relax_input(atoms, settings, directory, thresholds) and
+    # read_relax(directory, thresholds)
+    def write_relax_input(self, atoms: Atoms, settings, directory: Path, thresholds) -> dict:
+        return self._module().write_relax_input(atoms, settings, directory, thresholds)
+
+    def read_relax(self, directory: Path, thresholds):
+        return self._module().read_relax(directory, thresholds)
+
+    def _module(self):
+        return importlib.import_module(f"dft2mlip.dft.{self.name}")
 
 
 class QE(Engine):

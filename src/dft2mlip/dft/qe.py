@@ -616,3 +616,65 @@ def reported_pressure_kbar(output_path: str | os.PathLike) -> float:
     if not matches:
         raise ValueError(f"no 'total stress ... P=' line in {output_path}; was tstress set?")
     return float(matches[-1])
+
+
+_BFGS_DONE = re.compile(r"bfgs converged in\s+(\d+)\s+scf cycles and\s+(\d+)\s+bfgs steps")
+_MAX_STEPS = "The maximum number of steps has been reached."
+
+
+def write_relax_input(atoms: Atoms, settings: QESettings, directory, thresholds) -> dict:
+    """Write ``pw.in`` for a ``vc-relax`` (cell and ions, BFGS) with the dataset's settings.
+
+    The namelists are those of the single points (:func:`pw_input_data`: cutoffs, smearing,
+    k-point spacing, pseudopotentials, spin, SCF threshold) plus ``calculation='vc-relax'``,
+    ``cell_dofree='all'`` and the thresholds of ``thresholds``
+    (:class:`~dft2mlip.dft.relax.RelaxThresholds`) in QE's units. pw.x ends a vc-relax with an
+    SCF in the relaxed cell with fresh G-vectors: that SCF's stress is the residual one.
+
+    Returns
+    -------
+    dict
+        ``settings_hash``, ``kpoint_mesh`` (Γ-centred mesh of ``atoms``' cell).
+    """
+    data = pw_input_data(atoms, settings)
+    data["control"].update(
+        {
+            "calculation": "vc-relax",
+            "forc_conv_thr": float(thresholds.fmax_eV_per_A) / (Ry / Bohr),  # Ry/bohr
+            "etot_conv_thr": float(thresholds.energy_eV) / Ry,  # Ry
+            "nstep": int(thresholds.max_steps),
+        }
+    )
+    data["ions"] = {"ion_dynamics": "bfgs"}
+    data["cell"] = {
+        "cell_dynamics": "bfgs",
+        "cell_dofree": "all",
+        "press": 0.0,
+        "press_conv_thr": float(thresholds.pressure_GPa) * 10.0,  # GPa -> kbar
+    }
+    mesh = write_pw_input(atoms, settings, Path(directory) / "pw.in", input_data=data)
+    return {"settings_hash": settings.settings_hash(), "kpoint_mesh": list(mesh)}
+
+
+def read_relax(directory, thresholds):
+    """The outcome of the ``vc-relax`` in ``directory`` (``pw.out``): the relaxed cell and the
+    stress of pw.x's final SCF in it; "failed" with pw.x's cause (error block, unfinished
+    output, SCF not converged, ``nstep`` reached)."""
+    from dft2mlip.dft.relax import outcome_from_run
+
+    path = Path(directory) / "pw.out"
+    run = read_pw_run(path)
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    done = _BFGS_DONE.search(text)
+    n_steps = int(done.group(2)) if done else max(len(run.frames) - 1, 0)
+    why_not = (
+        f"pw.x vc-relax stopped after nstep = {thresholds.max_steps} ionic steps without "
+        "converging; raise dft.relax.max_steps (or start closer: material.lattice_constant_A)"
+        if _MAX_STEPS in text
+        else "pw.x vc-relax did not print 'bfgs converged' (see pw.out)"
+    )
+    note = "; stress from pw.x's final SCF in the relaxed cell (fresh G-vectors)"
+    if m := _PRESSURE.findall(text):
+        note += f", P = {float(m[-1]):.2f} kbar as printed"
+    return outcome_from_run(run, converged=done is not None, n_steps=n_steps, why_not=why_not,
+                            note=note)  # fmt: skip

@@ -885,3 +885,55 @@ def _stdout_error(directory: Path) -> str:
             if errors:
                 return f"; {name} says: {errors[-1][:200]}"
     return ""
+
+
+#: VASP's words (OUTCAR and standard output) when a relaxation reached EDIFFG
+_RELAX_DONE = "reached required accuracy - stopping structural energy minimisation"
+
+
+def write_relax_input(atoms: Atoms, settings: VaspSettings, directory, thresholds) -> dict:
+    """Write INCAR/POSCAR/POTCAR/KPOINTS for a cell + ion relaxation with the dataset's settings.
+
+    The single point's input set (:func:`write_vasp_input`: ENCUT, k-mesh, smearing, POTCARs,
+    spin) with ``IBRION = 2`` (conjugate gradient), ``ISIF = 3`` (cell shape and volume and
+    ions), ``NSW`` and ``EDIFFG = -fmax`` (forces, eV/Å) from ``thresholds``. VASP does not
+    recompute the basis at the relaxed cell: its residual stress carries the Pulay stress of
+    the starting basis (raise ENCUT, or rerun the relaxation, when it matters).
+
+    Returns
+    -------
+    dict
+        ``settings_hash``, ``kpoint_mesh``, ``potcar_spec``.
+    """
+    from pymatgen.io.vasp import Incar
+
+    directory = Path(directory)
+    written = write_vasp_input(atoms, settings, directory)
+    incar = Incar.from_file(directory / "INCAR")
+    incar.update({"IBRION": 2, "ISIF": 3, "NSW": int(thresholds.max_steps),
+                  "EDIFFG": -float(thresholds.fmax_eV_per_A)})  # fmt: skip
+    incar.write_file(directory / "INCAR")
+    return {
+        "settings_hash": settings.settings_hash(written["potcar_sha256"]),
+        "kpoint_mesh": list(written["kpoint_mesh"]),
+        "potcar_spec": written["potcar_spec"],
+    }
+
+
+def read_relax(directory, thresholds):
+    """The outcome of the relaxation in ``directory``: the last ionic step of vasprun.xml (or
+    OUTCAR) is the relaxed state; converged when VASP printed "reached required accuracy" (or
+    stopped before NSW); "failed" with VASP's cause otherwise."""
+    from dft2mlip.dft.relax import outcome_from_run
+
+    directory = Path(directory)
+    run = read_vasp_run(directory)
+    texts = [(directory / n).read_text(errors="replace") for n in ("OUTCAR", *_VASP_STDOUT)
+             if (directory / n).is_file()]  # fmt: skip
+    n_steps = len(run.frames)
+    done = any(_RELAX_DONE in t for t in texts) or 0 < n_steps < int(thresholds.max_steps)
+    why_not = (f"VASP relaxation stopped after NSW = {thresholds.max_steps} ionic steps "
+               "without reaching EDIFFG; raise dft.relax.max_steps"
+               f"{_stdout_error(directory)}")  # fmt: skip
+    note = "; stress of the last ionic step (VASP keeps the starting basis: Pulay stress)"
+    return outcome_from_run(run, converged=done, n_steps=n_steps, why_not=why_not, note=note)

@@ -153,6 +153,10 @@ class DeformationSpec:
         Stiffness estimate M used by the barostat (GPa): each step scales a lateral length by
         ``1 - (dt / τ_P) σ_jj / M``. A poor estimate changes how fast, not where, the lateral
         stress relaxes.
+    min_width_A
+        Instead of ``repeat`` (at most one of the two; neither: ``[1, 1, 1]``): the MD cell is
+        the fewest repetitions of the conventional cell whose perpendicular widths are all at
+        least this (Å); :meth:`sized` turns it into ``repeat`` once the cell is known.
     """
 
     mode: str
@@ -168,6 +172,7 @@ class DeformationSpec:
     lateral: str = "fixed"
     barostat_time_ps: float = 0.5
     barostat_modulus_GPa: float = 100.0
+    min_width_A: float | None = None
 
     def __post_init__(self) -> None:
         k = CONFIG_KEY
@@ -192,13 +197,7 @@ class DeformationSpec:
                 f"{k}.lateral = 'relaxed' applies to mode 'uniaxial' only (mode is "
                 f"{self.mode!r}, whose whole cell follows the strain); set lateral: fixed"
             )
-        try:
-            rep = tuple(int(r) for r in self.repeat)
-        except (TypeError, ValueError):
-            rep = ()
-        if len(rep) != 3 or min(rep) < 1 or list(rep) != [float(r) for r in self.repeat]:
-            raise ValueError(f"{k}.repeat = {self.repeat!r} must be three positive integers")
-        self.repeat = rep
+        self._check_size()
         numbers = (
             "temperature_K",
             "timestep_fs",
@@ -259,6 +258,39 @@ class DeformationSpec:
                 f"{k}.snapshots = {self.snapshots} exceeds the {self.n_steps} MD steps; "
                 "lower snapshots or raise max_strain"
             )
+
+    def _check_size(self) -> None:
+        """``repeat`` (three positive integers) or ``min_width_A`` (> 0 Å), not both."""
+        k = CONFIG_KEY
+        if self.min_width_A is not None:
+            if self.repeat is not None:
+                raise ValueError(
+                    f"config keys '{k}.repeat' = {list(self.repeat)} and '{k}.min_width_A' = "
+                    f"{self.min_width_A} are both set; give one of them (set the other to null)"
+                )
+            if isinstance(self.min_width_A, bool) or not float(self.min_width_A) > 0:
+                raise ValueError(f"{k}.min_width_A = {self.min_width_A!r} must be > 0 Å")
+            return
+        repeat = (1, 1, 1) if self.repeat is None else self.repeat
+        try:
+            rep = tuple(int(r) for r in repeat)
+        except (TypeError, ValueError):
+            rep = ()
+        if len(rep) != 3 or min(rep) < 1 or list(rep) != [float(r) for r in repeat]:
+            raise ValueError(f"{k}.repeat = {self.repeat!r} must be three positive integers")
+        self.repeat = rep
+
+    def sized(self, conventional_cell) -> DeformationSpec:
+        """This spec with ``repeat`` fixed for ``conventional_cell`` (3x3 Å): ``min_width_A``
+        becomes the fewest repetitions that reach it (itself when ``repeat`` was given)."""
+        from dataclasses import replace
+
+        from dft2mlip.structures import repeats_for_width
+
+        if self.min_width_A is None:
+            return self
+        repeat = repeats_for_width(conventional_cell, float(self.min_width_A))
+        return replace(self, repeat=repeat, min_width_A=None)
 
     @classmethod
     def from_config(cls, md_cfg: Mapping) -> DeformationSpec:
@@ -336,7 +368,8 @@ class DeformationSpec:
                 f"{CONFIG_KEY}.repeat = {list(self.repeat)} gives an MD cell whose smallest "
                 f"perpendicular width along the deformation path is {smallest:.2f} Å, below the "
                 f"model cutoff {r_max_key} = {r_max_A:g} Å: atoms would interact with their own "
-                f"periodic images; raise {CONFIG_KEY}.repeat (or lower {CONFIG_KEY}.max_strain)"
+                f"periodic images; raise {CONFIG_KEY}.repeat or {CONFIG_KEY}.min_width_A (or lower "
+                f"{CONFIG_KEY}.max_strain)"
             )
 
     def strain_at_step(self, step: int) -> float:
