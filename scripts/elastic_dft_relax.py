@@ -1,7 +1,8 @@
 """Snakemake script: pw.x ionic relaxation in one fixed strained cell (relaxed-ion elastic
-constants), with the dataset's DFT settings (the convergence study's choice when there is one);
-the final frame becomes the label. When the clamped-ion label's forces are already below the
-threshold, the relaxation would stop after its first SCF: that label is reused instead."""
+constants), with the dataset's DFT settings (the convergence study's choice when there is one),
+run under custodian like every DFT run; the final frame becomes the label. When the clamped-ion
+label's forces are already below the threshold, the relaxation would stop after its first SCF:
+that label is reused instead."""
 
 from dft2mlip.checks import check_executable
 from dft2mlip.logutil import log_to
@@ -9,15 +10,13 @@ from dft2mlip.logutil import log_to
 log = log_to(snakemake.log[0], snakemake)
 check_executable(snakemake.config["dft"], snakemake.threads)  # fail fast, one line
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 from ase.io import read
 
 from dft2mlip.data import read_label, write_label
-from dft2mlip.dft.labels import engine_settings, execution_settings
-from dft2mlip.dft.run import run_pw
+from dft2mlip.dft.labels import engine_settings, execution_settings, run_input
 from dft2mlip.validate.elastic_dft import (
     parse_relax_output,
     relaxed_label_from_clamped,
@@ -39,20 +38,19 @@ write_relax_input(
 label = relaxed_label_from_clamped(
     read_label(snakemake.input.clamped), settings.settings_hash(), fmax_eV_per_A=p.fmax
 )
-if label is None:
-    pw_out = Path(snakemake.output.pw_in).with_name("pw.out")
-    result = run_pw(
-        snakemake.output.pw_in,
-        pw_out,
-        executable=run["executable"],
-        nprocs=snakemake.threads,
-        mpi_launcher=run["mpi_launcher"],
-    )
+if label is None:  # pw.x relax under custodian, as every other DFT run
+    work = Path(snakemake.output.pw_in).parent
+    record = run_input(p.engine, work, nprocs=snakemake.threads, **run)
     label = parse_relax_output(
-        pw_out, structure, settings.settings_hash(), settings=settings, fmax_eV_per_A=p.fmax
+        work / "pw.out",
+        structure,
+        settings.settings_hash(),
+        settings=settings,
+        fmax_eV_per_A=p.fmax,
     )
-    label.provenance["run"] = dataclasses.asdict(result)
-    shutil.rmtree(pw_out.parent / "tmp", ignore_errors=True)  # pw.x scratch (outdir)
+    label.provenance["run"] = record
+    label.provenance["corrections"] = record.get("corrections", [])
+    shutil.rmtree(work / "tmp", ignore_errors=True)  # pw.x scratch (outdir)
 label.provenance["calculation"] = "relax"
 write_label(label, snakemake.output.label)
 log.info("%s: %s %s", label.structure_id, label.status, label.message)
