@@ -736,15 +736,20 @@ def _elastic_figure(tensors: dict, out_dir: Path, figures: list, blocks: list) -
     blocks.append(("img", "elastic constants DFT vs models", "elastic.png"))
 
 
-def _elastic_section(tensors: dict, out_dir: Path, blocks: list, figures: list) -> dict:
+def _elastic_section(
+    tensors: dict, out_dir: Path, blocks: list, figures: list, reference: Mapping | None = None
+) -> dict:
     """Both elastic tables and the figure; returns {protocol: {run: mean |% error|}}."""
     blocks.append(("h", 2, "Elastic constants"))
     dft = tensors["clamped_ion"][0] or tensors["relaxed_ion"][0]
     delta = f" = {dft['strain_magnitude']:g}" if dft and "strain_magnitude" in dft else ""
+    relaxed = bool(reference and reference.get("relaxed") and reference.get("status") == "ok")
+    cell = "the DFT-relaxed cell" if relaxed else "the configured cell, not relaxed with DFT"
+    cell += "; see Reference cell" if reference else ""
     blocks.append(
         (
             "p",
-            "The reference cell (the configured lattice constant, not relaxed) is strained by "
+            f"The reference cell ({cell}) is strained by "
             f"±δ{delta} along each of the six Voigt directions and C is the least-squares slope "
             "of stress vs strain (with a fitted residual stress of the reference cell). DFT and "
             "every model use the same strained cells, the same fit and, for relaxed ion, the "
@@ -1052,7 +1057,7 @@ def write_report(
     _loss_record_section(losses, blocks)
     _test_section(metrics, parity, out_dir, blocks, figures)
     tensors = {"clamped_ion": (dft_el, models_el), "relaxed_ion": (dft_rel, models_rel)}
-    _elastic_section(tensors, out_dir, blocks, figures)
+    _elastic_section(tensors, out_dir, blocks, figures, reference)
     _md_section(md, sv, md_component, md_strain_label, out_dir, blocks, figures)
     _study_section(Path(study_dir) if study_dir else None, out_dir, blocks, figures, missing)
     al_dir = Path(active_learning_dir) if active_learning_dir else None
