@@ -10,6 +10,7 @@ label's own pw.x output text, and what a ferromagnet must do.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -37,15 +38,16 @@ needs_pw = pytest.mark.skipif(
 
 
 def tiny(example: dict) -> dict:
-    """The example at a tiny cost: low cutoffs (said explicitly), a coarse mesh, a loose SCF
-    threshold and one structure per family; material, pseudopotentials, smearing and moments
-    stay the example's own."""
+    """The example at a tiny cost: low cutoffs (said explicitly), a coarse mesh, loose SCF and
+    relaxation thresholds and one structure per family; material, pseudopotentials, smearing
+    and moments stay the example's own."""
     config = yaml.safe_load(yaml.safe_dump(example))
     qe = config["dft"]["qe"]
     ratio = qe["ecutrho_Ry"] / qe["ecutwfc_Ry"]
-    qe.update(ecutwfc_Ry=25.0, ecutrho_Ry=25.0 * ratio, allow_low_cutoff=True,
+    qe.update(ecutwfc_Ry=30.0, ecutrho_Ry=30.0 * ratio, allow_low_cutoff=True,
               kspacing_per_A=0.8, conv_thr_Ry=1e-6)  # fmt: skip
     config["dft"]["mpi_launcher"] = ""
+    config["dft"]["relax"] = {"fmax_eV_per_A": 0.05, "pressure_GPa": 0.5}  # the path, not the cell
     structures = config["structures"]
     structures["hydrostatic"]["strains"] = [0.01]
     structures["strained"]["count"] = 1
@@ -109,22 +111,27 @@ def test_example_runs_for_real(tmp_path, name):
         np.testing.assert_allclose(hydro[3:], cif[3:], atol=1e-6)  # tetragonal: 90, 90, 90
         assert hydro[0] == pytest.approx(hydro[1], abs=1e-6)  # a = b
     if config["material"].get("c_over_a"):
-        # hcp: the primitive cell's c/a (a relaxation may change it, by how much is printed)
-        c_over_a = hydro[2] / hydro[0]
-        print(f"{name}: c/a of the reference cell {c_over_a:.4f} "
-              f"(config {config['material']['c_over_a']})")  # fmt: skip
+        # hcp: the relaxation keeps the hexagonal symmetry; the hydrostatic strain keeps the
+        # relaxed cell's c/a (at these tiny settings the relaxed c/a is far from the
+        # configured one: a coarse mesh for a metal; it is printed, not judged)
+        relaxed = json.loads((work / "results" / "dft" / "reference" / "relax.json").read_text())
+        final = relaxed["final"]
+        print(f"{name}: relaxed c/a {final['c_A'] / final['a_A']:.4f} "
+              f"(configured {config['material']['c_over_a']})")  # fmt: skip
         assert hydro[3:] == pytest.approx([90, 90, 120], abs=1e-6)
-        assert c_over_a == pytest.approx(config["material"]["c_over_a"], rel=0.05)
+        assert hydro[0] == pytest.approx(hydro[1], rel=1e-9)
+        assert hydro[2] / hydro[0] == pytest.approx(final["c_A"] / final["a_A"], rel=1e-6)
     if config["dft"].get("magnetic_moments_muB"):
         assert_ferromagnetic(work, labels)
 
 
 def assert_ferromagnetic(work: Path, labels: dict) -> None:
     """bcc Fe: every label records the total magnetisation pw.x printed, and it stays
-    ferromagnetic (about 2.2 μB per atom in PBE; > 1.5 here)."""
+    ferromagnetic: about 2.2 μB per atom in PBE at equilibrium; > 1 here, where the tiny
+    cutoff's relaxed cell is about 9 % smaller in a (a large Pulay stress) and the moment ~1.4."""
     for sid, lab in labels.items():
         out = (work / "results" / "dft" / "train" / sid / "pw.out").read_text()
         printed = float(re.findall(r"total magnetization\s+=\s+([-\d.]+)", out)[-1])
         recorded = lab.provenance["total_magnetization_muB"]
         assert recorded == pytest.approx(printed, abs=1e-6)
-        assert recorded / len(lab.atoms) > 1.5, (sid, recorded)
+        assert recorded / len(lab.atoms) > 1.0, (sid, recorded)

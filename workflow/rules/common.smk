@@ -149,14 +149,21 @@ def md_snapshot_ids(run):
 
 
 def train_priority(wildcards):
-    """First-seed models (and grid points) train first: each run's MD path, and the DFT on its
-    snapshots, then overlap the training of the other seeds instead of waiting at the end."""
-    return 1 if int(wildcards.seed) == 0 else 0
+    """The longest chain first: a tuned run's grid points (grid -> tuning -> its model -> MD ->
+    snapshot DFT), then every run's first seed, whose MD path and snapshot DFT then overlap the
+    other seeds' training instead of waiting at the end."""
+    if int(wildcards.seed) != 0:
+        return 0
+    tuned = tuned_runs(config["training"]["runs"])
+    return 2 if wildcards.run in grid_runs() or wildcards.run in tuned else 1
 
 
 def dft_priority(wildcards):
-    """The DFT of MD snapshots goes before queued work of the same priority (see train_priority)."""
-    return 1 if wildcards.group == "md" else 0
+    """Longest DFT jobs first, so that none is left alone on the cores at the end of a stage:
+    MD snapshots (on the critical path, see train_priority) and the supercells."""
+    if wildcards.group == "md":
+        return 2
+    return 1 if wildcards.sid.startswith("super-") else 0
 
 
 def structure_set_path(group, run=None):

@@ -22,7 +22,7 @@ rule deformation_md:
         md=config["validation"]["md"],
         seed=config["seed"],
     threads: 1
-    priority: 1  # the MD path's DFT then overlaps the other runs' training (see dft_priority)
+    priority: 2  # the MD path's DFT then overlaps the other runs' training (see train_priority)
     resources:
         mem_mb=2000,
         runtime=60,
@@ -44,7 +44,7 @@ rule md_snapshots:
         f"{BENCH}/md_snapshots/{{run}}.tsv",
     params:
         n=config["validation"]["md"]["snapshots"],
-    priority: 1
+    priority: 2
     conda:
         "../../envs/qe.yaml"
     script:
