@@ -322,8 +322,8 @@ def test_dry_run_has_every_generations_jobs(tmp_path):
     al, seeds = cfg["active_learning"], cfg["training"]["seeds"]
     new_labels = al["generations"] * al["frames_per_generation"] * 2
     new_models = al["generations"] * 2 * seeds
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    base["training"] = cfg["training"]
+    base = yaml.safe_load(yaml.safe_dump(cfg))  # the same config with active learning off
+    base["active_learning"]["generations"] = 0
     base_dir = tmp_path / "base.yaml"
     base_dir.write_text(yaml.safe_dump(base))
     base_jobs = planned_jobs(snakemake(make_workdir(tmp_path / "b", base_dir), "-n").stdout)
