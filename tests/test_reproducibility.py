@@ -58,10 +58,9 @@ def test_changing_a_dft_setting_reruns_every_dft_job_and_everything_downstream(
     run = completed_tiny_run
     planned = dry_run(run, configfile=changed_config(run, tmp_path, higher_cutoff))
     everything = dry_run(run, "--forceall")
-    # the structures do not depend on DFT settings; every other job does
-    expected = everything.copy()
-    del expected["structures"]
-    assert planned == expected
+    # every job depends on the DFT settings: the structures too, since they are built from the
+    # cell relaxed with those settings (material.relax, on in the tiny config)
+    assert planned == everything
     assert all(planned[rule] == everything[rule] for rule in DFT_RULES)
 
 
@@ -130,6 +129,16 @@ def test_dft_inputs_target_writes_every_input_without_running_dft(tmp_path):
     workdir = make_workdir(tmp_path / "w", config)
     snakemake(workdir, "dft_inputs")
 
+    # with the DFT-relaxed reference on (the default), the labels' cells depend on the
+    # relaxation's result: only the relaxation's input is written, nothing runs
+    dft = workdir / "results" / "dft"
+    assert sorted(p.relative_to(dft).as_posix() for p in dft.rglob("pw.in")) == ["reference/pw.in"]
+    assert not list(dft.rglob("pw.out")), "dft_inputs must not run pw.x"
+    # without the relaxation every label's input is known before anything runs
+    cfg["material"]["relax"] = False
+    config.write_text(yaml.safe_dump(cfg))
+    workdir = make_workdir(tmp_path / "unrelaxed", config)
+    snakemake(workdir, "dft_inputs")
     dft = workdir / "results" / "dft"
     inputs = sorted(dft.glob("*/*/pw.in"))
     assert {p.parent.parent.name for p in inputs} == {"train", "elastic"}
