@@ -5,7 +5,7 @@ from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
 from dft2mlip.dft.magnetism import with_moments
-from dft2mlip.structures import elastic_structure_ids, training_structure_ids
+from dft2mlip.structures import SECTIONS, elastic_structure_ids, training_structure_ids
 from dft2mlip.study import (
     grid_run_names,
     resolve_run_config,
@@ -163,7 +163,7 @@ def dft_priority(wildcards):
     MD snapshots (on the critical path, see train_priority) and the supercells."""
     if wildcards.group == "md":
         return 2
-    return 1 if wildcards.sid.startswith("super-") else 0
+    return 1 if wildcards.sid.startswith(SECTIONS["supercell"][0] + "-") else 0
 
 
 def structure_set_path(group, run=None):

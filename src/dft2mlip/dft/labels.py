@@ -16,7 +16,7 @@ from pathlib import Path
 from ase import Atoms
 
 from dft2mlip.data import Label
-from dft2mlip.dft.engines import ENGINES, STANDIN_ENV, get_engine  # noqa: F401 (re-exported)
+from dft2mlip.dft.engines import STANDIN_ENV, get_engine  # noqa: F401 (STANDIN_ENV re-exported)
 from dft2mlip.io import atomic_write_text
 
 

@@ -100,14 +100,13 @@ def write_relax_input(
         ``engine``, ``settings_hash``, ``kpoint_mesh`` (of ``atoms``' own cell) and the
         thresholds, as recorded in the summary.
     """
-    from dft2mlip.dft.labels import engine_settings
-
-    settings = engine_settings(engine, engine_cfg, chosen_path)
+    eng = get_engine(engine)
+    settings = eng.settings(engine_cfg, chosen_path)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     bare = bare_cell(atoms)
     bare.info["structure_id"] = "reference"
-    written = get_engine(engine).write_relax_input(bare, settings, directory, thresholds)
+    written = eng.write_relax_input(bare, settings, directory, thresholds)
     return {"engine": engine, **written, "kspacing_per_A": settings.kspacing_per_A,
             "thresholds": thresholds.__dict__.copy()}  # fmt: skip
 
