@@ -64,6 +64,21 @@ def test_reference_structures_are_strained_rattled_and_seeded():
     assert len(a["A"]) == len(a["B"]) == 2
 
 
+@pytest.mark.parametrize(
+    ("prototype", "a0", "n_atoms"), [("fcc", 3.6, 4), ("bcc", 2.9, 2), ("sc", 2.5, 2)]
+)
+def test_one_atom_cells_are_studied_in_a_cell_whose_rattling_gives_forces(prototype, a0, n_atoms):
+    """A lone atom in its primitive cell only translates when displaced (zero forces by
+    symmetry): the study takes the conventional cell (fcc 4, bcc 2 atoms), or 2 x sc."""
+    material = {"prototype": prototype, "elements": ["Cu"], "lattice_constant_A": a0}
+    pair = reference_structures(material, 3, 0.01, 0.03)
+    assert len(pair["A"]) == len(pair["B"]) == n_atoms
+    shift = pair["A"].get_scaled_positions(wrap=False) - pair["B"].get_scaled_positions()
+    relative = shift - shift[0]  # a rigid translation would leave every row zero
+    assert np.abs(relative).max() > 1e-3
+    assert np.allclose(pair["B"].cell.cellpar()[3:], 90.0)  # the cubic cell
+
+
 def synthetic(spec, converged_from):
     """Results where every point at cutoff >= c0 and spacing <= k0 equals the reference exactly
     and every other point is off by 10x each tolerance: the expected choice is, by construction,

@@ -2,8 +2,11 @@
 
 Every point of the grid computes two structures of the material with the same engine and
 settings as the labels (only the cutoff and the k-point spacing change): a strained, rattled
-primitive cell (``A``: nonzero forces and all six stress components) and the unstrained
-primitive cell (``B``). Against the tightest point (largest cutoff, smallest spacing):
+cell (``A``: nonzero forces and all six stress components) and the same cell unstrained
+(``B``). The cell is the primitive one, or the conventional one where the primitive cell has a
+single atom (fcc, bcc: displacing a lone atom only translates it, its forces stay zero and the
+force tolerance would test nothing). Against the tightest point (largest cutoff, smallest
+spacing):
 
 - energy: the energy DIFFERENCE per atom ``(E_A - E_B) / N`` (what training sees; absolute
   energies converge much more slowly and do not matter), meV/atom;
@@ -31,7 +34,12 @@ from ase import Atoms
 
 from dft2mlip.dft.engines import get_engine
 from dft2mlip.io import save_figure
-from dft2mlip.structures import REFERENCE_CELL_KEY, apply_voigt_strain, primitive_cell
+from dft2mlip.structures import (
+    REFERENCE_CELL_KEY,
+    apply_voigt_strain,
+    conventional_cell,
+    primitive_cell,
+)
 from dft2mlip.units import EV_PER_A3_TO_GPA
 
 log = logging.getLogger(__name__)
@@ -107,22 +115,33 @@ def point_id(cutoff: float, kspacing_per_A: float) -> str:
     return f"c{cutoff:g}_k{kspacing_per_A:g}"
 
 
+def study_cell(material: Mapping) -> Atoms:
+    """The cell the study strains and rattles: the primitive cell if it has two atoms or more,
+    else the conventional cell (fcc: 4 atoms, bcc: 2), else a 2x1x1 supercell of it (sc), so
+    that rattling gives forces that are not zero by symmetry."""
+    cell = primitive_cell(material)
+    if len(cell) < 2:
+        cell = conventional_cell(material, (1, 1, 1))
+    return cell if len(cell) >= 2 else cell.repeat((2, 1, 1))
+
+
 def reference_structures(material: Mapping, seed: int, strain: float, rattle_A: float) -> dict:
-    """The study's two structures: ``A`` (strained, rattled primitive) and ``B`` (primitive).
+    """The study's two structures: ``A`` (strained, rattled) and ``B`` (unstrained), both of
+    :func:`study_cell`.
 
     ``A`` has a random Voigt strain with every component of magnitude ``strain`` (random signs,
     shear included) and Gaussian displacements of ``rattle_A`` (Å), seeded by ``seed``. Both
-    use the primitive cell's k-point mesh, as every label of that family does.
+    use the unstrained cell's k-point mesh, as every label of one family does.
     """
     rng = np.random.default_rng([int(seed), 9001])
-    base = primitive_cell(material)
+    base = study_cell(material)
     voigt = strain * rng.choice([-1.0, 1.0], size=6)
     a = apply_voigt_strain(base, voigt)
     a.positions += rng.normal(0.0, rattle_A, size=a.positions.shape) if rattle_A else 0.0
     a.info.update(structure_id="conv_A", config_type="convergence", voigt_strain=voigt)
     b = base.copy()
     b.info.update(structure_id="conv_B", config_type="convergence")
-    for atoms in (a, b):  # one family: the k-mesh of the primitive cell (as for the labels)
+    for atoms in (a, b):  # one family: the k-mesh of the unstrained cell (as for the labels)
         atoms.info[REFERENCE_CELL_KEY] = np.array(base.cell.array)
     return {"A": a, "B": b}
 
