@@ -16,6 +16,7 @@ from pathlib import Path
 from ase.io import read
 
 from dft2mlip.data import read_label, write_label
+from dft2mlip.dft.engines import get_engine
 from dft2mlip.dft.labels import engine_settings, execution_settings, run_input
 from dft2mlip.validate.elastic_dft import (
     parse_relax_output,
@@ -24,10 +25,9 @@ from dft2mlip.validate.elastic_dft import (
 )
 
 p = snakemake.params
-if p.engine != "qe":
+if not get_engine(p.engine).fixed_cell_relaxation:
     raise NotImplementedError(
-        f"relaxed-ion DFT elastic constants are implemented for dft.engine = qe only, not "
-        f"{p.engine!r}"
+        f"relaxed-ion DFT elastic constants are not implemented for dft.engine = {p.engine!r}"
     )
 run = execution_settings(snakemake.config["dft"])  # how pw.x is launched: not a param
 settings = engine_settings(p.engine, p.engine_cfg, (snakemake.input.chosen or [None])[0])

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dft2mlip.report import REPORT_FIGURES, RunArtifacts, write_report  # noqa: E402
+from dft2mlip.report import REPORT_FIGURES, RunArtifacts, report_settings, write_report  # noqa: E402
 from dft2mlip.validate.elastic import write_elastic_failure, write_elastic_json  # noqa: E402
 from dft2mlip.validate.metrics import write_metrics_json  # noqa: E402
 
@@ -352,3 +352,18 @@ def test_mixed_settings_are_shown_with_what_differs(tmp_path):
     assert "| import-aaa | 30.0 |" in text and "| import-bbb | 45.0 |" in text
     # an ok label left out of the splits says why
     assert "| new__1 | imported | ok | duplicate of old__0 |" in text
+
+
+def test_settings_name_the_material_as_configured():
+    """A structure file is named, never the schema's unused prototype and lattice constant; a
+    hexagonal prototype shows its c/a."""
+    from dft2mlip.config import validate_config
+
+    config = validate_config({"material": {"elements": ["Ti", "O"]}})  # the schema's defaults
+    config["material"].update(structure="config/examples/data/TiO2_rutile.cif", name="TiO2")
+    line = report_settings(config)["material"]
+    assert "TiO2_rutile.cif" in line
+    assert config["material"]["prototype"] not in line
+    config["material"].update(structure=None, prototype="hcp", c_over_a=1.62)
+    assert "hcp" in report_settings(config)["material"]
+    assert "c/a = 1.62" in report_settings(config)["material"]

@@ -10,6 +10,7 @@ from conftest import SI_MATERIAL
 from dft2mlip.structures import (
     apply_voigt_strain,
     check_rattled_cell,
+    check_vacancy_cell,
     conventional_cell,
     elastic_structure_ids,
     elastic_structures,
@@ -366,3 +367,50 @@ def test_rattling_a_one_atom_cell_is_refused():
         check_rattled_cell(cu, SPEC)
     check_rattled_cell(cu, {**SPEC, "rattled": {"count": 0}})
     check_rattled_cell(SI_MATERIAL, SPEC)  # two atoms: forces carry information
+
+
+VACANCY = {"count": 6, "repeat": [1, 1, 1], "max_strain": 0.01, "rattle_A": 0.05}
+
+
+@pytest.mark.parametrize(
+    "material",
+    [SI_MATERIAL, {"prototype": "zincblende", "elements": ["Si", "C"], "lattice_constant_A": 4.36}],
+)
+def test_vacancy_cells_are_strained_supercells_less_one_atom(material):
+    """Each vacancy cell is the conventional cell, strained by its recorded strain, with one
+    atom fewer; every other atom within a few rattle widths of its site (the recorded strain
+    maps the reference cell onto the cell); the k-mesh is the full cell's; other sections
+    unchanged by adding vacancies."""
+    spec = {**SPEC, "vacancy": VACANCY}
+    structures = training_structures(material, spec, SEED)
+    vac_ids = [sid for sid in structures if sid.startswith("vac-")]
+    assert vac_ids == [f"vac-{i:03d}" for i in range(6)] == training_structure_ids(spec)[-6:]
+    full = conventional_cell(material, [1, 1, 1])
+    removed_species = []
+    for sid in vac_ids:
+        atoms = structures[sid]
+        assert len(atoms) == len(full) - 1 and atoms.info["config_type"] == "vacancy"
+        np.testing.assert_allclose(atoms.info["reference_cell"], full.cell.array)
+        np.testing.assert_allclose(
+            applied_strain(full.cell, atoms.cell), atoms.info["voigt_strain"], atol=1e-12
+        )
+        ideal = apply_voigt_strain(full, atoms.info["voigt_strain"])
+        # match each atom to the nearest ideal site: all distinct, one site left over
+        d = np.linalg.norm(atoms.positions[:, None, :] - ideal.positions[None, :, :], axis=-1)
+        nearest = d.argmin(axis=1)
+        assert len(set(nearest)) == len(atoms) and d.min(axis=1).max() < 6 * 0.05
+        (empty,) = set(range(len(full))) - set(nearest)
+        removed_species.append(full[empty].symbol)
+    assert len(set(removed_species)) == len(set(material["elements"]))  # both species drawn
+    without = training_structures(material, SPEC, SEED)
+    for sid, atoms in without.items():
+        np.testing.assert_array_equal(atoms.positions, structures[sid].positions)
+
+
+def test_a_vacancy_cell_too_small_is_refused_before_any_work():
+    cu = {"prototype": "fcc", "elements": ["Cu"], "lattice_constant_A": 3.615}
+    check_vacancy_cell(cu, {"vacancy": VACANCY})  # 4 atoms: 3 remain
+    sc = {"prototype": "sc", "elements": ["Po"], "lattice_constant_A": 3.35}
+    with pytest.raises(ValueError, match=r"'structures.vacancy'.*at least 3 atoms.*has 1"):
+        check_vacancy_cell(sc, {"vacancy": VACANCY})
+    check_vacancy_cell(sc, {"vacancy": {**VACANCY, "repeat": [2, 2, 1]}})

@@ -217,19 +217,6 @@ def check_mpi_launcher(dft: Mapping) -> None:
     _launcher(dft.get("mpi_launcher", ""), 2)
 
 
-def check_potcar_dir(dft: Mapping) -> None:
-    """A configured ``dft.vasp.potcar_dir`` exists (VASP only)."""
-    if dft["engine"] != "vasp":
-        return
-    potcar_dir = dft.get("vasp", {}).get("potcar_dir")
-    if potcar_dir and not Path(potcar_dir).expanduser().is_dir():
-        raise ValueError(
-            f"config key 'dft.vasp.potcar_dir' = {potcar_dir!r} is not a directory; point it at "
-            "the POTCAR library as pymatgen expects it (with POT_GGA_PAW_PBE_64/ etc.) or set "
-            "it to null to use PMG_VASP_PSP_DIR"
-        )
-
-
 def check_results_dir(results_dir: str, workdir: str | os.PathLike | None = None) -> None:
     """``results_dir`` is relative, stays inside the working directory and can be written.
 
@@ -308,6 +295,5 @@ def check_inputs(config: Mapping, workdir: str | os.PathLike | None = None) -> N
     check_results_dir(config["results_dir"], workdir)
     dft = config["dft"]
     check_dft_ranges(dft)
-    check_potcar_dir(dft)
     check_mpi_launcher(dft)
     check_import_files(config["dataset"].get("import", []))

@@ -188,13 +188,14 @@ def _check_reference_run(training: Mapping) -> None:
 def _check_training_structures(config: Mapping) -> None:
     """At least 3 labels for a train/val/test split: the pipeline's structures plus the imported
     labels (counted from the sources' files: frames of an extxyz, run directories); rattled
-    cells that can carry force information."""
-    from dft2mlip.structures import check_rattled_cell, training_structure_ids
+    and vacancy cells that can carry force information."""
+    from dft2mlip.structures import check_rattled_cell, check_vacancy_cell, training_structure_ids
 
     own = len(training_structure_ids(config["structures"]))
     if own:
         try:
             check_rattled_cell(config["material"], config["structures"])
+            check_vacancy_cell(config["material"], config["structures"])
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if config["dft"]["engine"] == "none" and own:
@@ -230,11 +231,15 @@ def _pipeline_settings_hash(config: Mapping) -> str | None:
 
     if config["dft"]["engine"] == "none" or not training_structure_ids(config["structures"]):
         return None
-    if config["dft"]["engine"] == "qe" and not config["dft"]["convergence"]["enabled"]:
-        from dft2mlip.dft.settings import QESettings
+    known = None
+    if not config["dft"]["convergence"]["enabled"]:
+        from dft2mlip.dft.engines import get_engine
+        from dft2mlip.dft.magnetism import with_moments
 
-        return QESettings.from_config(config["dft"]["qe"]).settings_hash()
-    return "<the pipeline's own settings (known after the convergence study or at run time)>"
+        dft = config["dft"]
+        cfg = with_moments(dft[dft["engine"]], dft.get("magnetic_moments_muB"))  # as the labels
+        known = get_engine(dft["engine"]).known_settings_hash(cfg)
+    return known or "<the pipeline's own settings (known after the convergence study or a run)>"
 
 
 def _check_import_settings(config: Mapping) -> None:
@@ -291,8 +296,7 @@ def check_config(config: dict) -> None:
         check_inputs(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if config["dft"]["engine"] == "qe":
-        _check_qe(config)
+    _check_engine(config)
     _check_dft(config)
     _check_fractions(config["dataset"]["fractions"])
     _check_training_settings(config["training"])
@@ -305,44 +309,26 @@ def check_config(config: dict) -> None:
     _check_active_learning(config)
 
 
-def _check_qe(config: dict) -> None:
-    """Pseudopotentials (files, headers: element, functional, cutoffs) and initial moments."""
-    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
-    from dft2mlip.dft.pseudo import check_pseudopotential_headers
-    from dft2mlip.dft.settings import QESettings, check_pseudopotentials
+def _check_engine(config: dict) -> None:
+    """What the DFT engine checks before any work (pseudopotentials or POTCARs, moments)."""
+    from dft2mlip.dft.engines import ENGINES, get_engine
 
-    elements = config["material"]["elements"]
-    moments = config["dft"].get("magnetic_moments_muB", {})
+    engine = config["dft"]["engine"]
+    if engine not in ENGINES:  # "none": every label is imported
+        return
     try:
-        check_magnetic_moments(elements, moments)
-        settings = QESettings.from_config(with_moments(config["dft"]["qe"], moments))
-        check_pseudopotentials(settings, elements)
-        check_pseudopotential_headers(
-            settings.pseudopotentials,
-            settings.pseudo_path,
-            elements,
-            {"ecutwfc_Ry": settings.ecutwfc_Ry, "ecutrho_Ry": settings.ecutrho_Ry},
-            allow_low_cutoff=settings.allow_low_cutoff,
-        )
-        settings.starting_magnetization()  # a moment above the valence charge
+        get_engine(engine).check_config(config["dft"], config["material"]["elements"])
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
 
 def _check_dft(config: dict) -> None:
-    """dft.vasp (settings), dft.convergence (grid, tolerances) and dataset.import (sources)."""
+    """dft.convergence (grid, tolerances), dataset.import (sources) and the MPI launcher."""
     from dft2mlip.dft.convergence import ConvergenceSpec
     from dft2mlip.dft.importing import check_import_sources
-    from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
-    from dft2mlip.dft.vasp import VaspSettings, check_potcar_library
 
     dft = config["dft"]
     try:
-        if dft["engine"] == "vasp":
-            moments = dft.get("magnetic_moments_muB", {})
-            check_magnetic_moments(config["material"]["elements"], moments)
-            vasp = VaspSettings.from_config(with_moments(dft.get("vasp", {}), moments))
-            check_potcar_library(vasp, list(dict.fromkeys(config["material"]["elements"])))
         ConvergenceSpec.from_config(dft.get("convergence", {}))
         check_import_sources(config["dataset"].get("import", []))
     except ValueError as err:
@@ -378,15 +364,17 @@ def _check_active_learning(config: dict) -> None:
 
 
 def _check_min_width(config: Mapping, r_max: float) -> None:
-    """``structures.supercell.min_width_A`` and ``validation.md.min_width_A`` against the model
-    cutoff (a narrower cell lets an atom see its own periodic image), and not both a width and
-    a repeat."""
-    from dft2mlip.structures import supercell_repeat
+    """``structures.{supercell,vacancy}.min_width_A`` and ``validation.md.min_width_A`` against
+    the model cutoff (a narrower cell lets an atom see its own periodic image), and not both a
+    width and a repeat."""
+    from dft2mlip.structures import SUPERCELL_SECTIONS, supercell_repeat
 
-    supercell = config["structures"].get("supercell") or {}
-    supercell_repeat(config["material"], supercell)  # both keys set: one line naming them
-    for key, section in (("structures.supercell", supercell),
-                         ("validation.md", config["validation"]["md"])):  # fmt: skip
+    sections = [("validation.md", config["validation"]["md"])]
+    for name in SUPERCELL_SECTIONS:
+        params = config["structures"].get(name) or {}
+        supercell_repeat(config["material"], params, section=name)  # both keys set: one line
+        sections.append((f"structures.{name}", params))
+    for key, section in sections:
         width = section.get("min_width_A")
         if width is not None and float(width) < r_max:
             raise ValueError(

@@ -1127,18 +1127,19 @@ def _dft_settings(config: Mapping[str, Any]) -> dict[str, str]:
             "DFT": f"none run here: every label is imported ({names}); elastic constants and "
             "MD stresses are not checked against DFT"
         }
-    cfg = config["dft"][engine]
-    if engine != "qe":
-        shown = {k: v for k, v in cfg.items() if k not in ("executable", "potcar_dir")}
-        return {"DFT": f"{engine}: " + ", ".join(f"{k} {v}" for k, v in shown.items())}
-    return {
-        "DFT": (
-            f"qe: ecutwfc {cfg['ecutwfc_Ry']} Ry, ecutrho {cfg['ecutrho_Ry']} Ry, "
-            f"k-spacing {cfg['kspacing_per_A']} Å⁻¹, {cfg['occupations']} "
-            f"({cfg['smearing']}, {cfg['degauss_Ry']} Ry), conv_thr {cfg['conv_thr_Ry']:g} Ry"
-        ),
-        "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in cfg["pseudopotentials"].items()),
-    }
+    from dft2mlip.dft.engines import get_engine
+
+    return get_engine(engine).describe(config["dft"][engine])
+
+
+def _material_line(mat: Mapping[str, Any]) -> str:
+    """The configured starting cell: a structure file by name, else prototype and lattice
+    (the relaxed cell has its own section)."""
+    if mat.get("structure"):
+        return f"{mat['name']} (structure file {mat['structure']})"
+    hexagonal = mat["prototype"] in ("hcp", "wurtzite")
+    c_over_a = f", c/a = {mat.get('c_over_a') or 'ideal'}" if hexagonal else ""
+    return f"{mat['name']} ({mat['prototype']}, a = {mat['lattice_constant_A']} Å{c_over_a})"
 
 
 def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
@@ -1147,7 +1148,7 @@ def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
     el = config["validation"]["elastic"]
     lateral = f", lateral {md.get('lateral', 'fixed')}" if md["mode"] == "uniaxial" else ""
     return {
-        "material": f"{mat['name']} ({mat['prototype']}, a = {mat['lattice_constant_A']} Å)",
+        "material": _material_line(mat),
         **_dft_settings(config),
         "elastic constants": (
             f"±{el['strain_magnitude']} strain along each Voigt direction, clamped ion and "

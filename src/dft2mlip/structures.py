@@ -28,9 +28,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "strained": ("strain", "strained"),
     "rattled": ("rattle", "rattled"),
     "supercell": ("super", "supercell"),
+    "vacancy": ("vac", "vacancy"),
 }
+#: sections built on a repeated conventional cell (repeat or min_width_A)
+SUPERCELL_SECTIONS = ("supercell", "vacancy")
+#: atoms a vacancy cell needs before one is removed
+VACANCY_MIN_ATOMS = 3
 # fixed integers that key each section's random stream (never reorder or reuse)
-_SECTION_STREAM = {"hydrostatic": 1, "strained": 2, "rattled": 3, "supercell": 4}
+_SECTION_STREAM = {"hydrostatic": 1, "strained": 2, "rattled": 3, "supercell": 4, "vacancy": 5}
 _VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 _FACES = ((1, 2), (2, 0), (0, 1))  # the vectors spanning the faces opposite a_0, a_1, a_2
 #: info key of a structure's family reference cell (its k-point mesh, see kpoint_reference_cell)
@@ -324,12 +329,12 @@ def sized_repeat(key: str, params: Mapping, base_cell) -> tuple[int, int, int]:
 
 
 def supercell_repeat(
-    material: Mapping, params: Mapping, reference: Atoms | None = None
+    material: Mapping, params: Mapping, reference: Atoms | None = None, section: str = "supercell"
 ) -> tuple[int, int, int]:
-    """Repetitions of the conventional cell for ``structures.supercell`` (see
-    :func:`sized_repeat`)."""
+    """Repetitions of the conventional cell for ``structures.<section>`` (``supercell`` or
+    ``vacancy``; see :func:`sized_repeat`)."""
     base = conventional_cell(material, [1, 1, 1], reference)
-    return sized_repeat("structures.supercell", params, base)
+    return sized_repeat(f"structures.{section}", params, base)
 
 
 def check_rattled_cell(material: Mapping, spec: Mapping) -> None:
@@ -372,7 +377,8 @@ def training_structure_ids(spec: Mapping) -> list[str]:
     Returns
     -------
     list[str]
-        ``hydro-000..``, ``strain-000..``, ``rattle-000..``, ``super-000..`` in that order.
+        ``hydro-000..``, ``strain-000..``, ``rattle-000..``, ``super-000..``, ``vac-000..`` in
+        that order.
     """
     unknown = set(spec) - set(SECTIONS)
     if unknown:
@@ -466,8 +472,9 @@ def training_structures(
         ``strained`` (``count``, ``max_strain``: every component of a random symmetric strain
         tensor uniform in ``[-max_strain, max_strain]``), ``rattled`` (``count``,
         ``max_strain``, ``rattle_A``: Gaussian displacements with this standard deviation per
-        Cartesian component, Å), ``supercell`` (``count``, ``repeat`` of the conventional cubic
-        cell, ``max_strain``, ``rattle_A``).
+        Cartesian component, Å), ``supercell`` (``count``, ``repeat`` or ``min_width_A`` of the
+        conventional cell, ``max_strain``, ``rattle_A``) and ``vacancy`` (as ``supercell``, then
+        one atom, drawn at random, removed).
     seed
         Global seed (``config["seed"]``).
     reference
@@ -496,19 +503,46 @@ def training_structures(
             continue
         max_strain = _positive(section, "max_strain", params.get("max_strain", 0.0))
         rattle = _positive(section, "rattle_A", params.get("rattle_A", 0.0))
-        if section == "supercell":
-            base = conventional_cell(material, supercell_repeat(material, params, reference),
-                                     reference)  # fmt: skip
-        else:
-            base = prim
+        base = prim
+        if section in SUPERCELL_SECTIONS:
+            repeat = supercell_repeat(material, params, reference, section)
+            base = conventional_cell(material, repeat, reference)
         for index, sid in enumerate(section_ids):
             rng = _rng(seed, section, index)
             voigt = _random_voigt_strain(rng, max_strain)
             atoms = apply_voigt_strain(base, voigt)
-            if section in ("rattled", "supercell") and rattle > 0:
+            if section in ("rattled", *SUPERCELL_SECTIONS) and rattle > 0:
                 atoms.positions += rng.normal(0.0, rattle, size=atoms.positions.shape)
+            if section == "vacancy":
+                del atoms[_vacancy_site(rng, base, sid)]
             out[sid] = _labelled(atoms, sid, config_type, voigt, base)
     return out
+
+
+def _vacancy_site(rng: np.random.Generator, base: Atoms, structure_id: str) -> int:
+    """The atom a vacancy structure leaves out, drawn uniformly (every species in proportion);
+    its k-point mesh stays that of the full supercell ``base``."""
+    if len(base) < VACANCY_MIN_ATOMS:
+        raise ValueError(f"{structure_id}: {_vacancy_cell_message(len(base))}")
+    return int(rng.integers(len(base)))
+
+
+def _vacancy_cell_message(n_atoms: int) -> str:
+    return (
+        f"structures.vacancy needs a cell of at least {VACANCY_MIN_ATOMS} atoms (so that at "
+        f"least two remain and forces carry information), the repeated conventional cell has "
+        f"{n_atoms}; raise structures.vacancy.repeat or min_width_A"
+    )
+
+
+def check_vacancy_cell(material: Mapping, spec: Mapping) -> None:
+    """The vacancy cell has atoms enough (at snakemake -n, not after the DFT is paid for)."""
+    params = spec.get("vacancy") or {}
+    if int(params.get("count", 0) or 0) > 0:
+        repeat = supercell_repeat(material, params, section="vacancy")
+        n_atoms = len(conventional_cell(material, repeat))
+        if n_atoms < VACANCY_MIN_ATOMS:
+            raise ValueError(f"config key 'structures.vacancy': {_vacancy_cell_message(n_atoms)}")
 
 
 def elastic_structure_ids() -> list[str]:

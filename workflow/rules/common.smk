@@ -5,7 +5,12 @@ from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
 from dft2mlip.dft.magnetism import with_moments
-from dft2mlip.structures import SECTIONS, elastic_structure_ids, training_structure_ids
+from dft2mlip.structures import (
+    SECTIONS,
+    SUPERCELL_SECTIONS,
+    elastic_structure_ids,
+    training_structure_ids,
+)
 from dft2mlip.study import (
     grid_run_names,
     resolve_run_config,
@@ -160,10 +165,11 @@ def train_priority(wildcards):
 
 def dft_priority(wildcards):
     """Longest DFT jobs first, so that none is left alone on the cores at the end of a stage:
-    MD snapshots (on the critical path, see train_priority) and the supercells."""
+    MD snapshots (on the critical path, see train_priority), the supercells and vacancy cells."""
     if wildcards.group == "md":
         return 2
-    return 1 if wildcards.sid.startswith(SECTIONS["supercell"][0] + "-") else 0
+    big = tuple(SECTIONS[name][0] + "-" for name in SUPERCELL_SECTIONS)
+    return 1 if wildcards.sid.startswith(big) else 0
 
 
 def structure_set_path(group, run=None):
@@ -233,9 +239,9 @@ def elastic_relaxed_label_paths():
 
 
 def dft_relaxed_elastic_outputs():
-    """[the DFT relaxed-ion elastic tensor] with Quantum ESPRESSO; [] for engines without the
+    """[the DFT relaxed-ion elastic tensor] for an engine with it (QE); [] for engines without the
     fixed-cell relaxation rule yet (the report then says it is not provided)."""
-    if config["dft"]["engine"] != "qe":
+    if not new_dft() or not get_engine(dft_engine()).fixed_cell_relaxation:
         return []
     return [f"{RESULTS}/validate/dft/elastic_relaxed.json"]
 

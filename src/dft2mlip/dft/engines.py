@@ -57,6 +57,23 @@ class Engine:
         """Engine-specific provenance of a label, from its settings.json record."""
         return {}
 
+    #: relaxed-ion DFT elastic constants (an ionic relaxation in each fixed strained cell)
+    fixed_cell_relaxation: bool = False
+
+    def check_config(self, dft: Mapping, elements: list[str]) -> None:
+        """Everything about ``config["dft"]`` this engine can check before any work (files,
+        headers, moments); a ValueError naming the key."""
+        raise NotImplementedError
+
+    def known_settings_hash(self, engine_cfg: Mapping) -> str | None:
+        """The settings hash of the labels, where the config alone fixes it; else None."""
+        return None
+
+    def describe(self, engine_cfg: Mapping) -> dict[str, str]:
+        """The report's lines for this engine's settings."""
+        shown = {k: v for k, v in engine_cfg.items() if k not in ("executable", "potcar_dir")}
+        return {"DFT": f"{self.name}: " + ", ".join(f"{k} {v}" for k, v in shown.items())}
+
     # implemented by each engine
     def _settings_class(self):
         raise NotImplementedError
@@ -96,6 +113,39 @@ class QE(Engine):
     """Quantum ESPRESSO's pw.x: ``pw.in`` -> ``pw.out``."""
 
     name, input_name, output_name = "qe", "pw.in", "pw.out"
+    fixed_cell_relaxation = True
+
+    def check_config(self, dft: Mapping, elements: list[str]) -> None:
+        """Pseudopotentials (files; UPF headers: element, functional, suggested cutoffs) and
+        initial moments (a moment above a species' valence charge)."""
+        from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+        from dft2mlip.dft.pseudo import check_pseudopotential_headers
+        from dft2mlip.dft.settings import check_pseudopotentials
+
+        moments = dft.get("magnetic_moments_muB", {})
+        check_magnetic_moments(elements, moments)
+        settings = self.settings(with_moments(dft["qe"], moments))
+        check_pseudopotentials(settings, elements)
+        cutoffs = {"ecutwfc_Ry": settings.ecutwfc_Ry, "ecutrho_Ry": settings.ecutrho_Ry}
+        check_pseudopotential_headers(
+            settings.pseudopotentials, settings.pseudo_path, elements, cutoffs,
+            allow_low_cutoff=settings.allow_low_cutoff,
+        )  # fmt: skip
+        settings.starting_magnetization()
+
+    def known_settings_hash(self, engine_cfg: Mapping) -> str | None:
+        return self.settings(engine_cfg).settings_hash()
+
+    def describe(self, engine_cfg: Mapping) -> dict[str, str]:
+        c = engine_cfg
+        return {
+            "DFT": (
+                f"qe: ecutwfc {c['ecutwfc_Ry']} Ry, ecutrho {c['ecutrho_Ry']} Ry, "
+                f"k-spacing {c['kspacing_per_A']} Å⁻¹, {c['occupations']} "
+                f"({c['smearing']}, {c['degauss_Ry']} Ry), conv_thr {c['conv_thr_Ry']:g} Ry"
+            ),
+            "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in c["pseudopotentials"].items()),
+        }
 
     def _settings_class(self):
         from dft2mlip.dft.settings import QESettings
@@ -138,6 +188,24 @@ class VASP(Engine):
     """VASP: INCAR, POSCAR, KPOINTS, POTCAR -> vasprun.xml (and OUTCAR)."""
 
     name, input_name, output_name = "vasp", "INCAR", "vasprun.xml"
+
+    def check_config(self, dft: Mapping, elements: list[str]) -> None:
+        """The POTCAR directory, initial moments, and each element's POTCAR (title, functional)
+        where a POTCAR library is configured."""
+        from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+        from dft2mlip.dft.vasp import check_potcar_library
+
+        potcar_dir = dft.get("vasp", {}).get("potcar_dir")
+        if potcar_dir and not Path(potcar_dir).expanduser().is_dir():
+            raise ValueError(
+                f"config key 'dft.vasp.potcar_dir' = {potcar_dir!r} is not a directory; point it "
+                "at the POTCAR library as pymatgen expects it (with POT_GGA_PAW_PBE_64/ etc.) or "
+                "set it to null to use PMG_VASP_PSP_DIR"
+            )
+        moments = dft.get("magnetic_moments_muB", {})
+        check_magnetic_moments(elements, moments)
+        settings = self.settings(with_moments(dft.get("vasp", {}), moments))
+        check_potcar_library(settings, list(dict.fromkeys(elements)))
 
     def _settings_class(self):
         from dft2mlip.dft.vasp import VaspSettings
