@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench_trainer import machine, mace_command  # noqa: E402
+from bench_trainer import mace_command, machine  # noqa: E402
 
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 COMPONENTS = ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "stress_mae_GPa")
@@ -58,8 +58,12 @@ OURS = {
     "ours-fixed-normalised": (CONFIG["training"]["runs"]["fixed-normalised"], {}),
     "ours-mace-weights": (CONFIG["training"]["runs"]["mace-like"], {}),
     "ours-target": (  # bench/study.yaml's target run: targets at the DFT tolerances
-        {"scheme": "target", "targets": {"energy": 1.0, "forces": 10.0, "stress": 0.1},
-         "beta": 1.0, "normalise": "none"},
+        {
+            "scheme": "target",
+            "targets": {"energy": 1.0, "forces": 10.0, "stress": 0.1},
+            "beta": 1.0,
+            "normalise": "none",
+        },
         {},
     ),  # fmt: skip
 }
