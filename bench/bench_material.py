@@ -39,11 +39,7 @@ from stage_times import stage_times  # noqa: E402
 
 from dft2mlip.structures import training_structure_ids  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
-from dft2mlip.validate.elastic import (  # noqa: E402
-    cubic_constants,
-    elastic_from_structures,
-    read_elastic_json,
-)
+from dft2mlip.validate.elastic import cubic_constants, read_elastic_json  # noqa: E402
 
 CONSTANTS = ("C11", "C12", "C44")
 
@@ -75,21 +71,26 @@ def run_pipeline(config_path: Path, out: Path, files: list[str], cores: int) -> 
     return time.monotonic() - start
 
 
-def model_constants(results: Path, run: str, seeds: int, fmax: float, steps: int) -> dict:
-    """Clamped- and relaxed-ion C11/C12/C44 of every seed's model on the DFT's strained cells."""
-    from ase.io import read
-
+def model_constants(results: Path, out: Path, run: str, seeds: int, elastic: dict) -> dict:
+    """Clamped- and relaxed-ion C11/C12/C44 of every seed's model on the DFT's strained cells,
+    by the pipeline's own check (``write_model_elastic``; its JSON files under out/model_elastic).
+    A relaxed-ion tensor the model could not give stops here with its recorded cause."""
     from dft2mlip.calculator import MLIPCalculator
+    from dft2mlip.validate.model_checks import write_model_elastic
 
-    cells = read(results / "structures" / "elastic.extxyz", index=":", format="extxyz")
     per_seed = {"clamped": [], "relaxed": []}
     for seed in range(seeds):
+        files = {key: out / "model_elastic" / f"seed{seed}" / f"{key}.json"
+                 for key in ("elastic", "relaxed")}  # fmt: skip
         calc = MLIPCalculator(results / "train" / run / f"seed{seed}" / "model.pt")
-        per_seed["clamped"].append(cubic_constants(elastic_from_structures(cells, calc=calc)))
-        relaxed = elastic_from_structures(
-            cells, calc=calc, relax_fmax_eV_per_A=fmax, relax_max_steps=steps
-        )
-        per_seed["relaxed"].append(cubic_constants(relaxed))
+        write_model_elastic(
+            calc, results / "structures" / "elastic.extxyz", files, f"{run} seed {seed}",
+            strain_magnitude=elastic.get("strain_magnitude", 0.005),
+            fmax=elastic.get("relax_fmax_eV_per_A", 0.002),
+            max_steps=elastic.get("relax_max_steps", 50),
+        )  # fmt: skip
+        for protocol, key in (("clamped", "elastic"), ("relaxed", "relaxed")):
+            per_seed[protocol].append(cubic_constants(read_elastic_json(files[key])[0]))
     return {
         protocol: {k: [row[k] for row in rows] for k in CONSTANTS}
         for protocol, rows in per_seed.items()
@@ -155,10 +156,7 @@ def main() -> None:
     results = args.out / config.get("results_dir", "results")
 
     elastic = config.get("validation", {}).get("elastic", {})
-    model = model_constants(
-        results, run, seeds, elastic.get("relax_fmax_eV_per_A", 0.002),
-        elastic.get("relax_max_steps", 50),
-    )  # fmt: skip
+    model = model_constants(results, args.out, run, seeds, elastic)
     dft = {
         "clamped": cubic_constants(read_elastic_json(results / "validate/dft/elastic.json")[0]),
         "relaxed": cubic_constants(
