@@ -8,6 +8,7 @@ The parser is checked against EMT computed directly in the test, so a sign, unit
 error anywhere between the stand-in's output and the label shows up.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -371,8 +372,9 @@ def test_vasp_path_inputs_custodian_parse_dataset_training(tmp_path):
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = {**os.environ, STANDIN_ENV: "1", "PYTHONUNBUFFERED": "1"}
     target = "results/train/adaptive/seed0/model.pt"
+    elastic = ["results/validate/dft/elastic.json", "results/validate/dft/elastic_relaxed.json"]
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", target],
+        [sys.executable, "-m", "snakemake", "--cores", "2", target, *elastic],
         cwd=work, capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -388,8 +390,83 @@ def test_vasp_path_inputs_custodian_parse_dataset_training(tmp_path):
     hydro = pipeline.set_index("structure_id").loc["hydro-000"]
     assert hydro["pressure_GPa"] > 0 and hydro["stress_xx_GPa"] < 0
     assert (work / target).is_file()
+    # relaxed-ion DFT elastic constants through VASP's fixed-cell rule: one-atom fcc cells have
+    # no internal strain, so every relaxation is the clamped-ion label and the tensors agree
+    relax_dirs = sorted((work / "results" / "validate" / "dft" / "relax").iterdir())
+    assert len(relax_dirs) == 12 and all((d / "INCAR").is_file() for d in relax_dirs)
+    clamped, relaxed = (json.loads((work / e).read_text()) for e in elastic)
+    assert relaxed["protocol"] == "relaxed_ion" and clamped["protocol"] == "clamped_ion"
+    np.testing.assert_allclose(relaxed["C_GPa"], clamped["C_GPa"], atol=1e-9)
+    assert relaxed["cubic"]["C11"] > relaxed["cubic"]["C12"] > 0
     rerun = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "-n", target],
+        [sys.executable, "-m", "snakemake", "--cores", "2", "-n", target, *elastic],
         cwd=work, capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+# ---- relaxed-ion elastic constants: the ionic relaxation in a fixed strained cell (ISIF 2)
+
+
+def sheared_hcp_cu():
+    """hcp Cu (EMT) under a 1 % xy shear: its two atoms are not inversion centres, so the
+    shear pushes them off their clamped positions (internal strain)."""
+    atoms = apply_voigt_strain(bulk("Cu", "hcp", a=2.56, c=4.18), np.array([0, 0, 0, 0, 0, 0.02]))
+    atoms.info.update(structure_id="elastic-e6p", config_type="elastic")
+    return atoms
+
+
+def _fixed_cell_relax(tmp_path, monkeypatch, max_steps):
+    from dft2mlip.dft.engines import get_engine
+
+    monkeypatch.setenv(STANDIN_ENV, "1")
+    engine = get_engine("vasp")
+    settings = engine.settings(TINY_VASP)
+    atoms = sheared_hcp_cu()
+    settings_hash = engine.write_fixed_cell_relax(
+        atoms, settings, tmp_path, fmax_eV_per_A=FMAX, max_steps=max_steps
+    )
+    run_input("vasp", tmp_path, executable=STANDIN_CMD, nprocs=1, mpi_launcher="")
+    label = engine.parse_fixed_cell_relax(
+        tmp_path, atoms, settings_hash, settings=settings, fmax_eV_per_A=FMAX,
+        max_steps=max_steps,
+    )  # fmt: skip
+    return atoms, settings_hash, label
+
+
+FMAX = 0.002  # eV/Å
+
+
+def test_vasp_fixed_cell_relaxation_relaxes_the_ions_only(tmp_path, monkeypatch):
+    from pymatgen.io.vasp import Incar
+
+    atoms, settings_hash, label = _fixed_cell_relax(tmp_path, monkeypatch, max_steps=60)
+    incar = Incar.from_file(tmp_path / "INCAR")
+    assert (incar["IBRION"], incar["ISIF"], incar["NSW"]) == (2, 2, 60)
+    assert incar["EDIFFG"] == pytest.approx(-FMAX)
+    # the single point's physics and mesh: the same settings hash as a clamped-ion label
+    single = tmp_path / "single"
+    assert write_input("vasp", TINY_VASP, atoms, single, single / "settings.json")[
+        "settings_hash"
+    ] == settings_hash  # fmt: skip
+    assert (single / "KPOINTS").read_text() == (tmp_path / "KPOINTS").read_text()
+    assert label.status == "ok", label.message
+    assert label.atoms.info["relax_ionic_steps"] >= 1
+    # fixed cell, moved atoms
+    np.testing.assert_allclose(label.atoms.cell.array, atoms.cell.array, atol=1e-6)
+    assert np.linalg.norm(label.atoms.positions - atoms.positions, axis=1).max() > 1e-3
+    # EMT, computed here: the clamped cell has forces, the label's positions are relaxed and its
+    # stress is EMT's there (tension positive, eV/Å³), lower than clamped in the sheared component
+    clamped = emt_reference(atoms)
+    assert np.linalg.norm(clamped[1], axis=1).max() > 10 * FMAX
+    energy, forces, stress = emt_reference(label.atoms)
+    assert np.linalg.norm(forces, axis=1).max() <= 1.05 * FMAX
+    np.testing.assert_allclose(label.stress, stress, atol=2e-6)
+    assert label.energy == pytest.approx(energy, abs=1e-3) and energy < clamped[0]
+    assert 0 < stress[5] < clamped[2][5]
+
+
+def test_vasp_fixed_cell_relaxation_cut_off_by_nsw_fails_naming_the_key(tmp_path, monkeypatch):
+    _, _, label = _fixed_cell_relax(tmp_path, monkeypatch, max_steps=1)
+    assert label.status == "failed"
+    assert "validation.elastic.relax_max_steps" in label.message

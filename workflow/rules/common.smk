@@ -234,13 +234,13 @@ def dft_elastic_outputs():
 
 
 def elastic_relaxed_label_paths():
-    """Labels of the pw.x relaxations in the fixed ± strained cells (relaxed-ion elastic)."""
+    """Labels of the relaxations in the fixed ± strained cells (relaxed-ion elastic)."""
     return [f"{RESULTS}/validate/dft/relax/{s}/label.extxyz" for s in elastic_ids()]
 
 
 def dft_relaxed_elastic_outputs():
-    """[the DFT relaxed-ion elastic tensor] for an engine with it (QE); [] for engines without the
-    fixed-cell relaxation rule yet (the report then says it is not provided)."""
+    """[the DFT relaxed-ion elastic tensor] for an engine with a fixed-cell relaxation (QE, VASP);
+    [] otherwise or without new DFT (the report then says it is not provided)."""
     if not new_dft() or not get_engine(dft_engine()).fixed_cell_relaxation:
         return []
     return [f"{RESULTS}/validate/dft/elastic_relaxed.json"]

@@ -87,15 +87,15 @@ rule elastic_dft:
 
 
 rule elastic_dft_relax:
-    """pw.x ionic relaxation in one fixed ± strained cell, dataset settings (relaxed ion); skipped
-    when the clamped-ion label's forces are already below the threshold (e.g. normal strains of
-    diamond, where symmetry keeps every atom in place)."""
+    """Ionic relaxation in one fixed ± strained cell, dataset settings (relaxed ion; pw.x relax or
+    VASP ISIF 2); skipped when the clamped-ion label's forces are already below the threshold
+    (e.g. normal strains of diamond, where symmetry keeps every atom in place)."""
     input:
         structure=f"{RESULTS}/dft/elastic/{{sid}}/structure.extxyz",
         clamped=f"{RESULTS}/dft/elastic/{{sid}}/label.extxyz",
         chosen=convergence_chosen_settings(),
     output:
-        pw_in=f"{RESULTS}/validate/dft/relax/{{sid}}/pw.in",
+        inp=f"{RESULTS}/validate/dft/relax/{{sid}}/{dft_input_name()}",
         label=f"{RESULTS}/validate/dft/relax/{{sid}}/label.extxyz",
     log:
         f"{LOGS}/elastic_dft_relax/{{sid}}.log",

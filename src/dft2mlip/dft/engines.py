@@ -57,7 +57,8 @@ class Engine:
         """Engine-specific provenance of a label, from its settings.json record."""
         return {}
 
-    #: relaxed-ion DFT elastic constants (an ionic relaxation in each fixed strained cell)
+    #: relaxed-ion DFT elastic constants (an ionic relaxation in each fixed strained cell):
+    #: :meth:`write_fixed_cell_relax` and :meth:`parse_fixed_cell_relax`
     fixed_cell_relaxation: bool = False
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
@@ -107,6 +108,20 @@ class Engine:
 
     def _module(self):
         return importlib.import_module(f"dft2mlip.dft.{self.name}")
+
+    # the ionic relaxation in a fixed strained cell (relaxed-ion elastic constants)
+    def write_fixed_cell_relax(
+        self, atoms: Atoms, settings, directory: Path, *, fmax_eV_per_A: float, max_steps: int
+    ) -> str:
+        """Write the relaxation input into ``directory``; the settings hash of its label."""
+        raise NotImplementedError(f"no fixed-cell relaxation for dft.engine = {self.name!r}")
+
+    def parse_fixed_cell_relax(
+        self, directory: Path, structure: Atoms, settings_hash: str, *, settings,
+        fmax_eV_per_A: float, max_steps: int,
+    ) -> Label:  # fmt: skip
+        """The label of the relaxed frame ("failed" with the cause when not relaxed)."""
+        raise NotImplementedError(f"no fixed-cell relaxation for dft.engine = {self.name!r}")
 
 
 class QE(Engine):
@@ -183,11 +198,29 @@ class QE(Engine):
         output = Path(directory) / self.output_name
         return parse_pw_output(output, structure, settings_hash, settings=settings)
 
+    def write_fixed_cell_relax(self, atoms, settings, directory, *, fmax_eV_per_A, max_steps):
+        from dft2mlip.validate.elastic_dft import write_relax_input
+
+        path = Path(directory) / self.input_name
+        write_relax_input(atoms, settings, path, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps)
+        return settings.settings_hash()
+
+    def parse_fixed_cell_relax(
+        self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
+    ):
+        from dft2mlip.validate.elastic_dft import parse_relax_output
+
+        output = Path(directory) / self.output_name
+        return parse_relax_output(
+            output, structure, settings_hash, settings=settings, fmax_eV_per_A=fmax_eV_per_A
+        )
+
 
 class VASP(Engine):
     """VASP: INCAR, POSCAR, KPOINTS, POTCAR -> vasprun.xml (and OUTCAR)."""
 
     name, input_name, output_name = "vasp", "INCAR", "vasprun.xml"
+    fixed_cell_relaxation = True
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
         """The POTCAR directory, initial moments, and each element's POTCAR (title, functional)
@@ -249,6 +282,25 @@ class VASP(Engine):
             "potcar_sha256": written["physics"].get("potcar_sha256", {}),
             "potcar_spec": written.get("potcar_spec", False),
         }
+
+    def write_fixed_cell_relax(self, atoms, settings, directory, *, fmax_eV_per_A, max_steps):
+        from dft2mlip.dft.vasp import write_fixed_cell_relax_input
+
+        written = write_fixed_cell_relax_input(
+            atoms, settings, directory, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
+        )
+        return written["settings_hash"]
+
+    def parse_fixed_cell_relax(
+        self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
+    ):
+        from dft2mlip.dft.vasp import parse_fixed_cell_relax
+        from dft2mlip.validate.elastic_dft import check_relaxed_forces
+
+        label = parse_fixed_cell_relax(
+            directory, structure, settings_hash, settings=settings, max_steps=max_steps
+        )
+        return check_relaxed_forces(label, fmax_eV_per_A)
 
 
 _ENGINES: dict[str, Engine] = {engine.name: engine for engine in (QE(), VASP())}

@@ -905,19 +905,74 @@ def write_relax_input(atoms: Atoms, settings: VaspSettings, directory, threshold
     dict
         ``settings_hash``, ``kpoint_mesh``, ``potcar_spec``.
     """
+    return _write_relax(atoms, settings, directory, isif=3, nsw=thresholds.max_steps,
+                        fmax_eV_per_A=thresholds.fmax_eV_per_A)  # fmt: skip
+
+
+def write_fixed_cell_relax_input(
+    atoms: Atoms, settings: VaspSettings, directory, *, fmax_eV_per_A: float, max_steps: int
+) -> dict:
+    """The ionic relaxation inside one fixed strained cell (relaxed-ion elastic constants): the
+    single point's input set with ``IBRION = 2``, ``ISIF = 2`` (ions only; the stress is still
+    computed), ``NSW = max_steps`` and ``EDIFFG = -fmax_eV_per_A``. The cell keeps its basis,
+    so no Pulay stress enters beyond the single points'. Returns what :func:`write_relax_input`
+    returns."""
+    return _write_relax(atoms, settings, directory, isif=2, nsw=max_steps,
+                        fmax_eV_per_A=fmax_eV_per_A)  # fmt: skip
+
+
+def _write_relax(atoms, settings, directory, *, isif: int, nsw: int, fmax_eV_per_A: float) -> dict:
     from pymatgen.io.vasp import Incar
 
     directory = Path(directory)
     written = write_vasp_input(atoms, settings, directory)
     incar = Incar.from_file(directory / "INCAR")
-    incar.update({"IBRION": 2, "ISIF": 3, "NSW": int(thresholds.max_steps),
-                  "EDIFFG": -float(thresholds.fmax_eV_per_A)})  # fmt: skip
+    incar.update({"IBRION": 2, "ISIF": int(isif), "NSW": int(nsw),
+                  "EDIFFG": -float(fmax_eV_per_A)})  # fmt: skip
     incar.write_file(directory / "INCAR")
     return {
         "settings_hash": settings.settings_hash(written["potcar_sha256"]),
         "kpoint_mesh": list(written["kpoint_mesh"]),
         "potcar_spec": written["potcar_spec"],
     }
+
+
+def _relax_converged(directory: Path, n_steps: int, max_steps: int) -> bool:
+    """VASP printed "reached required accuracy", or stopped before NSW ionic steps."""
+    texts = [(directory / n).read_text(errors="replace") for n in ("OUTCAR", *_VASP_STDOUT)
+             if (directory / n).is_file()]  # fmt: skip
+    return any(_RELAX_DONE in t for t in texts) or 0 < n_steps < int(max_steps)
+
+
+def parse_fixed_cell_relax(
+    directory, structure: Atoms, settings_hash: str, *, settings: VaspSettings, max_steps: int
+) -> Label:
+    """Label of the last ionic step of a fixed-cell relaxation (:func:`write_fixed_cell_relax_input`).
+
+    Everything :func:`parse_vasp_output` checks, against ``structure`` with the relaxed positions
+    (a changed cell fails as a structure mismatch); "failed" naming
+    ``validation.elastic.relax_max_steps`` when VASP used all NSW steps without reaching EDIFFG.
+    ``info["relax_ionic_steps"]`` records the ionic steps after the first.
+    """
+    directory = Path(directory)
+    run = read_vasp_run(directory)
+    relaxed = structure.copy()
+    if run.frames and len(run.frames[-1].atoms) == len(structure):
+        relaxed.positions = run.frames[-1].atoms.positions
+    label = parse_vasp_output(directory, relaxed, settings_hash, settings=settings)
+    if label.status != "ok":
+        return label
+    n_steps = len(run.frames)
+    if not _relax_converged(directory, n_steps, max_steps):
+        label.status = "failed"
+        label.message = (
+            f"VASP relaxation used all NSW = {max_steps} ionic steps without reaching EDIFFG; "
+            f"raise validation.elastic.relax_max_steps{_stdout_error(directory)}"
+        )
+        return label
+    label.atoms.info["relax_ionic_steps"] = n_steps - 1
+    label.message = f"relaxed in {n_steps} ionic steps ({label.message})"
+    return label
 
 
 def read_relax(directory, thresholds):
@@ -928,10 +983,8 @@ def read_relax(directory, thresholds):
 
     directory = Path(directory)
     run = read_vasp_run(directory)
-    texts = [(directory / n).read_text(errors="replace") for n in ("OUTCAR", *_VASP_STDOUT)
-             if (directory / n).is_file()]  # fmt: skip
     n_steps = len(run.frames)
-    done = any(_RELAX_DONE in t for t in texts) or 0 < n_steps < int(thresholds.max_steps)
+    done = _relax_converged(directory, n_steps, thresholds.max_steps)
     why_not = (f"VASP relaxation stopped after NSW = {thresholds.max_steps} ionic steps "
                "without reaching EDIFFG; raise dft.relax.max_steps"
                f"{_stdout_error(directory)}")  # fmt: skip

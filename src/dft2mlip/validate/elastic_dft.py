@@ -1,4 +1,8 @@
-"""Relaxed-ion DFT side of the elastic constants: pw.x ``relax`` at a fixed strained cell.
+"""Relaxed-ion DFT side of the elastic constants: an ionic relaxation in each fixed strained cell.
+
+Here: the pw.x ``relax`` path and what every engine shares (the force check of the relaxed frame,
+the reuse of a clamped-ion label that needs no relaxation). VASP's ``ISIF = 2`` path is in
+:mod:`dft2mlip.dft.vasp`; the engine objects (:mod:`dft2mlip.dft.engines`) choose.
 
 The clamped-ion DFT stresses are ordinary single points of the dataset (``dft_*`` rules). For
 relaxed ion, pw.x relaxes the atoms (BFGS) inside each fixed strained cell with *exactly* the
@@ -86,7 +90,7 @@ def parse_relax_output(
     converged" and a final max |F| per atom within ``fmax_eV_per_A`` (+5 % for print
     rounding); the run stopping at ``nstep`` is "failed" with a message naming the key to
     raise. The label's atoms are the relaxed ones; ``info["voigt_strain"]`` and the structure
-    id of ``structure`` are kept, ``info["relax_bfgs_steps"]`` is added.
+    id of ``structure`` are kept, ``info["relax_ionic_steps"]`` (BFGS steps) is added.
     """
     path = Path(output_path)
     text = path.read_text(errors="replace") if path.is_file() else ""
@@ -107,6 +111,16 @@ def parse_relax_output(
             "validation.elastic.relax_max_steps"
         )
         return label
+    label.atoms.info["relax_ionic_steps"] = int(m.group(2))
+    label.message = f"relaxed in {m.group(2)} BFGS steps ({m.group(1)} SCF cycles)"
+    return check_relaxed_forces(label, fmax_eV_per_A)
+
+
+def check_relaxed_forces(label: Label, fmax_eV_per_A: float) -> Label:
+    """``label`` (any engine's relaxed frame) marked "failed" when a force is above the threshold
+    (+5 % for the engines' print rounding), naming the key."""
+    if label.status != "ok":
+        return label
     fmax = float(np.linalg.norm(label.atoms.arrays["REF_forces"], axis=1).max())
     if fmax > 1.05 * fmax_eV_per_A:
         label.status = "failed"
@@ -114,9 +128,6 @@ def parse_relax_output(
             f"relaxed frame has max |F| = {fmax:.3g} eV/Å above validation.elastic."
             f"relax_fmax_eV_per_A = {fmax_eV_per_A:g}"
         )
-        return label
-    label.atoms.info["relax_bfgs_steps"] = int(m.group(2))
-    label.message = f"relaxed in {m.group(2)} BFGS steps ({m.group(1)} SCF cycles)"
     return label
 
 
@@ -125,8 +136,8 @@ def relaxed_label_from_clamped(
 ) -> Label | None:
     """The clamped-ion label as the relaxed-ion one when no relaxation is needed, else None.
 
-    pw.x ``relax`` stops after its first SCF when every force is already below the threshold,
-    so that SCF (the clamped-ion single point with the same settings) *is* the relaxed result.
+    A relaxation (pw.x ``relax``, VASP ``ISIF = 2``) stops after its first SCF when every force is
+    already below the threshold, so that SCF (the clamped-ion single point with the same settings) *is* the relaxed result.
     Returns None (run the relaxation) when the label is not ok, was computed with other
     settings (``settings_hash``) or has a force above ``fmax_eV_per_A`` (eV/Å).
     """
@@ -136,7 +147,7 @@ def relaxed_label_from_clamped(
     if fmax > fmax_eV_per_A:
         return None
     atoms = clamped.atoms.copy()
-    atoms.info["relax_bfgs_steps"] = 0
+    atoms.info["relax_ionic_steps"] = 0
     return Label(
         structure_id=clamped.structure_id,
         config_type=clamped.config_type,
