@@ -947,7 +947,8 @@ def _relax_converged(directory: Path, n_steps: int, max_steps: int) -> bool:
 def parse_fixed_cell_relax(
     directory, structure: Atoms, settings_hash: str, *, settings: VaspSettings, max_steps: int
 ) -> Label:
-    """Label of the last ionic step of a fixed-cell relaxation (:func:`write_fixed_cell_relax_input`).
+    """Label of the last ionic step of a fixed-cell relaxation (input by
+    :func:`write_fixed_cell_relax_input`).
 
     Everything :func:`parse_vasp_output` checks, against ``structure`` with the relaxed positions
     (a changed cell fails as a structure mismatch); "failed" naming

@@ -136,8 +136,9 @@ def relaxed_label_from_clamped(
 ) -> Label | None:
     """The clamped-ion label as the relaxed-ion one when no relaxation is needed, else None.
 
-    A relaxation (pw.x ``relax``, VASP ``ISIF = 2``) stops after its first SCF when every force is
-    already below the threshold, so that SCF (the clamped-ion single point with the same settings) *is* the relaxed result.
+    A relaxation (pw.x ``relax``, VASP ``ISIF = 2``) stops after its first SCF when every force
+    is already below the threshold, so that SCF (the clamped-ion single point with the same
+    settings) *is* the relaxed result.
     Returns None (run the relaxation) when the label is not ok, was computed with other
     settings (``settings_hash``) or has a force above ``fmax_eV_per_A`` (eV/Å).
     """
