@@ -12,7 +12,8 @@ Trainers (each ``--seeds`` times, one thread each, ``--jobs`` at once):
   (SoftAdapt, normalise initial, EMA 0.99, plateau x0.8 / 5) with ``--epochs``;
 - the levers, each ONE change from ``ours-default``: ``ours-no-ema`` (ema_decay 0),
   ``ours-batch-2`` (batch size 2: twice the optimiser steps), ``ours-cosine`` (cosine learning
-  rate decay to ``min_lr`` instead of the plateau schedule), ``ours-fixed-normalised``
+  rate decay to ``min_lr`` instead of the plateau schedule), ``ours-float32`` (trained and
+  evaluated in float32), ``ours-fixed-normalised``
   (constant equal weights, same normalisation), ``ours-mace-weights`` (fixed 1:100:1 on raw
   MSEs), ``ours-target`` (weights by distance to per-term targets).
 
@@ -24,7 +25,8 @@ MACE's calculator on the same held-out test split. Data: any extxyz with ``REF_*
 (mace_run_train drops the last incomplete batch and takes its statistics from the rest).
 
 Usage: ``python bench/bench_accuracy.py /tmp/si200.extxyz --epochs 60 --seeds 2 --jobs 2``
-Prints a Markdown table; stores ``bench/results/accuracy.json`` and ``accuracy.md``.
+Prints a Markdown table; stores ``bench/results/accuracy.json`` and ``accuracy.md`` (with
+``--tag T``: ``accuracy_T.json``/``.md``, e.g. for a run of a few trainers with ``--only``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ OURS = {
     "ours-no-ema": (CONFIG["training"]["runs"][_REFERENCE], {"ema_decay": 0.0}),
     "ours-batch-2": (CONFIG["training"]["runs"][_REFERENCE], {"batch_size": 2}),
     "ours-cosine": (CONFIG["training"]["runs"][_REFERENCE], {"lr_scheduler": "cosine"}),
+    "ours-float32": (CONFIG["training"]["runs"][_REFERENCE], {"dtype": "float32"}),
     "ours-fixed-normalised": (CONFIG["training"]["runs"]["fixed-normalised"], {}),
     "ours-mace-weights": (CONFIG["training"]["runs"]["mace-like"], {}),
     "ours-target": (  # bench/study.yaml's target run: targets at the DFT tolerances
@@ -135,15 +138,16 @@ def train_one(name: str, seed: int, data: dict, a: argparse.Namespace, work: Pat
     return {"model": str(model), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
-def test_errors(model_path: str, test_frames: list) -> dict:
-    """MAE/RMSE of one whole-module MACE model on the test split, by the pipeline's metrics."""
+def test_errors(model_path: str, test_frames: list, dtype: str = "float64") -> dict:
+    """MAE/RMSE of one whole-module MACE model on the test split, by the pipeline's metrics,
+    evaluated in the dtype it was trained in."""
     import torch
     from mace.calculators import MACECalculator
 
     from dft2mlip.validate.metrics import component_metrics, predict
 
     before = torch.get_default_dtype()
-    calc = MACECalculator(model_paths=model_path, device="cpu", default_dtype="float64")
+    calc = MACECalculator(model_paths=model_path, device="cpu", default_dtype=dtype)
     try:
         return component_metrics(predict(calc, test_frames))
     finally:
@@ -163,7 +167,8 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
         done = list(pool.map(lambda job: train_one(*job, data, a, work), jobs))
     results: dict[str, list] = {n: [] for n in names}
     for (name, seed), run in zip(jobs, done, strict=True):
-        run.update(seed=seed, test=test_errors(run["model"], parts["test"]))
+        dtype = OURS[name][1].get("dtype", "float64") if name in OURS else "float64"
+        run.update(seed=seed, test=test_errors(run["model"], parts["test"], dtype))
         results[name].append(run)
         print(f"{name} seed {seed}: {run['wall_s']:.0f} s, {run['test']}", flush=True)
     return {"split": {k: len(v) for k, v in parts.items()}, "runs": results}
@@ -195,6 +200,7 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=[*MACE, *OURS], help="a subset of trainers")
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_accuracy"))
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--tag", default="", help="results file suffix (accuracy_<tag>.json)")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     result = {
@@ -209,13 +215,14 @@ def main() -> None:
     lines = table(result)
     print("\n".join(lines))
     a.results_dir.mkdir(parents=True, exist_ok=True)
-    (a.results_dir / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    stem = f"accuracy_{a.tag}" if a.tag else "accuracy"
+    (a.results_dir / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
     head = (f"# Test MAE after {a.epochs} epochs (bench/bench_accuracy.py)\n\n"
             f"`{result['command']}` on {result['date']} UTC, {result['machine']['nproc']} x "
             f"{result['machine']['cpu_model']}, load {result['load_before']} -> "
             f"{result['load_after']}; split "
             f"{result['split']}; mean ± std over {a.seeds} seeds.\n\n")  # fmt: skip
-    (a.results_dir / "accuracy.md").write_text(head + "\n".join(lines) + "\n")
+    (a.results_dir / f"{stem}.md").write_text(head + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
