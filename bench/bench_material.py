@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from stage_times import stage_times  # noqa: E402
 
+from dft2mlip.config import load_config  # noqa: E402
 from dft2mlip.structures import training_structure_ids  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
 from dft2mlip.validate.elastic import cubic_constants, read_elastic_json  # noqa: E402
@@ -46,11 +47,11 @@ CONSTANTS = ("C11", "C12", "C44")
 
 def targets(config: dict, run: str, n_labels: int) -> list[str]:
     """The files this measurement needs, relative to the run directory."""
-    results = config.get("results_dir", "results")
-    seeds = int(config.get("training", {}).get("seeds", 3))
+    results = config["results_dir"]
+    seeds = config["training"]["seeds"]
     files = [f"{results}/validate/dft/elastic.json", f"{results}/validate/dft/elastic_relaxed.json"]
     files += [f"{results}/train/{run}/seed{s}/model.pt" for s in range(seeds)]
-    if config.get("material", {}).get("relax", True):
+    if config["material"]["relax"]:
         files.append(f"{results}/dft/reference/relax.json")
     ids = training_structure_ids(config["structures"])[:n_labels]
     files += [f"{results}/dft/train/{sid}/label.extxyz" for sid in ids]
@@ -85,9 +86,8 @@ def model_constants(results: Path, out: Path, run: str, seeds: int, elastic: dic
         calc = MLIPCalculator(results / "train" / run / f"seed{seed}" / "model.pt")
         write_model_elastic(
             calc, results / "structures" / "elastic.extxyz", files, f"{run} seed {seed}",
-            strain_magnitude=elastic.get("strain_magnitude", 0.005),
-            fmax=elastic.get("relax_fmax_eV_per_A", 0.002),
-            max_steps=elastic.get("relax_max_steps", 50),
+            strain_magnitude=elastic["strain_magnitude"], fmax=elastic["relax_fmax_eV_per_A"],
+            max_steps=elastic["relax_max_steps"],
         )  # fmt: skip
         for protocol, key in (("clamped", "elastic"), ("relaxed", "relaxed")):
             per_seed[protocol].append(cubic_constants(read_elastic_json(files[key])[0]))
@@ -148,15 +148,12 @@ def main() -> None:
     parser.add_argument("--published", type=Path, default=ROOT / "bench/materials/published.yaml")
     args = parser.parse_args()
 
-    config = yaml.safe_load(args.config.read_text())
-    training = config.get("training", {})
-    run = args.run or training.get("reference_run", "adaptive")
-    seeds = int(training.get("seeds", 3))
+    config = load_config(args.config)  # the schema's defaults, as the pipeline sees it
+    run = args.run or config["training"]["reference_run"]
+    seeds = config["training"]["seeds"]
     wall = run_pipeline(args.config, args.out, targets(config, run, args.labels), args.cores)
-    results = args.out / config.get("results_dir", "results")
-
-    elastic = config.get("validation", {}).get("elastic", {})
-    model = model_constants(results, args.out, run, seeds, elastic)
+    results = args.out / config["results_dir"]
+    model = model_constants(results, args.out, run, seeds, config["validation"]["elastic"])
     dft = {
         "clamped": cubic_constants(read_elastic_json(results / "validate/dft/elastic.json")[0]),
         "relaxed": cubic_constants(
