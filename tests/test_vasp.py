@@ -407,10 +407,12 @@ def test_vasp_path_inputs_custodian_parse_dataset_training(tmp_path):
 
 # ---- relaxed-ion elastic constants: the ionic relaxation in a fixed strained cell (ISIF 2)
 
+FMAX = 0.002  # eV/Å
+
 
 def sheared_hcp_cu():
-    """hcp Cu (EMT) under a 1 % xy shear: its two atoms are not inversion centres, so the
-    shear pushes them off their clamped positions (internal strain)."""
+    """hcp Cu (EMT) under an engineering xy shear of 0.02 (eps_xy = 1 %): its two atoms are not
+    inversion centres, so the shear pushes them off their clamped positions (internal strain)."""
     atoms = apply_voigt_strain(bulk("Cu", "hcp", a=2.56, c=4.18), np.array([0, 0, 0, 0, 0, 0.02]))
     atoms.info.update(structure_id="elastic-e6p", config_type="elastic")
     return atoms
@@ -432,9 +434,6 @@ def _fixed_cell_relax(tmp_path, monkeypatch, max_steps):
         max_steps=max_steps,
     )  # fmt: skip
     return atoms, settings_hash, label
-
-
-FMAX = 0.002  # eV/Å
 
 
 def test_vasp_fixed_cell_relaxation_relaxes_the_ions_only(tmp_path, monkeypatch):
