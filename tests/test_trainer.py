@@ -410,3 +410,17 @@ def test_collate_builds_the_batches_mace_builds(data_dir):
         for key in da:
             assert da[key].dtype == db[key].dtype and torch.equal(da[key], db[key]), key
         assert a.num_graphs == b.num_graphs
+
+
+def test_to_device_moves_only_batches_that_are_elsewhere(data_dir):
+    """A CPU batch bound for the CPU is returned as is (no per-key walk); any other target gets
+    ``Batch.to``: here torch's shape-only ``meta`` device, which every machine has."""
+    frames = ase.io.read(data_dir / "train.xyz", ":")
+    data = models.configs_to_data(models.atoms_to_configs(frames), [13], 4.0, "float64")
+    batch = next(iter(models.make_loader(data, 2, shuffle=False)))
+    assert models.to_device(batch, torch.device("cpu")) is batch
+    assert models.to_device(batch, "cpu") is batch
+    assert models.to_device(batch, None) is batch
+    moved = models.to_device(batch, "meta")
+    assert moved.positions.device.type == "meta" and moved.edge_index.device.type == "meta"
+    assert moved.positions.shape == batch.positions.shape

@@ -93,7 +93,7 @@ class MLIPCalculator(Calculator):
         configs = models.atoms_to_configs([self.atoms], with_labels=False)
         data = models.configs_to_data(configs, self.atomic_numbers, self.r_max, self.dtype)
         loader = models.make_loader(data, batch_size=1, shuffle=False)
-        batch = next(iter(loader)).to(self.device)
+        batch = models.to_device(next(iter(loader)), self.device)
         # no torch.no_grad(): forces and stress are gradients w.r.t. positions and strain;
         # parameter gradients are off (load_model).
         with models.default_dtype(self.dtype):

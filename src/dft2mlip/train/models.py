@@ -340,6 +340,17 @@ def voigt_from_matrix(stress: torch.Tensor) -> torch.Tensor:
     )
 
 
+def to_device(batch: Any, device: torch.device | str | None) -> Any:
+    """``batch.to(device)``, skipped when the batch is already there.
+
+    The loaders build batches on the CPU, and MACE's ``Batch.to`` walks every key in Python even
+    when nothing moves: about 2 ms a batch, 4-7 % of a CPU epoch of the default model.
+    """
+    if device is None or batch.positions.device == torch.device(device):
+        return batch
+    return batch.to(device)
+
+
 def predict(
     model: torch.nn.Module, batch: Any, *, training: bool, compute_stress: bool = True
 ) -> dict[str, torch.Tensor]:

@@ -210,8 +210,7 @@ def evaluate(
     counts = {k: 0.0 for k in COMPONENTS}
     energies, forces, stresses = [], [], []
     for batch in loader:
-        if device is not None:
-            batch = batch.to(device)
+        batch = models.to_device(batch, device)
         pred = models.predict(model, batch, training=False, compute_stress=compute_stress)
         for k, (sse, count) in component_sums(pred, batch).items():
             sums[k] += float(sse.detach())
@@ -235,8 +234,7 @@ def _mean_losses(model, loader, compute_stress: bool, device=None) -> dict[str, 
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     for batch in loader:
-        if device is not None:
-            batch = batch.to(device)
+        batch = models.to_device(batch, device)
         pred = models.predict(model, batch, training=False, compute_stress=compute_stress)
         for k, (sse, count) in component_sums(pred, batch).items():
             sums[k] = sums.get(k, 0.0) + float(sse.detach())
@@ -576,7 +574,7 @@ class Trainer:
         self.model.train()
         acc = _EpochLosses()
         for i_batch, batch in enumerate(self.train_loader):
-            self._train_batch(batch.to(self.device), epoch, i_batch, acc)
+            self._train_batch(models.to_device(batch, self.device), epoch, i_batch, acc)
         if not self.interval:
             raw = acc.raw()
             st.weighting.update({k: raw[k] / st.refs[k] for k in st.weighting.components})
