@@ -188,6 +188,33 @@ def table(results: dict) -> list[str]:
     return lines
 
 
+def paired(results: dict, base: str = "ours-default") -> list[str]:
+    """Per-seed differences (trainer minus ``base``) of the test MAEs: mean and 95 % t interval.
+
+    Seeds pair runs: same split, same initialisation and shuffling seed, one change of setting.
+    """
+    from scipy import stats
+
+    if base not in results["runs"]:
+        return []
+    by_seed = {r["seed"]: r["test"] for r in results["runs"][base]}
+    lines = ["", f"Paired by seed, minus {base}: mean difference [95 % t interval over seeds]; "
+             "the difference is within noise when the interval holds 0.", "",
+             "| trainer | seeds | ΔE meV/atom | ΔF meV/Å | ΔS GPa |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, runs in results["runs"].items():
+        pairs = [(r["test"], by_seed[r["seed"]]) for r in runs if r["seed"] in by_seed]
+        if name == base or len(pairs) < 2:
+            continue
+        cells = []
+        for key in COMPONENTS:
+            d = np.array([run[key] - ref[key] for run, ref in pairs])
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            cells.append(f"{d.mean():+.3g} [{d.mean() - half:+.3g}, {d.mean() + half:+.3g}]")
+        lines.append(f"| {name} | {len(pairs)} | {' | '.join(cells)} |")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data", type=Path)
@@ -212,7 +239,7 @@ def main() -> None:
     }
     result.update(run_all(a, a.work))
     result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    lines = table(result)
+    lines = table(result) + paired(result)
     print("\n".join(lines))
     a.results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"accuracy_{a.tag}" if a.tag else "accuracy"
@@ -221,7 +248,7 @@ def main() -> None:
             f"`{result['command']}` on {result['date']} UTC, {result['machine']['nproc']} x "
             f"{result['machine']['cpu_model']}, load {result['load_before']} -> "
             f"{result['load_after']}; split "
-            f"{result['split']}; mean ± std over {a.seeds} seeds.\n\n")  # fmt: skip
+            f"{result['split']}; mean ± std (ddof 0) over {a.seeds} seeds.\n\n")  # fmt: skip
     (a.results_dir / f"{stem}.md").write_text(head + "\n".join(lines) + "\n")
 
 
