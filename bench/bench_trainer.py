@@ -20,12 +20,17 @@ force-component MSE; MACE's stress MSE runs over the 9 tensor components, ours o
 ones; MACE's plateau schedule watches its validation loss, ours the validation score (idle here).
 Each side selects its best-validation model.
 
-Measured, for each trainer and dtype, alternating, ``--repeats`` times (seed + repeat): CPU time
-per epoch = (CPU(long run) − CPU(short run)) / (epochs − short epochs), so start-up, data
-preparation and model building cancel, and CPU time of single-threaded processes is much less
-sensitive than wall time to other jobs on the machine; throughput = training structures per CPU
-second. Test-set RMSEs (energy meV/atom, forces meV/Å, stress GPa) of each long run's model,
-computed by the same code for both trainers. Load averages (``/proc/loadavg``) before and after.
+Measured, for each trainer and dtype, ``--repeats`` times (seed + repeat; the order of the
+cases rotates from repeat to repeat): CPU time per epoch = (CPU(long run) − CPU(short run)) /
+(epochs − short epochs), so start-up, data preparation and model building cancel, and CPU time
+of single-threaded processes is much less sensitive than wall time to other jobs on the machine;
+throughput = training structures per CPU second. The ratio to MACE float64 is formed within each
+repeat (the runs closest in time), and reported as the geometric mean over repeats with a 95 %
+t interval; a target is "met" when the whole interval is at or above it, "missed" when the whole
+interval is below it, else "not established". Test-set RMSEs (energy meV/atom, forces meV/Å,
+stress GPa) of each long run's model, computed by the same code for both trainers, and our
+float32 minus float64 RMSEs paired by repeat (same seed), with their 95 % t interval. Load
+averages (``/proc/loadavg``) before and after.
 
 Results go to ``bench/results/trainer_peer.json`` (everything, with the command, machine and
 date) and one markdown line appended to ``bench/results/trainer_peer.md``.
@@ -34,7 +39,7 @@ Part 2 (``--schemes``) trains every weighting scheme in one process, interleaved
 and prints the median epoch time relative to ``fixed``, plus the time spent inside the scheme's
 own methods (``combine``, ``update``, ``batch_step``).
 
-Run: ``python bench/bench_trainer.py`` (about 10 CPU minutes with the defaults);
+Run: ``python bench/bench_trainer.py`` (about 15 CPU minutes with the defaults);
 ``--train/--val/--test`` take a pipeline dataset instead of the built-in EMT-labelled Al cells.
 Never asserts: it prints and stores.
 """
@@ -293,14 +298,15 @@ def same_network(ours_path: str, mace_path: str, test_path: Path, r_max: float) 
 
 
 def run_peer(data, model, a, work: Path) -> dict:
-    """Every case of :data:`CASES`, short and long run, alternating, ``a.repeats`` times."""
+    """Every case of :data:`CASES`, short and long run, ``a.repeats`` times; the order of the
+    cases rotates from repeat to repeat, so no trainer always runs first or last."""
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
     cases = CASES + ((("mace", "float32"),) if a.peer_float32 else ())
     runs: dict[str, list] = {f"{k}-{d}": [] for k, d in cases}
     identity = None
     for r in range(a.repeats):
         b = argparse.Namespace(**{**vars(a), "seed": a.seed + r})
-        for kind, dtype in cases:
+        for kind, dtype in cases[r % len(cases) :] + cases[: r % len(cases)]:  # rotated order
             name = f"{kind}-{dtype}"
             short = run_trainer(
                 kind, dtype, data, model, b, work / f"{name}_{r}_s", a.short_epochs, env
@@ -325,22 +331,53 @@ def run_peer(data, model, a, work: Path) -> dict:
     return {"runs": runs, "same_network": identity}
 
 
+def paired_interval(values: list[float], log: bool = False) -> dict:
+    """Mean and 95 % t interval of paired per-repeat values (``log``: geometric, for ratios)."""
+    from scipy import stats
+
+    x = np.log(values) if log else np.asarray(values, dtype=float)
+    mean = float(np.mean(x))
+    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
+    back = np.exp if log else float
+    return {"mean": float(back(mean)), "low": float(back(mean - half)),
+            "high": float(back(mean + half)), "n": len(x)}  # fmt: skip
+
+
+def verdict(interval: dict, target: float) -> str:
+    """'met' when the whole interval is at or above the target, 'missed' when it is all below,
+    else 'not established' (the noise of this machine covers the target)."""
+    if interval["low"] >= target:
+        return "met"
+    return "missed" if interval["high"] < target else "not established"
+
+
 def summarise(peer: dict, n_train: int) -> dict:
-    """Median CPU s/epoch, throughput, ratios to MACE float64, test RMSE mean and spread."""
+    """Per case: median CPU s/epoch and throughput; the throughput ratio to MACE float64 paired
+    by repeat (geometric mean, 95 % t interval); test RMSE mean and spread; float32 minus
+    float64 test RMSEs of ours, paired by repeat (same seed)."""
     out = {}
-    base = statistics.median(r["epoch_cpu_s"] for r in peer["runs"]["mace-float64"])
-    for name, runs in peer["runs"].items():
-        cpu = statistics.median(r["epoch_cpu_s"] for r in runs)
-        tests = {k: [r["test"][k] for r in runs] for k in runs[0]["test"]}
+    runs = peer["runs"]
+    base = [r["epoch_cpu_s"] for r in runs["mace-float64"]]
+    for name, case in runs.items():
+        cpu = [r["epoch_cpu_s"] for r in case]
+        tests = {k: [r["test"][k] for r in case] for k in case[0]["test"]}
+        ratios = [b / c for b, c in zip(base, cpu, strict=True)]
         out[name] = {
-            "cpu_s_per_epoch": cpu,
-            "structures_per_cpu_s": n_train / cpu,
-            "throughput_vs_mace_float64": base / cpu,
+            "cpu_s_per_epoch": statistics.median(cpu),
+            "structures_per_cpu_s": n_train / statistics.median(cpu),
+            "throughput_vs_mace_float64": (
+                None if name == "mace-float64" else paired_interval(ratios, log=True)
+            ),
             "test_mean": {k: float(np.mean(v)) for k, v in tests.items()},
             "test_std": {
                 k: float(np.std(v, ddof=1)) if len(v) > 1 else None for k, v in tests.items()
             },
         }
+    out["float32_minus_float64"] = {
+        k: paired_interval([a["test"][k] - b["test"][k] for a, b in
+                            zip(runs["ours-float32"], runs["ours-float64"], strict=True)])
+        for k in runs["ours-float64"][0]["test"]
+    }  # fmt: skip
     return out
 
 
@@ -367,33 +404,43 @@ def loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
+def _ratio_cell(summary: dict, name: str, verdicts: dict) -> str:
+    s = summary[name]
+    r = s["throughput_vs_mace_float64"]
+    return (
+        f"{s['structures_per_cpu_s']:.1f} ({r['mean']:.2f}x [{r['low']:.2f}, {r['high']:.2f}], "
+        f"{verdicts[name]})"
+    )
+
+
 def store(result: dict, results: Path) -> None:
     """``results``/trainer_peer.json (the latest run) and one line in trainer_peer.md."""
     results.mkdir(parents=True, exist_ok=True)
     (results / "trainer_peer.json").write_text(json.dumps(result, indent=1) + "\n")
-    s = result["summary"]
-    met = result["targets_met"]
+    s, verdicts = result["summary"], result["verdicts"]
     mace32 = f"{s['mace-float32']['structures_per_cpu_s']:.1f}" if "mace-float32" in s else "-"
+    f32 = s["float32_minus_float64"]
+    accuracy = ", ".join(
+        f"{k.split('_')[0][0].upper()} {v['mean']:+.3g} [{v['low']:+.3g}, {v['high']:+.3g}]"
+        for k, v in f32.items()
+    )
     line = (
         f"| {result['date']} | {result['machine']['nproc']} x {result['machine']['cpu_model']} | "
         f"load {result['load_before'][0]:.1f} -> {result['load_after'][0]:.1f} | "
         f"{result['settings']['repeats']} x {result['settings']['epochs']} ep | "
         f"{s['mace-float64']['structures_per_cpu_s']:.1f} | "
-        f"{s['ours-float64']['structures_per_cpu_s']:.1f} "
-        f"({s['ours-float64']['throughput_vs_mace_float64']:.2f}x, "
-        f"{'met' if met['ours-float64'] else 'missed'}) | "
-        f"{s['ours-float32']['structures_per_cpu_s']:.1f} "
-        f"({s['ours-float32']['throughput_vs_mace_float64']:.2f}x, "
-        f"{'met' if met['ours-float32'] else 'missed'}) | "
-        f"{mace32} | "
-        f"same network: {result['same_network']['identical']} | `{result['command']}` |\n"
+        f"{_ratio_cell(s, 'ours-float64', verdicts)} | "
+        f"{_ratio_cell(s, 'ours-float32', verdicts)} | "
+        f"{mace32} | same network: {result['same_network']['identical']}; ours f32 - f64 test "
+        f"RMSE (meV/atom, meV/Å, GPa) {accuracy} | `{result['command']}` |\n"
     )
     md = results / "trainer_peer.md"
     if not md.exists():
         md.write_text(
             "# Trainer vs mace_run_train (bench/bench_trainer.py)\n\n"
-            "Throughput in training structures per CPU second (single thread); ratios to MACE "
-            "float64. Test errors are in trainer_peer.json.\n\n"
+            "Throughput in training structures per CPU second (single thread); in brackets the "
+            "ratio to MACE float64 paired by repeat (geometric mean, 95 % t interval) and the "
+            "verdict on the target. Test errors are in trainer_peer.json.\n\n"
             "| date (UTC) | machine | load avg (1 min) | runs | MACE f64 | ours f64 | ours f32 "
             "| MACE f32 | check | command |\n|---|---|---|---|---|---|---|---|---|---|\n"
         )
@@ -403,15 +450,22 @@ def store(result: dict, results: Path) -> None:
 
 def print_table(summary: dict) -> None:
     print(
-        "\ntrainer-dtype    CPU s/epoch  structures/s  vs MACE f64   test E meV/at  F meV/A  S GPa"
+        "\ntrainer-dtype    CPU s/epoch  structures/s  vs MACE f64 [95 %]     "
+        "test RMSE E meV/at  F meV/A  S GPa"
     )
     for name, s in summary.items():
-        t = s["test_mean"]
+        if name == "float32_minus_float64":
+            continue
+        t, r = s["test_mean"], s["throughput_vs_mace_float64"]
+        ratio = f"{r['mean']:.2f}x [{r['low']:.2f}, {r['high']:.2f}]" if r else "1 (the base)"
         print(
             f"{name:15s}  {s['cpu_s_per_epoch']:11.3f}  {s['structures_per_cpu_s']:12.1f}  "
-            f"{s['throughput_vs_mace_float64']:10.2f}x   {t['energy_meV_per_atom']:13.3f}  "
+            f"{ratio:22s} {t['energy_meV_per_atom']:18.3f}  "
             f"{t['forces_meV_per_A']:7.2f}  {t['stress_GPa']:.4f}"
         )
+    print("ours float32 minus float64, test RMSE paired by repeat [95 %]:")
+    for k, v in summary["float32_minus_float64"].items():
+        print(f"  {k:22s} {v['mean']:+.4g} [{v['low']:+.4g}, {v['high']:+.4g}]")
 
 
 def peer_benchmark(a: argparse.Namespace, model: dict, work: Path) -> None:
@@ -429,11 +483,11 @@ def peer_benchmark(a: argparse.Namespace, model: dict, work: Path) -> None:
     after = loadavg()
     summary = summarise(peer, n_train)
     print_table(summary)
-    met = {
-        f"{k}-{d}": summary[f"{k}-{d}"]["throughput_vs_mace_float64"] >= target
+    verdicts = {
+        f"{k}-{d}": verdict(summary[f"{k}-{d}"]["throughput_vs_mace_float64"], target)
         for (k, d), target in TARGETS.items()
     }
-    print(f"targets (>= {dict((f'{k}-{d}', t) for (k, d), t in TARGETS.items())}): {met}")
+    print(f"targets (>= {dict((f'{k}-{d}', t) for (k, d), t in TARGETS.items())}): {verdicts}")
     print(f"load average before {before}, after {after}")
     store(
         {
@@ -449,7 +503,7 @@ def peer_benchmark(a: argparse.Namespace, model: dict, work: Path) -> None:
             "same_network": peer["same_network"],
             "summary": summary,
             "targets": {f"{k}-{d}": t for (k, d), t in TARGETS.items()},
-            "targets_met": met,
+            "verdicts": verdicts,
             "runs": peer["runs"],
         },
         a.results_dir,
@@ -566,7 +620,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--short-epochs", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=4, help="at least 2 (the interval needs 2)")
     p.add_argument("--peer-float32", action="store_true", help="also time MACE in float32")
     p.add_argument("--schemes", action="store_true", help="also run part 2")
     p.add_argument("--results-dir", type=Path, default=RESULTS, help="where results are stored")
@@ -574,6 +628,8 @@ def main() -> None:
     p.add_argument("--scheme-epochs", type=int, default=5)
     p.add_argument("--scheme-rounds", type=int, default=2)
     a = p.parse_args()
+    if a.repeats < 2:
+        p.error("--repeats must be at least 2: the paired ratio's interval needs two repeats")
     model = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["model"]
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
         if not a.skip_peer:
