@@ -344,7 +344,8 @@ def to_device(batch: Any, device: torch.device | str | None) -> Any:
     """``batch.to(device)``, skipped when the batch is already there.
 
     The loaders build batches on the CPU, and MACE's ``Batch.to`` walks every key in Python even
-    when nothing moves: about 2 ms a batch, 4-7 % of a CPU epoch of the default model.
+    when nothing moves: 0.7 ms a batch of four 8-atom cells (about 1 % of a CPU training epoch of
+    the default model), and one such walk per step of MD with the ASE calculator.
     """
     if device is None or batch.positions.device == torch.device(device):
         return batch
