@@ -445,7 +445,7 @@ def run_deformation_md(
     work = atoms.copy()
     work.calc = calc
     work.set_constraint(FixCom())
-    cell0 = np.array(work.cell.array)
+    cell = _StrainedCell(work, spec)
     thermalize_momenta(work, spec.temperature_K, rng=rng)
     Stationary(work)
     dyn = Langevin(
@@ -456,87 +456,96 @@ def run_deformation_md(
         fixcm=False,
         rng=rng,
     )
-
-    rows: list[dict] = []
-    frames: list[Atoms] = []
-
-    def record(step: int) -> None:
-        strain = spec.strain_at_step(step)
-        virial = np.asarray(work.get_stress(voigt=True, include_ideal_gas=False), dtype=float)
-        total = np.asarray(work.get_stress(voigt=True, include_ideal_gas=True), dtype=float)
-        energy = float(work.get_potential_energy())
-        row = {
-            "step": step,
-            "time_ps": step * spec.timestep_fs * 1e-3,
-            "strain": strain,
-            "temperature_K": float(work.get_temperature()),
-            "potential_energy_eV": energy,
-            "kinetic_energy_eV": float(work.get_kinetic_energy()),
-            "volume_A3": float(work.get_volume()),
-        }
-        lengths = work.cell.lengths()
-        row.update({f"cell_length_{v}_A": float(x) for v, x in zip("abc", lengths, strict=True)})
-        row.update(dict(zip(STRESS_VIRIAL_COLUMNS, virial * EV_PER_A3_TO_GPA, strict=True)))
-        row.update(dict(zip(STRESS_TOTAL_COLUMNS, total * EV_PER_A3_TO_GPA, strict=True)))
-        rows.append(row)
-        frame = Atoms(
-            numbers=work.numbers,
-            positions=work.positions,
-            cell=work.cell,
-            pbc=work.pbc,
-            momenta=work.get_momenta(),
-        )
-        frame.info.update(
-            {
-                "md_strain": strain,
-                "md_step": step,
-                "md_time_ps": row["time_ps"],
-                "md_mode": spec.mode,
-                "md_direction": spec.direction,
-                "md_lateral": spec.lateral,
-            }
-        )
-        frame.calc = SinglePointCalculator(
-            frame, energy=energy, forces=work.get_forces(), stress=virial
-        )
-        frames.append(frame)
-
-    relaxed = spec.lateral == "relaxed"
-    lateral = [j for j in range(3) if j != DIRECTIONS.get(spec.direction, -1)]
-    lateral_scale = np.ones(3)
-    barostat_rate = spec.timestep_fs / (1000.0 * spec.barostat_time_ps)
-
-    def barostat() -> None:
-        total = work.get_stress(voigt=False, include_ideal_gas=True) * EV_PER_A3_TO_GPA
-        for j in lateral:
-            lateral_scale[j] *= 1.0 - barostat_rate * total[j, j] / spec.barostat_modulus_GPa
-
-    def set_cell(step: int) -> None:
-        gradient = np.diag(lateral_scale) @ spec.gradient_at_step(step)
-        work.set_cell(cell0 @ gradient.T, scale_atoms=True)
+    records: list[tuple[dict, Atoms]] = []  # (row, frame) of each recorded step
 
     forces = work.get_forces(md=True)
     for _ in range(spec.n_equilibration_steps):
-        if relaxed:
-            set_cell(0)
+        if cell.relaxed:
+            cell.set(0)
         forces = dyn.step(forces)
-        if relaxed:
-            barostat()
-    record(0)
+        cell.barostat()
+    records.append(_md_record(work, spec, 0))
     for step in range(1, spec.n_steps + 1):
-        set_cell(step)
+        cell.set(step)
         forces = dyn.step(forces)
-        if relaxed:
-            barostat()
+        cell.barostat()
         if step % every == 0 or step == spec.n_steps:
-            record(step)
+            records.append(_md_record(work, spec, step))
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([row for row, _ in records])
     for path in (traj_path, csv_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write(traj_path, frames, format="extxyz")
+    write(traj_path, [frame for _, frame in records], format="extxyz")
     df.to_csv(csv_path, index=False)
     return df
+
+
+class _StrainedCell:
+    """The cell of each step of :func:`run_deformation_md`: ``cell0 @ F(strain).T``, its lateral
+    lengths rescaled by a Berendsen-type barostat when ``spec.lateral == "relaxed"``."""
+
+    def __init__(self, work: Atoms, spec: DeformationSpec) -> None:
+        self.work, self.spec = work, spec
+        self.cell0 = np.array(work.cell.array)
+        self.relaxed = spec.lateral == "relaxed"
+        self.lateral = [j for j in range(3) if j != DIRECTIONS.get(spec.direction, -1)]
+        self.scale = np.ones(3)
+        self.rate = spec.timestep_fs / (1000.0 * spec.barostat_time_ps)
+
+    def set(self, step: int) -> None:
+        """Strain of ``step`` (atoms scaled with the cell), lateral scaling applied."""
+        gradient = np.diag(self.scale) @ self.spec.gradient_at_step(step)
+        self.work.set_cell(self.cell0 @ gradient.T, scale_atoms=True)
+
+    def barostat(self) -> None:
+        """Relaxed lateral: L_j *= 1 - (dt / tau) sigma_jj / B with the total stress (GPa)."""
+        if not self.relaxed:
+            return
+        total = self.work.get_stress(voigt=False, include_ideal_gas=True) * EV_PER_A3_TO_GPA
+        for j in self.lateral:
+            self.scale[j] *= 1.0 - self.rate * total[j, j] / self.spec.barostat_modulus_GPa
+
+
+def _md_record(work: Atoms, spec: DeformationSpec, step: int) -> tuple[dict, Atoms]:
+    """The table row (units in the column names) and the extxyz frame of ``work`` at ``step``."""
+    strain = spec.strain_at_step(step)
+    virial = np.asarray(work.get_stress(voigt=True, include_ideal_gas=False), dtype=float)
+    total = np.asarray(work.get_stress(voigt=True, include_ideal_gas=True), dtype=float)
+    energy = float(work.get_potential_energy())
+    row = {
+        "step": step,
+        "time_ps": step * spec.timestep_fs * 1e-3,
+        "strain": strain,
+        "temperature_K": float(work.get_temperature()),
+        "potential_energy_eV": energy,
+        "kinetic_energy_eV": float(work.get_kinetic_energy()),
+        "volume_A3": float(work.get_volume()),
+    }
+    lengths = work.cell.lengths()
+    row.update({f"cell_length_{v}_A": float(x) for v, x in zip("abc", lengths, strict=True)})
+    row.update(dict(zip(STRESS_VIRIAL_COLUMNS, virial * EV_PER_A3_TO_GPA, strict=True)))
+    row.update(dict(zip(STRESS_TOTAL_COLUMNS, total * EV_PER_A3_TO_GPA, strict=True)))
+    frame = Atoms(
+        numbers=work.numbers,
+        positions=work.positions,
+        cell=work.cell,
+        pbc=work.pbc,
+        momenta=work.get_momenta(),
+    )
+    frame.info.update(
+        {
+            "md_strain": strain,
+            "md_step": step,
+            "md_time_ps": row["time_ps"],
+            "md_mode": spec.mode,
+            "md_direction": spec.direction,
+            "md_lateral": spec.lateral,
+        }
+    )
+    frame.calc = SinglePointCalculator(
+        frame, energy=energy, forces=work.get_forces(), stress=virial
+    )
+    return row, frame
 
 
 def run_nve(
