@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench_trainer import mace_command, machine  # noqa: E402
+from bench_trainer import mace_command, machine, paired_interval  # noqa: E402
 
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 COMPONENTS = ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "stress_mae_GPa")
@@ -193,8 +193,6 @@ def paired(results: dict, base: str = "ours-default") -> list[str]:
 
     Seeds pair runs: same split, same initialisation and shuffling seed, one change of setting.
     """
-    from scipy import stats
-
     if base not in results["runs"]:
         return []
     by_seed = {r["seed"]: r["test"] for r in results["runs"][base]}
@@ -208,9 +206,8 @@ def paired(results: dict, base: str = "ours-default") -> list[str]:
             continue
         cells = []
         for key in COMPONENTS:
-            d = np.array([run[key] - ref[key] for run, ref in pairs])
-            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-            cells.append(f"{d.mean():+.3g} [{d.mean() - half:+.3g}, {d.mean() + half:+.3g}]")
+            d = paired_interval([run[key] - ref[key] for run, ref in pairs])
+            cells.append(f"{d['mean']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]")
         lines.append(f"| {name} | {len(pairs)} | {' | '.join(cells)} |")
     return lines
 

@@ -10,8 +10,8 @@ interleaved round by round on the EMT Al cells of ``bench_trainer.make_dataset``
   training epoch sees; nothing else (no optimiser step, validation, checkpoint or collation);
 - ``compiled``: the same with the network compiled by ``e3nn.util.jit.compile`` (TorchScript,
   the route ``mace_create_lammps_model`` takes);
-- ``training``: a whole epoch of our trainer (``train_run``, fixed weights, no EMA, as in
-  ``bench_trainer.py``), from its ``history.csv`` CPU seconds.
+- ``training``: a whole epoch of our trainer (``train_run`` with ``bench_trainer.py``'s
+  ``OURS_RUN_CFG`` and ``ours_settings``), from its ``history.csv`` CPU seconds.
 
 Reported: median CPU seconds per epoch of each (first round left out: warm-up and TorchScript's
 profiling runs), ``network / training`` (the network's share of an epoch) and
@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_trainer import loadavg, machine, make_dataset  # noqa: E402
+from bench_trainer import OURS_RUN_CFG, loadavg, machine, make_dataset, ours_settings  # noqa: E402
 
 
 def network_epoch(model, batches) -> float:
@@ -61,16 +61,10 @@ def training_epochs(data: dict, model_cfg: dict, a, out: Path) -> list[float]:
     from dft2mlip.train.settings import TrainingSettings
     from dft2mlip.train.trainer import train_run
 
-    settings = TrainingSettings(
-        epochs=a.epochs, batch_size=a.batch_size, lr=0.01, dtype=a.dtype, device="cpu",
-        lr_scheduler="plateau", lr_factor=0.8, lr_patience=10 * a.epochs, min_lr=0.0,
-        ema_decay=0.0, clip_grad_norm=10.0,
-    )  # fmt: skip
     train_run(
         data["train"], data["val"], out, run_name="bench", model_cfg=model_cfg,
-        run_cfg={"scheme": "fixed", "weights": {"energy": 1.0, "forces": 100.0, "stress": 1.0},
-                 "normalise": "none"},
-        seed=a.seed, settings=settings, resume=False, progress=False,
+        run_cfg=OURS_RUN_CFG, seed=a.seed, resume=False, progress=False,
+        settings=TrainingSettings(**ours_settings(a.epochs, a.batch_size, 0.01, a.dtype)),
     )  # fmt: skip
     with open(out / "history.csv") as fh:
         return [float(row["cpu_s"]) for row in csv.DictReader(fh)][1:]

@@ -159,18 +159,32 @@ def mace_command(data: dict, model: dict, a: argparse.Namespace, work: Path, dty
     ]  # fmt: skip
 
 
+#: our side of the peer comparison: MACE's fixed 1:100:1 on raw MSEs
+OURS_RUN_CFG = {
+    "scheme": "fixed",
+    "weights": {"energy": 1.0, "forces": 100.0, "stress": 1.0},
+    "normalise": "none",
+}
+
+
+def ours_settings(epochs: int, batch_size: int, lr: float, dtype: str) -> dict:
+    """``TrainingSettings`` of our side: MACE's optimiser settings, constant lr (a plateau
+    schedule whose patience exceeds the epochs), no EMA, gradient clipping 10, on the CPU."""
+    return {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "dtype": dtype, "device": "cpu",
+        "lr_scheduler": "plateau", "lr_factor": 0.8, "lr_patience": 10 * epochs, "min_lr": 0.0,
+        "ema_decay": 0.0, "clip_grad_norm": 10.0,
+    }  # fmt: skip
+
+
 _OURS = """
 import json, sys
 from dft2mlip.train.settings import TrainingSettings
 from dft2mlip.train.trainer import train_run
 a = json.loads(sys.argv[1])
-settings = TrainingSettings(epochs=a["epochs"], batch_size=a["batch_size"], lr=a["lr"],
-    dtype=a["dtype"], device="cpu", lr_scheduler="plateau", lr_factor=0.8,
-    lr_patience=10 * a["epochs"], min_lr=0.0, ema_decay=0.0, clip_grad_norm=10.0)
 train_run(a["train"], a["val"], a["out"], run_name="bench", model_cfg=a["model"],
-    run_cfg={"scheme": "fixed", "weights": {"energy": 1.0, "forces": 100.0, "stress": 1.0},
-             "normalise": "none"},
-    seed=a["seed"], settings=settings, resume=False, progress=False)
+    run_cfg=a["run_cfg"], seed=a["seed"], settings=TrainingSettings(**a["settings"]),
+    resume=False, progress=False)
 """
 
 
@@ -191,11 +205,9 @@ def run_trainer(kind: str, dtype: str, data, model, a, work: Path, epochs: int, 
             "val": str(data["val"]),
             "out": str(work),
             "model": model,
-            "epochs": epochs,
-            "batch_size": a.batch_size,
-            "lr": a.lr,
+            "run_cfg": OURS_RUN_CFG,
+            "settings": ours_settings(epochs, a.batch_size, a.lr, dtype),
             "seed": a.seed,
-            "dtype": dtype,
         }
         cmd = [sys.executable, "-c", _OURS, json.dumps(args)]
         model_path = work / "model.model"
