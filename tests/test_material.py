@@ -168,7 +168,7 @@ def test_cutoff_below_the_suggestion_needs_the_explicit_key(tmp_path):
 
 # ---- collinear magnetism
 
-REAL_MAGNETIC = Path("/work/shared/realdata/qe/magnetic_moments_v68.out")
+REAL_MAGNETIC = Path(__file__).parent / "data" / "realdata" / "qe" / "magnetic_moments_v68.out"
 FE_PSEUDO = "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF"
 
 
@@ -240,7 +240,6 @@ def test_qe_spin_input_and_hash(tmp_path):
     assert magnetic.physics_dict()["starting_magnetization"] == {"Fe": pytest.approx(expected)}
 
 
-@pytest.mark.skipif(not REAL_MAGNETIC.is_file(), reason="shared real pw.x output not available")
 def test_final_magnetisation_of_a_real_spin_polarised_output():
     from dft2mlip.dft.magnetism import qe_magnetization
 

@@ -1,5 +1,5 @@
-"""Import of real DFT outputs written by other people's runs (/work/shared/realdata, see its
-README): QE fixtures of aiida-quantumespresso, VASP test data of ASE.
+"""Import of real DFT outputs written by other people's runs (tests/data/realdata, see its
+README): QE fixtures of aiida-quantumespresso, VASP test data of ASE and custodian.
 
 Every expected number is computed here from the file text with regular expressions and the
 unit constants written out below, independently of the parsers under test.
@@ -15,10 +15,9 @@ import pytest
 
 from dft2mlip.dft.importing import import_settings_hashes, import_source
 
-REALDATA = Path("/work/shared/realdata")
+REALDATA = Path(__file__).parent / "data" / "realdata"
 QE = REALDATA / "qe"
 VASP = REALDATA / "vasp"
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason="no /work/shared/realdata")
 
 #: CODATA 2006, the constants pw.x itself and ASE's espresso-out reader use
 RY_EV = 13.60569193
