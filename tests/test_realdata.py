@@ -378,3 +378,25 @@ def test_extxyz_settings_hash_does_not_depend_on_the_file(tmp_path):
         train[0].settings_hash: [str(tmp_path / "train.extxyz"), str(tmp_path / "valid.extxyz")],
         "abc123abc123": [str(tmp_path / "tagged.extxyz")],
     }
+
+
+@pytest.mark.parametrize("run", ["nonspin_v621", "nonspin_v533_edited", "outcar_example_1"])
+def test_vasp_outcar_of_either_spin_imports_with_its_magnetisation(tmp_path, run):
+    """ISPIN = 1 prints "magnetization" without a value (VASP 6.2.1, and VASP 5.x as edited in
+    nonspin_v533_edited): no moment is recorded and nothing else is read in its place."""
+    text = (VASP / run / "OUTCAR").read_text()
+    expected = outcar_expected(text)
+    counts = re.findall(r"^ number of electron\s+\S+ magnetization(.*)$", text, re.M)
+    assert counts, run
+    (label,) = one({"path": str(vasp_dir(tmp_path, VASP / run, "OUTCAR")), "format": "vasp"})
+    assert label.status == "ok", label.message
+    assert label.energy == pytest.approx(expected["energy"], abs=1e-8)
+    np.testing.assert_allclose(label.forces, expected["forces"], atol=1e-8)
+    np.testing.assert_allclose(label.stress, expected["stress"], atol=1e-12)
+    ispin = int(re.search(r"ISPIN\s*=\s*(\d)", text).group(1))
+    assert label.provenance["settings"]["ISPIN"] == ispin
+    if ispin == 1:
+        assert all(not c.strip() for c in counts)
+        assert "total_magnetization_muB" not in label.provenance
+    else:
+        assert label.provenance["total_magnetization_muB"] == float(counts[-1])
