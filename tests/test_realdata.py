@@ -400,3 +400,87 @@ def test_vasp_outcar_of_either_spin_imports_with_its_magnetisation(tmp_path, run
         assert "total_magnetization_muB" not in label.provenance
     else:
         assert label.provenance["total_magnetization_muB"] == float(counts[-1])
+
+
+# ---- a pw.x output that prints no atomic positions (QE 7.4): the structure its run left beside
+
+
+def header_cell(text: str) -> np.ndarray:
+    """celldm(1) (bohr) times the crystal axes (alat units) the output prints, in Å."""
+    alat = float(re.search(rf"celldm\(1\)=\s*({FLOAT})", text).group(1))
+    axes = re.findall(rf"a\(\d\) = \(\s*({FLOAT})\s+({FLOAT})\s+({FLOAT})", text)[:3]
+    return np.array(axes, dtype=float) * alat * BOHR_A
+
+
+def pw_input(cell_A: np.ndarray, fractions: list, symbol: str = "Si") -> str:
+    rows = "\n".join(" ".join(f"{x:.10f}" for x in row) for row in cell_A)
+    atoms = "\n".join(f"{symbol} {a} {b} {c}" for a, b, c in fractions)
+    return (f"&CONTROL\n calculation='scf'\n/\n&SYSTEM\n ibrav=0, nat={len(fractions)}, ntyp=1,"
+            f" ecutwfc=30\n/\n&ELECTRONS\n/\nATOMIC_SPECIES\n{symbol} 28.085 x.UPF\n\n"
+            f"CELL_PARAMETERS angstrom\n{rows}\n\nATOMIC_POSITIONS crystal\n{atoms}\n\n"
+            "K_POINTS automatic\n5 5 5 0 0 0\n")  # fmt: skip
+
+
+def test_qe_output_without_positions_alone_is_refused_with_its_cause():
+    text = (QE / "default_xml_241015.out").read_text()
+    assert "site n." not in text and "ATOMIC_POSITIONS" not in text
+    (label,) = one(qe_source(QE / "default_xml_241015.out"))
+    assert label.status == "failed"
+    assert "prints no atomic positions" in label.message and "aiida.in" in label.message
+    assert "\n" not in label.message
+
+
+def test_qe_output_without_positions_takes_the_input_beside_it(tmp_path):
+    text = (QE / "default_xml_241015.out").read_text()
+    assert "Reading input from aiida.in" in text
+    expected = qe_expected(text)
+    shutil.copy(QE / "default_xml_241015.out", tmp_path / "run.out")
+    cell = header_cell(text)
+    fractions = [(0.0, 0.0, 0.0), (0.25, 0.25, 0.25)]
+    (tmp_path / "aiida.in").write_text(pw_input(cell, fractions))
+    (label,) = one(qe_source(tmp_path / "run.out"))
+    assert label.status == "ok", label.message
+    np.testing.assert_allclose(label.atoms.cell[:], cell, atol=1e-9)
+    np.testing.assert_allclose(label.atoms.positions, np.array(fractions) @ cell, atol=1e-9)
+    assert label.energy == pytest.approx(expected["energies"][-1], rel=1e-9)
+    np.testing.assert_allclose(label.forces, expected["forces"], atol=1e-12)
+    np.testing.assert_allclose(label.stress, expected["stress"], atol=1e-14)
+    assert "aiida.in" in label.provenance["structure_from"]["step 1"]
+    # an input of another run (another cell, or another atom count) is not taken
+    for wrong in (pw_input(cell * 1.01, fractions), pw_input(cell, [*fractions, (0.5, 0, 0)])):
+        (tmp_path / "aiida.in").write_text(wrong)
+        (label,) = one(qe_source(tmp_path / "run.out"))
+        assert label.status == "failed" and "aiida.in" in label.message, label.message
+        assert "differs" in label.message or "3 atoms, the output 2" in label.message
+
+
+def test_qe_output_without_positions_takes_the_xml_of_its_save_directory(tmp_path):
+    """Our own pw.x 6.7 run (tests/data/qe/si2_scf_xml) with its positions block cut out of
+    the output and its input removed: the structure comes from data-file-schema.xml."""
+    source = Path(__file__).parent / "data" / "qe" / "si2_scf_xml"
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    (run / "pw.in").unlink()
+    text = (run / "pw.out").read_text()
+    alat = float(re.search(rf"celldm\(1\)=\s*({FLOAT})", text).group(1))
+    taus = re.findall(rf"tau\(\s*\d+\) = \(\s*({FLOAT})\s+({FLOAT})\s+({FLOAT})", text)
+    positions = np.array(taus, dtype=float) * alat * BOHR_A
+    block = re.search(r"\n\s+site n\..*?\n\n", text, re.S).group(0)
+    (run / "pw.out").write_text(text.replace(block, "\n\n"))
+    (label,) = one(qe_source(run / "pw.out"))
+    assert label.status == "ok", label.message
+    np.testing.assert_allclose(label.atoms.positions, positions, atol=1e-6)  # 7 decimals of alat
+    np.testing.assert_allclose(label.forces, qe_expected(text)["forces"], atol=1e-12)
+    assert "data-file-schema.xml" in label.provenance["structure_from"]["step 1"]
+
+
+def test_an_ok_label_needs_atoms_and_one_force_row_per_atom():
+    from ase import Atoms
+
+    from dft2mlip.data import Label
+
+    for atoms in (Atoms(), Atoms("Si2", positions=np.zeros((2, 3)), cell=np.eye(3) * 5, pbc=True)):
+        atoms.info.update(REF_energy=-1.0, REF_stress=np.zeros(6))
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))[:1]
+        with pytest.raises(ValueError, match="one force row per atom"):
+            Label("x", "imported", "ok", "", atoms)

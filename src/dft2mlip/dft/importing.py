@@ -344,6 +344,21 @@ def _read_run(fmt: str, file: Path) -> RunOutput:
     return read_vasp_run(file.parent)
 
 
+def _inconsistent(frame: OutputFrame) -> str | None:
+    """Why a frame's results do not fit its structure (shapes, a usable cell), None if they do."""
+    n = len(frame.atoms)
+    if np.shape(frame.forces) != (n, 3):
+        return f"forces of shape {np.shape(frame.forces)} for {n} atoms"
+    if np.shape(frame.stress) != (6,):
+        return f"a stress of shape {np.shape(frame.stress)}, not 6 components"
+    if np.ndim(frame.energy_eV) != 0:
+        return "an energy that is not one number"
+    volume = abs(np.linalg.det(np.asarray(frame.atoms.cell, dtype=float)))
+    if not (np.isfinite(frame.atoms.positions).all() and np.isfinite(volume) and volume > 1e-6):
+        return "a structure without a finite cell volume or finite positions"
+    return None
+
+
 def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
     """Status and message of ionic step ``k`` of ``run`` (what it lacks, or where it is)."""
     frame, n = run.frames[k], len(run.frames)
@@ -351,10 +366,14 @@ def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
     if not frame.converged:
         why = frame.message or f"SCF not converged ({frame.n_scf} iterations)"
         return "scf_not_converged", f"{where} of {run.path.name}: {why}"
+    if len(frame.atoms) == 0:
+        return "failed", frame.message or f"{run.path.name} holds no atoms at {where}"
     missing = [name for name, value in (("energy", frame.energy_eV), ("forces", frame.forces),
                                         ("stress", frame.stress)) if value is None]  # fmt: skip
     if missing:
         return "failed", f"{run.path.name} has no {' or '.join(missing)} at {where}"
+    if why := _inconsistent(frame):
+        return "failed", f"{run.path.name} at {where}: {why}"
     values = (frame.energy_eV, frame.forces, frame.stress)
     if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in values):
         return "failed", f"{run.path.name} has NaN or Inf energy, forces or stress at {where}"

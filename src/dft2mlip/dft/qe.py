@@ -29,6 +29,7 @@ from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.magnetism import qe_magnetization
+from dft2mlip.dft.pw_files import run_files
 from dft2mlip.dft.settings import QESettings, file_md5
 from dft2mlip.structures import kpoint_reference_cell
 
@@ -410,14 +411,25 @@ class _PwFrameReader:
         if m := _CONVERGED.search(line):
             frame.n_scf = int(m.group(1))
         elif "Forces acting on atoms" in line and frame.forces is None:
-            rows = [m.groups() for ln in lines[i + 1 : i + 3 + 2 * len(self.symbols)]
-                    if (m := _FORCE.match(ln))][: len(self.symbols)]  # fmt: skip
-            frame.forces = np.array(rows, dtype=float) * Ry / Bohr  # Ry/bohr -> eV/Å
+            rows = _force_rows(lines, i + 1)  # the total forces: the first block, one per atom
+            frame.forces = np.array(rows, dtype=float).reshape(-1, 3) * Ry / Bohr  # -> eV/Å
         elif "total   stress" in line and frame.stress is None:
             s = np.array([_numbers(lines[i + k]) for k in (1, 2, 3)]) * Ry / Bohr**3
             # QE prints pressure-positive Ry/bohr³; the project's stress is tension positive
             frame.stress = -s.reshape(9)[[0, 4, 8, 5, 2, 1]]
         return i + 1
+
+
+def _force_rows(lines: list[str], start: int) -> list[tuple[str, str, str]]:
+    """The ``atom n type t force = fx fy fz`` lines of the block starting at ``start`` (blank
+    lines before it skipped; it ends at the first other line), whatever the atom count read."""
+    rows: list[tuple[str, str, str]] = []
+    for line in lines[start:]:
+        if m := _FORCE.match(line):
+            rows.append(m.groups())
+        elif rows or line.strip():
+            break
+    return rows
 
 
 def _element(label: str) -> str:
@@ -484,6 +496,31 @@ def pw_settings(header: str) -> dict:
     return settings
 
 
+def _structures_beside(run: RunOutput, text: str, header: str) -> None:
+    """Give the frames of an output that printed no atomic positions the structures its run
+    left beside it (:mod:`~dft2mlip.dft.pw_files`): the first step the input's structure, the
+    last the XML's final one (a single point: either). A frame left without atoms says why."""
+    found = run_files(run.path, text, header)
+    n = len(run.frames)
+    for k, frame in enumerate(run.frames):
+        picks = ([("initial", found.initial)] if k == 0 else []) + (
+            [("final", found.final)] if k == n - 1 else []
+        )
+        if n == 1:
+            picks.append(("initial", found.initial))
+        source, atoms = next(((s, a) for s, a in picks if a is not None), (None, None))
+        if atoms is not None:
+            frame.atoms = atoms.copy()
+            run.provenance.setdefault("structure_from", {})[f"step {k + 1}"] = found.sources[source]
+        else:
+            tried = "; ".join(found.notes) or f"none of {', '.join(found.looked_for)} is there"
+            frame.message = (
+                f"pw.x output {run.path.name} prints no atomic positions for ionic step {k + 1} "
+                f"and the files beside it do not hold them ({tried}); copy the run's input file "
+                "(or its XML data file) next to the output"
+            )
+
+
 def read_pw_header(path: str | os.PathLike) -> str:
     """The text of a pw.x output up to its first SCF (cheap: stops reading there)."""
     return read_until(path, _HEADER_END)
@@ -506,11 +543,12 @@ def read_pw_run(output_path: str | os.PathLike) -> RunOutput:
     if text and (run.failure is None or run.failure[0] == "scf_not_converged"):
         reader = _read_frames(text)
         run.frames = reader.frames
+        if not len(reader.atoms()):  # pw.x printed no positions: the files its run left
+            _structures_beside(run, text, header)
         if run.failure is not None:
             n_scf = prov.get("n_scf_iterations")
-            run.frames.append(
-                OutputFrame(reader.atoms(), None, None, None, False, n_scf, run.failure[1])
-            )
+            atoms = run.frames[-1].atoms.copy() if run.frames else reader.atoms()
+            run.frames.append(OutputFrame(atoms, None, None, None, False, n_scf, run.failure[1]))
             run.failure = None
         elif not run.frames:
             run.failure = ("failed", f"pw.x output {path.name} has no '!' total energy line")
