@@ -348,7 +348,9 @@ def test_settings_hash_tracks_qe_physics_and_settings_json(tmp_path):
     assert magnetic.provenance["settings"]["nspin"] == 2
 
 
-def test_extxyz_settings_hash_does_not_depend_on_the_file(tmp_path):
+def test_extxyz_without_settings_is_one_group_per_source(tmp_path):
+    """Files of one source share "settings unknown"; two sources do not (their labels are
+    refused together like any mixed settings) unless they give the same settings_id."""
     import ase.io
     from ase.build import bulk
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -361,21 +363,28 @@ def test_extxyz_settings_hash_does_not_depend_on_the_file(tmp_path):
             atoms.info["settings_hash"] = tag
         return [atoms]
 
-    for name in ("train", "valid"):
+    for name in ("train", "valid", "other"):
         ase.io.write(tmp_path / f"{name}.extxyz", frames(), format="extxyz")
     ase.io.write(tmp_path / "tagged.extxyz", frames("abc123abc123"), format="extxyz")
-    train = one({"path": str(tmp_path / "train.extxyz"), "format": "extxyz"})
-    valid = one({"path": str(tmp_path / "valid.extxyz"), "format": "extxyz"})
-    tagged = one({"path": str(tmp_path / "tagged.extxyz"), "format": "extxyz"})
-    named = one({"path": str(tmp_path / "train.extxyz"), "format": "extxyz",
-                 "settings_id": "mp-r2scan"})  # fmt: skip
-    assert train[0].settings_hash == valid[0].settings_hash
-    assert tagged[0].settings_hash == "abc123abc123"
-    assert named[0].settings_hash not in (train[0].settings_hash, tagged[0].settings_hash)
-    assert train[0].provenance["settings"] == {"external": "settings unknown"}
-    source = {"name": "r", "path": str(tmp_path / "*.extxyz"), "format": "extxyz"}
+
+    def imported(name, file, **extra):
+        (label,) = import_source({"name": name, "path": str(tmp_path / file),
+                                  "format": "extxyz", **extra})  # fmt: skip
+        return label
+
+    train, valid = imported("mine", "train.extxyz"), imported("mine", "valid.extxyz")
+    other = imported("theirs", "other.extxyz")
+    assert train.settings_hash == valid.settings_hash != other.settings_hash
+    assert train.provenance["settings"] == {"unknown": "settings unknown",
+                                            "import_source": "mine"}  # fmt: skip
+    same = [imported(n, f, settings_id="mp-r2scan")
+            for n, f in (("mine", "train.extxyz"), ("theirs", "other.extxyz"))]  # fmt: skip
+    assert same[0].settings_hash == same[1].settings_hash
+    assert same[0].settings_hash not in (train.settings_hash, other.settings_hash)
+    assert imported("mine", "tagged.extxyz").settings_hash == "abc123abc123"
+    source = {"name": "mine", "path": str(tmp_path / "*.extxyz"), "format": "extxyz"}
     assert import_settings_hashes(source) == {
-        train[0].settings_hash: [str(tmp_path / "train.extxyz"), str(tmp_path / "valid.extxyz")],
+        train.settings_hash: [str(tmp_path / f"{n}.extxyz") for n in ("other", "train", "valid")],
         "abc123abc123": [str(tmp_path / "tagged.extxyz")],
     }
 
@@ -484,3 +493,42 @@ def test_an_ok_label_needs_atoms_and_one_force_row_per_atom():
         atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))[:1]
         with pytest.raises(ValueError, match="one force row per atom"):
             Label("x", "imported", "ok", "", atoms)
+
+
+def test_settings_hash_changes_with_each_physics_setting_alone(tmp_path):
+    """One edit per run of a real output (tests/import_variants.py): a physics setting gives a
+    new hash, a change that is not physics (mixing, MPI processes, the irreducible k-point
+    count that symmetry makes of the same mesh) keeps the base run's hash."""
+    from import_variants import settings_variants
+
+    variants = settings_variants(tmp_path)
+    for engine in ("qe", "vasp"):
+        source = {"name": engine, "path": str(tmp_path / engine / "*"), "format": engine}
+        groups = import_settings_hashes(source).items()
+        hash_of = {Path(f).parent.name: h for h, files in groups for f in files}
+        mine = [(change, physics, hash_of[run.name]) for e, change, physics, run in variants
+                if e == engine]  # fmt: skip
+        for change, physics, settings_hash in mine:
+            assert (settings_hash != hash_of["base"]) == physics, (engine, change)
+        physics_hashes = [h for _, physics, h in mine if physics]
+        assert len(set(physics_hashes)) == len(physics_hashes) >= 6
+    (label,) = import_source({"name": "q", "path": str(tmp_path / "qe" / "base" / "pw.out"),
+                              "format": "qe"})  # fmt: skip
+    assert label.provenance["settings"]["kpoints"] == {"mesh": [4, 4, 4], "shift": [0, 0, 0]}
+
+
+def test_unknown_k_mesh_is_one_group_per_source(tmp_path):
+    """A pw.x output with no input or XML beside it: its k-mesh is unknown, so runs of one
+    source share a group and two sources do not, unless they give one settings_id."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(QE / "vcrelax_success.out", tmp_path / name / "pw.out")
+    hashes = {name: import_settings_hashes({"name": name, "format": "qe",
+                                            "path": str(tmp_path / name)})  # fmt: skip
+              for name in ("a", "b")}
+    assert list(hashes["a"]) != list(hashes["b"])
+    together = import_settings_hashes({"name": "ab", "format": "qe", "path": str(tmp_path / "*")})
+    assert len(together) == 1
+    named = [import_settings_hashes({"name": n, "format": "qe", "path": str(tmp_path / n),
+                                     "settings_id": "study-1"}) for n in ("a", "b")]  # fmt: skip
+    assert list(named[0]) == list(named[1])

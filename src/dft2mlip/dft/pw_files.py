@@ -38,8 +38,8 @@ class PwRunFiles:
 
     ``initial`` is the structure pw.x started from (input file, else the XML's input section),
     ``final`` the one of its last step (the XML's output section). ``kpoints`` describes the
-    sampling as the user gave it (``{"mesh": [n1, n2, n3], "offset": [s1, s2, s3]}``, ``{"gamma":
-    True}`` or ``{"list_sha256": ...}``). ``notes`` say why a file was not used.
+    sampling as the user gave it (:func:`mesh_record`, ``{"gamma": True}`` or a hash of the
+    listed points), never what symmetry made of it. ``notes`` say why a file was not used.
     """
 
     initial: Atoms | None = None
@@ -84,8 +84,13 @@ def _xml_kpoints(root: ET.Element) -> dict | None:
     mp = root.find("input/k_points_IBZ/monkhorst_pack")
     if mp is None:
         return None
-    return {"mesh": [int(mp.get(f"nk{i}")) for i in (1, 2, 3)],
-            "offset": [int(mp.get(f"k{i}")) for i in (1, 2, 3)]}  # fmt: skip
+    return mesh_record([mp.get(f"nk{i}") for i in (1, 2, 3)], [mp.get(f"k{i}") for i in (1, 2, 3)])
+
+
+def mesh_record(mesh, offset) -> dict:
+    """A pw.x automatic mesh as the settings hash records it: the mesh and its shift from Γ in
+    fractions of a mesh step (pw.x's offset 1 is half a step), as for VASP."""
+    return {"mesh": [int(n) for n in mesh], "shift": [int(s) * 0.5 for s in offset]}
 
 
 def _input_kpoints(text: str) -> dict | None:
@@ -97,7 +102,7 @@ def _input_kpoints(text: str) -> dict | None:
     rest = text[m.end() :].splitlines()[1:]
     if kind == "automatic":
         numbers = [int(v) for v in rest[0].split()[:6]]
-        return {"mesh": numbers[:3], "offset": numbers[3:6]}
+        return mesh_record(numbers[:3], numbers[3:6])
     if kind == "gamma":
         return {"gamma": True}
     import hashlib

@@ -472,9 +472,9 @@ def _read_frames(text: str) -> _PwFrameReader:
 def pw_settings(header: str) -> dict:
     """The physics settings a pw.x output reports in its header (for the import settings hash).
 
-    Cutoffs (Ry), exchange-correlation, spin, smearing and width (Ry) when printed,
-    pseudopotential files with their md5 sums and the number of irreducible k-points (pw.x
-    does not print the mesh; the count also depends on the structure's symmetry).
+    Cutoffs (Ry), exchange-correlation, spin, smearing and width (Ry) when printed and
+    pseudopotential files with their md5 sums. Not the k-points: pw.x prints only the
+    irreducible ones, which depend on the structure's symmetry (see :func:`pw_import_settings`).
     """
     settings: dict = {"engine": "qe"}
     for key, pattern in _CUTOFF.items():
@@ -491,8 +491,22 @@ def pw_settings(header: str) -> dict:
         element: {"file": Path(file).name, "md5": md5}
         for element, file, md5 in _PSEUDO.findall(header)
     }
-    if m := _NKPOINTS.search(header):
-        settings["n_kpoints_irreducible"] = int(m.group(1))
+    return settings
+
+
+def pw_import_settings(path: str | os.PathLike) -> dict:
+    """:func:`pw_settings` of an output plus its k-point mesh and shift, from the input file or
+    XML its run left beside it (``kpoints`` None when neither is there). Reads the header and
+    the last 64 kB only (cheap at ``snakemake -n``)."""
+    path = Path(path)
+    if not path.is_file():
+        return {"engine": "qe", "kpoints": None}
+    header = read_pw_header(path)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read().decode(errors="replace")
+    settings = pw_settings(header)
+    settings["kpoints"] = run_files(path, header + tail, header).kpoints
     return settings
 
 
