@@ -219,3 +219,46 @@ def test_dataset_with_imports_duplicates_and_settings_policy(tmp_path, policy, c
     assert all("REF_stress" in a.info for a in train)
     back = pd.read_parquet(out / "labels.parquet")
     assert len(back) == 4 + 3
+
+
+def _broken_invariant(label, where: str) -> str | None:
+    """Why ``label`` breaks the import invariant: an ok label with all of atoms, forces (N, 3),
+    stress (6) and energy finite and consistent, or a non-ok one with a one-line cause."""
+    if label.status != "ok":
+        message = label.message.strip()
+        return None if message and "\n" not in message else f"{where}: cause {message!r}"
+    n = len(label.atoms)
+    volume = abs(np.linalg.det(label.atoms.cell[:]))
+    fine = (n > 0 and label.forces.shape == (n, 3) and label.stress.shape == (6,)
+            and np.isfinite(label.energy) and np.isfinite(label.forces).all()
+            and np.isfinite(label.stress).all() and volume > 1e-6
+            and np.isfinite(label.atoms.positions).all())  # fmt: skip
+    return None if fine else f"{where}: ok label with {n} atoms, forces {label.forces.shape}"
+
+
+def test_any_output_gives_a_consistent_ok_label_or_a_one_line_cause(tmp_path):
+    """Every QE/VASP output of tests/data whole, cut at 10/50/90/99 %, with 20 lines removed
+    and with a number turned into NaN or text (tests/import_variants.py), through the import
+    and the pipeline's own parsers: never an exception, never an empty or inconsistent ok."""
+    from import_variants import damaged_variants
+
+    from dft2mlip.dft.vasp import parse_vasp_output
+
+    broken, statuses, reference = [], {}, {}
+    for fmt, name, variant, path in damaged_variants(tmp_path):
+        where = f"{name} ({variant})"
+        try:
+            labels = import_source({"name": "r", "path": str(path), "format": fmt})
+            structure = reference.setdefault(name, labels[-1].atoms.copy())
+            parse = parse_pw_output if fmt == "qe" else parse_vasp_output
+            labels.append(parse(path, structure, "h"))
+        except Exception as err:  # the invariant: no exception reaches the caller
+            broken.append(f"{where}: {type(err).__name__}: {err}")
+            continue
+        broken += [why for label in labels if (why := _broken_invariant(label, where))]
+        statuses[(fmt, name, variant)] = [label.status for label in labels]
+    assert not broken, broken
+    # a pw.x output cut anywhere lost its "JOB DONE": none of its cut copies is ok
+    cuts = [s for (fmt, _, variant), s in statuses.items() if fmt == "qe" and "cut" in variant]
+    assert cuts and all("ok" not in s for s in cuts)
+    assert any("ok" in s for s in statuses.values())

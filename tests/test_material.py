@@ -168,7 +168,7 @@ def test_cutoff_below_the_suggestion_needs_the_explicit_key(tmp_path):
 
 # ---- collinear magnetism
 
-REAL_MAGNETIC = Path("/work/shared/realdata/qe/magnetic_moments_v68.out")
+REAL_MAGNETIC = Path(__file__).parent / "data" / "realdata" / "qe" / "magnetic_moments_v68.out"
 FE_PSEUDO = "Fe.pbe-spn-rrkjus_psl.0.2.1.UPF"
 
 
@@ -240,7 +240,6 @@ def test_qe_spin_input_and_hash(tmp_path):
     assert magnetic.physics_dict()["starting_magnetization"] == {"Fe": pytest.approx(expected)}
 
 
-@pytest.mark.skipif(not REAL_MAGNETIC.is_file(), reason="shared real pw.x output not available")
 def test_final_magnetisation_of_a_real_spin_polarised_output():
     from dft2mlip.dft.magnetism import qe_magnetization
 
@@ -451,3 +450,39 @@ def test_files_that_are_not_upf_are_named(tmp_path):
     write_upf(tmp_path / "noz.UPF", "Si", "PBE", z=0.0)
     with pytest.raises(ValueError, match="z_valence"):
         read_upf_header(tmp_path / "noz.UPF")
+
+
+SIGE_CIF = """data_SiGe
+_symmetry_space_group_name_H-M   'F d -3 m :1'
+_symmetry_Int_Tables_number      227
+_cell_length_a   5.54
+_cell_length_b   5.54
+_cell_length_c   5.54
+_cell_angle_alpha 90
+_cell_angle_beta  90
+_cell_angle_gamma 90
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+"""
+
+
+def test_partial_occupancies_are_refused_naming_the_sites(tmp_path):
+    """Si0.5Ge0.5 on one site (ASE reads it as Ge only): refused at the config check that
+    `snakemake -n` runs, naming the sites, with an ordered model (SQS) as the way out."""
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    (tmp_path / "sige.cif").write_text(SIGE_CIF + "Si1 Si 0 0 0 0.5\nGe1 Ge 0 0 0 0.50(2)\n")
+    cfg["material"] = {"name": "SiGe", "elements": ["Si", "Ge"],
+                       "structure": str(tmp_path / "sige.cif")}  # fmt: skip
+    message = refused(cfg)
+    for needle in ("material.structure", "Si1 (Si 0.5)", "Ge1 (Ge 0.5)", "special quasirandom"):
+        assert needle in message, message
+    from dft2mlip.structures import read_structure_file
+
+    (tmp_path / "si.cif").write_text(SIGE_CIF + "Si1 Si 0 0 0 0.9999\n")
+    atoms = read_structure_file({"elements": ["Si"], "structure": str(tmp_path / "si.cif")})
+    assert atoms.get_chemical_formula() == "Si8"

@@ -415,10 +415,9 @@ def test_pw_command_and_environment(pw_x, monkeypatch):
         pw_command("pw.in", nprocs=2, mpi_launcher="mpirun -np {ranks}")
 
 
-REAL_VCRELAX = Path("/work/shared/realdata/qe/vcrelax_success.out")
+REAL_VCRELAX = Path(__file__).parent / "data" / "realdata" / "qe" / "vcrelax_success.out"
 
 
-@pytest.mark.skipif(not REAL_VCRELAX.is_file(), reason="no /work/shared/realdata")
 def test_parse_multi_step_output_compares_the_last_structure_tightly():
     """A real vc-relax (cell changed by 3e-4 Å): the first structure is refused, saying how
     many ionic steps there are; the last one gets the last step's stress."""

@@ -1,5 +1,5 @@
-"""Import of real DFT outputs written by other people's runs (/work/shared/realdata, see its
-README): QE fixtures of aiida-quantumespresso, VASP test data of ASE.
+"""Import of real DFT outputs written by other people's runs (tests/data/realdata, see its
+README): QE fixtures of aiida-quantumespresso, VASP test data of ASE and custodian.
 
 Every expected number is computed here from the file text with regular expressions and the
 unit constants written out below, independently of the parsers under test.
@@ -15,10 +15,9 @@ import pytest
 
 from dft2mlip.dft.importing import import_settings_hashes, import_source
 
-REALDATA = Path("/work/shared/realdata")
+REALDATA = Path(__file__).parent / "data" / "realdata"
 QE = REALDATA / "qe"
 VASP = REALDATA / "vasp"
-pytestmark = pytest.mark.skipif(not REALDATA.is_dir(), reason="no /work/shared/realdata")
 
 #: CODATA 2006, the constants pw.x itself and ASE's espresso-out reader use
 RY_EV = 13.60569193
@@ -349,7 +348,9 @@ def test_settings_hash_tracks_qe_physics_and_settings_json(tmp_path):
     assert magnetic.provenance["settings"]["nspin"] == 2
 
 
-def test_extxyz_settings_hash_does_not_depend_on_the_file(tmp_path):
+def test_extxyz_without_settings_is_one_group_per_source(tmp_path):
+    """Files of one source share "settings unknown"; two sources do not (their labels are
+    refused together like any mixed settings) unless they give the same settings_id."""
     import ase.io
     from ase.build import bulk
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -362,20 +363,172 @@ def test_extxyz_settings_hash_does_not_depend_on_the_file(tmp_path):
             atoms.info["settings_hash"] = tag
         return [atoms]
 
-    for name in ("train", "valid"):
+    for name in ("train", "valid", "other"):
         ase.io.write(tmp_path / f"{name}.extxyz", frames(), format="extxyz")
     ase.io.write(tmp_path / "tagged.extxyz", frames("abc123abc123"), format="extxyz")
-    train = one({"path": str(tmp_path / "train.extxyz"), "format": "extxyz"})
-    valid = one({"path": str(tmp_path / "valid.extxyz"), "format": "extxyz"})
-    tagged = one({"path": str(tmp_path / "tagged.extxyz"), "format": "extxyz"})
-    named = one({"path": str(tmp_path / "train.extxyz"), "format": "extxyz",
-                 "settings_id": "mp-r2scan"})  # fmt: skip
-    assert train[0].settings_hash == valid[0].settings_hash
-    assert tagged[0].settings_hash == "abc123abc123"
-    assert named[0].settings_hash not in (train[0].settings_hash, tagged[0].settings_hash)
-    assert train[0].provenance["settings"] == {"external": "settings unknown"}
-    source = {"name": "r", "path": str(tmp_path / "*.extxyz"), "format": "extxyz"}
+
+    def imported(name, file, **extra):
+        (label,) = import_source({"name": name, "path": str(tmp_path / file),
+                                  "format": "extxyz", **extra})  # fmt: skip
+        return label
+
+    train, valid = imported("mine", "train.extxyz"), imported("mine", "valid.extxyz")
+    other = imported("theirs", "other.extxyz")
+    assert train.settings_hash == valid.settings_hash != other.settings_hash
+    assert train.provenance["settings"] == {"unknown": "settings unknown",
+                                            "import_source": "mine"}  # fmt: skip
+    same = [imported(n, f, settings_id="mp-r2scan")
+            for n, f in (("mine", "train.extxyz"), ("theirs", "other.extxyz"))]  # fmt: skip
+    assert same[0].settings_hash == same[1].settings_hash
+    assert same[0].settings_hash not in (train.settings_hash, other.settings_hash)
+    assert imported("mine", "tagged.extxyz").settings_hash == "abc123abc123"
+    source = {"name": "mine", "path": str(tmp_path / "*.extxyz"), "format": "extxyz"}
     assert import_settings_hashes(source) == {
-        train[0].settings_hash: [str(tmp_path / "train.extxyz"), str(tmp_path / "valid.extxyz")],
+        train.settings_hash: [str(tmp_path / f"{n}.extxyz") for n in ("other", "train", "valid")],
         "abc123abc123": [str(tmp_path / "tagged.extxyz")],
     }
+
+
+@pytest.mark.parametrize("run", ["nonspin_v621", "nonspin_v533_edited", "outcar_example_1"])
+def test_vasp_outcar_of_either_spin_imports_with_its_magnetisation(tmp_path, run):
+    """ISPIN = 1 prints "magnetization" without a value (VASP 6.2.1, and VASP 5.x as edited in
+    nonspin_v533_edited): no moment is recorded and nothing else is read in its place."""
+    text = (VASP / run / "OUTCAR").read_text()
+    expected = outcar_expected(text)
+    counts = re.findall(r"^ number of electron\s+\S+ magnetization(.*)$", text, re.M)
+    assert counts, run
+    (label,) = one({"path": str(vasp_dir(tmp_path, VASP / run, "OUTCAR")), "format": "vasp"})
+    assert label.status == "ok", label.message
+    assert label.energy == pytest.approx(expected["energy"], abs=1e-8)
+    np.testing.assert_allclose(label.forces, expected["forces"], atol=1e-8)
+    np.testing.assert_allclose(label.stress, expected["stress"], atol=1e-12)
+    ispin = int(re.search(r"ISPIN\s*=\s*(\d)", text).group(1))
+    assert label.provenance["settings"]["ISPIN"] == ispin
+    if ispin == 1:
+        assert all(not c.strip() for c in counts)
+        assert "total_magnetization_muB" not in label.provenance
+    else:
+        assert label.provenance["total_magnetization_muB"] == float(counts[-1])
+
+
+# ---- a pw.x output that prints no atomic positions (QE 7.4): the structure its run left beside
+
+
+def header_cell(text: str) -> np.ndarray:
+    """celldm(1) (bohr) times the crystal axes (alat units) the output prints, in Å."""
+    alat = float(re.search(rf"celldm\(1\)=\s*({FLOAT})", text).group(1))
+    axes = re.findall(rf"a\(\d\) = \(\s*({FLOAT})\s+({FLOAT})\s+({FLOAT})", text)[:3]
+    return np.array(axes, dtype=float) * alat * BOHR_A
+
+
+def pw_input(cell_A: np.ndarray, fractions: list, symbol: str = "Si") -> str:
+    rows = "\n".join(" ".join(f"{x:.10f}" for x in row) for row in cell_A)
+    atoms = "\n".join(f"{symbol} {a} {b} {c}" for a, b, c in fractions)
+    return (f"&CONTROL\n calculation='scf'\n/\n&SYSTEM\n ibrav=0, nat={len(fractions)}, ntyp=1,"
+            f" ecutwfc=30\n/\n&ELECTRONS\n/\nATOMIC_SPECIES\n{symbol} 28.085 x.UPF\n\n"
+            f"CELL_PARAMETERS angstrom\n{rows}\n\nATOMIC_POSITIONS crystal\n{atoms}\n\n"
+            "K_POINTS automatic\n5 5 5 0 0 0\n")  # fmt: skip
+
+
+def test_qe_output_without_positions_alone_is_refused_with_its_cause():
+    text = (QE / "default_xml_241015.out").read_text()
+    assert "site n." not in text and "ATOMIC_POSITIONS" not in text
+    (label,) = one(qe_source(QE / "default_xml_241015.out"))
+    assert label.status == "failed"
+    assert "prints no atomic positions" in label.message and "aiida.in" in label.message
+    assert "\n" not in label.message
+
+
+def test_qe_output_without_positions_takes_the_input_beside_it(tmp_path):
+    text = (QE / "default_xml_241015.out").read_text()
+    assert "Reading input from aiida.in" in text
+    expected = qe_expected(text)
+    shutil.copy(QE / "default_xml_241015.out", tmp_path / "run.out")
+    cell = header_cell(text)
+    fractions = [(0.0, 0.0, 0.0), (0.25, 0.25, 0.25)]
+    (tmp_path / "aiida.in").write_text(pw_input(cell, fractions))
+    (label,) = one(qe_source(tmp_path / "run.out"))
+    assert label.status == "ok", label.message
+    np.testing.assert_allclose(label.atoms.cell[:], cell, atol=1e-9)
+    np.testing.assert_allclose(label.atoms.positions, np.array(fractions) @ cell, atol=1e-9)
+    assert label.energy == pytest.approx(expected["energies"][-1], rel=1e-9)
+    np.testing.assert_allclose(label.forces, expected["forces"], atol=1e-12)
+    np.testing.assert_allclose(label.stress, expected["stress"], atol=1e-14)
+    assert "aiida.in" in label.provenance["structure_from"]["step 1"]
+    # an input of another run (another cell, or another atom count) is not taken
+    for wrong in (pw_input(cell * 1.01, fractions), pw_input(cell, [*fractions, (0.5, 0, 0)])):
+        (tmp_path / "aiida.in").write_text(wrong)
+        (label,) = one(qe_source(tmp_path / "run.out"))
+        assert label.status == "failed" and "aiida.in" in label.message, label.message
+        assert "differs" in label.message or "3 atoms, the output 2" in label.message
+
+
+def test_qe_output_without_positions_takes_the_xml_of_its_save_directory(tmp_path):
+    """Our own pw.x 6.7 run (tests/data/qe/si2_scf_xml) with its positions block cut out of
+    the output and its input removed: the structure comes from data-file-schema.xml."""
+    source = Path(__file__).parent / "data" / "qe" / "si2_scf_xml"
+    run = tmp_path / "run"
+    shutil.copytree(source, run)
+    (run / "pw.in").unlink()
+    text = (run / "pw.out").read_text()
+    alat = float(re.search(rf"celldm\(1\)=\s*({FLOAT})", text).group(1))
+    taus = re.findall(rf"tau\(\s*\d+\) = \(\s*({FLOAT})\s+({FLOAT})\s+({FLOAT})", text)
+    positions = np.array(taus, dtype=float) * alat * BOHR_A
+    block = re.search(r"\n\s+site n\..*?\n\n", text, re.S).group(0)
+    (run / "pw.out").write_text(text.replace(block, "\n\n"))
+    (label,) = one(qe_source(run / "pw.out"))
+    assert label.status == "ok", label.message
+    np.testing.assert_allclose(label.atoms.positions, positions, atol=1e-6)  # 7 decimals of alat
+    np.testing.assert_allclose(label.forces, qe_expected(text)["forces"], atol=1e-12)
+    assert "data-file-schema.xml" in label.provenance["structure_from"]["step 1"]
+
+
+def test_an_ok_label_needs_atoms_and_one_force_row_per_atom():
+    from ase import Atoms
+
+    from dft2mlip.data import Label
+
+    for atoms in (Atoms(), Atoms("Si2", positions=np.zeros((2, 3)), cell=np.eye(3) * 5, pbc=True)):
+        atoms.info.update(REF_energy=-1.0, REF_stress=np.zeros(6))
+        atoms.arrays["REF_forces"] = np.zeros((len(atoms), 3))[:1]
+        with pytest.raises(ValueError, match="one force row per atom"):
+            Label("x", "imported", "ok", "", atoms)
+
+
+def test_settings_hash_changes_with_each_physics_setting_alone(tmp_path):
+    """One edit per run of a real output (tests/import_variants.py): a physics setting gives a
+    new hash, a change that is not physics (mixing, MPI processes, the irreducible k-point
+    count that symmetry makes of the same mesh) keeps the base run's hash."""
+    from import_variants import settings_variants
+
+    variants = settings_variants(tmp_path)
+    for engine in ("qe", "vasp"):
+        source = {"name": engine, "path": str(tmp_path / engine / "*"), "format": engine}
+        groups = import_settings_hashes(source).items()
+        hash_of = {Path(f).parent.name: h for h, files in groups for f in files}
+        mine = [(change, physics, hash_of[run.name]) for e, change, physics, run in variants
+                if e == engine]  # fmt: skip
+        for change, physics, settings_hash in mine:
+            assert (settings_hash != hash_of["base"]) == physics, (engine, change)
+        physics_hashes = [h for _, physics, h in mine if physics]
+        assert len(set(physics_hashes)) == len(physics_hashes) >= 6
+    (label,) = import_source({"name": "q", "path": str(tmp_path / "qe" / "base" / "pw.out"),
+                              "format": "qe"})  # fmt: skip
+    assert label.provenance["settings"]["kpoints"] == {"mesh": [4, 4, 4], "shift": [0, 0, 0]}
+
+
+def test_unknown_k_mesh_is_one_group_per_source(tmp_path):
+    """A pw.x output with no input or XML beside it: its k-mesh is unknown, so runs of one
+    source share a group and two sources do not, unless they give one settings_id."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(QE / "vcrelax_success.out", tmp_path / name / "pw.out")
+    hashes = {name: import_settings_hashes({"name": name, "format": "qe",
+                                            "path": str(tmp_path / name)})  # fmt: skip
+              for name in ("a", "b")}
+    assert list(hashes["a"]) != list(hashes["b"])
+    together = import_settings_hashes({"name": "ab", "format": "qe", "path": str(tmp_path / "*")})
+    assert len(together) == 1
+    named = [import_settings_hashes({"name": n, "format": "qe", "path": str(tmp_path / n),
+                                     "settings_id": "study-1"}) for n in ("a", "b")]  # fmt: skip
+    assert list(named[0]) == list(named[1])

@@ -469,3 +469,51 @@ def test_vasp_fixed_cell_relaxation_cut_off_by_nsw_fails_naming_the_key(tmp_path
     _, _, label = _fixed_cell_relax(tmp_path, monkeypatch, max_steps=1)
     assert label.status == "failed"
     assert "validation.elastic.relax_max_steps" in label.message
+
+
+@pytest.mark.parametrize("moments", [{}, {"Al": 1.5}], ids=["ISPIN1", "ISPIN2"])
+def test_standin_prints_the_real_outcar_text_of_its_spin_setting(tmp_path, moments):
+    """The stand-in's OUTCAR is made of a real OUTCAR of the same ISPIN (VASP 6.2.1 without
+    spin: "magnetization" with no value; VASP 5.3.3 with spin: the value), so the pipeline's own
+    VASP path meets VASP's text: both import with EMT's numbers and the right moment. ISPIN 1
+    reads the committed stand-in output (tests/data/vasp, the same input); ISPIN 2 runs it."""
+    import re
+
+    from dft2mlip.dft.importing import import_source
+
+    real = Path(__file__).parent / "data" / "realdata" / "vasp"
+    atoms = compressed_al()
+    settings = VaspSettings.from_config({**TINY_VASP, "magnetic_moments_muB": moments})
+    ispin = settings.ispin
+    if ispin == 1:
+        for name in ("OUTCAR", "vasprun.xml"):
+            shutil.copy(DATA / name, tmp_path / name)
+    else:
+        write_vasp_input(atoms, settings, tmp_path)
+        run_standin(tmp_path)
+    template = (real / ("nonspin_v621" if ispin == 1 else "outcar_example_1") / "OUTCAR")
+    text, template = (tmp_path / "OUTCAR").read_text(), template.read_text()
+    count = r"^ number of electron\s+\S+ magnetization(.*)$"
+    ours, theirs = re.findall(count, text, re.M), re.findall(count, template, re.M)
+    assert ours and theirs and len({bool(v.strip()) for v in ours + theirs}) == 1
+
+    def parameter_keys(outcar: str) -> list[str]:
+        section = outcar.split(" Startparameter for this run:")[1].split("Write flags")[0]
+        return re.findall(r"^\s+([A-Z][A-Z_]+)\s*=", section, re.M)
+
+    assert parameter_keys(text) == parameter_keys(template)  # the real file's section
+    assert re.search(rf"ISPIN\s*=\s*{ispin}\b", text)
+    energy, forces, stress = emt_reference(atoms)
+    for files in (("OUTCAR",), ("OUTCAR", "vasprun.xml")):
+        run = tmp_path / f"run{len(files)}"
+        run.mkdir()
+        for name in files:
+            shutil.copy(tmp_path / name, run / name)
+        (label,) = import_source({"name": "s", "path": str(run), "format": "vasp"})
+        assert label.status == "ok", label.message
+        assert label.energy == pytest.approx(energy, abs=1e-7)
+        assert np.allclose(label.forces, forces, atol=2e-6)
+        assert np.allclose(label.stress, stress, atol=2e-5 / EV_PER_A3_TO_GPA)
+        assert label.provenance["settings"]["ISPIN"] == ispin
+        moment = label.provenance.get("total_magnetization_muB")
+        assert moment == (pytest.approx(1.5 * len(atoms)) if ispin == 2 else None)

@@ -83,6 +83,13 @@ class Label:
             missing += [k for k in REF_ARRAY_KEYS if k not in self.atoms.arrays]
             if missing:
                 raise ValueError(f"label {self.structure_id} is ok but lacks {missing}")
+            n_atoms = len(self.atoms)
+            if n_atoms == 0 or np.shape(self.atoms.arrays["REF_forces"]) != (n_atoms, 3):
+                raise ValueError(
+                    f"label {self.structure_id} is ok but has {n_atoms} atoms and forces of "
+                    f"shape {np.shape(self.atoms.arrays['REF_forces'])}; an ok label needs "
+                    "atoms and one force row per atom (mark it failed with the cause)"
+                )
             if np.shape(self.atoms.info["REF_stress"]) != (6,):
                 raise ValueError(
                     f"label {self.structure_id}: REF_stress must be a 6-vector (Voigt), "

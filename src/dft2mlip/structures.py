@@ -147,6 +147,41 @@ def _bulk(material: Mapping, cell: str) -> Atoms:
         ) from err
 
 
+#: occupancies within this of 1 count as full (CIFs write 0.9999 for 1)
+OCCUPANCY_TOLERANCE = 1e-3
+
+
+def cif_partial_occupancies(path: str | Path) -> list[str]:
+    """The sites of a CIF with an occupancy below 1 (ASE would read them as one species).
+
+    Returns
+    -------
+    list[str]
+        ``"Si1 (Si 0.5)"`` per partially occupied site, in the file's order (empty if none).
+    """
+    from ase.io.cif import parse_cif
+
+    partial = []
+    for block in parse_cif(str(path)):
+        labels = block.get("_atom_site_label") or []
+        symbols = block.get("_atom_site_type_symbol") or labels
+        occupancies = block.get("_atom_site_occupancy") or [1.0] * len(labels)
+        for label, symbol, occupancy in zip(labels, symbols, occupancies, strict=False):
+            value = _cif_number(occupancy)
+            if value < 1 - OCCUPANCY_TOLERANCE:
+                partial.append(f"{label} ({symbol} {value:g})")
+    return partial
+
+
+def _cif_number(value) -> float:
+    """A CIF number such as ``0.5``, ``0.50(2)``; unknown (``?``, ``.``) counts as 1."""
+    text = str(value).split("(")[0].strip()
+    try:
+        return float(text)
+    except ValueError:
+        return 1.0
+
+
 def read_structure_file(material: Mapping) -> Atoms:
     """The cell of ``material.structure`` (CIF, POSCAR/CONTCAR, extxyz; read with ASE).
 
@@ -154,7 +189,8 @@ def read_structure_file(material: Mapping) -> Atoms:
     ------
     ValueError
         Naming ``material.structure``: the file does not exist, does not parse, is not periodic
-        in three dimensions, or holds other species than ``material.elements``.
+        in three dimensions, has partially occupied sites (a CIF of a disordered alloy), or
+        holds other species than ``material.elements``.
     """
     import ase.io
 
@@ -174,6 +210,13 @@ def read_structure_file(material: Mapping) -> Atoms:
         ) from None
     if not atoms.pbc.all() or atoms.cell.rank < 3:
         raise ValueError(f"{key}: the structure is not periodic in 3D (no cell in the file?)")
+    if fmt == "cif" and (partial := cif_partial_occupancies(path)):
+        raise ValueError(
+            f"{key} has partially occupied sites ({'; '.join(partial)}): a disordered "
+            "structure, which DFT cannot label as it is; give an ordered cell of that "
+            "composition instead, e.g. a special quasirandom structure (SQS, from icet or ATAT "
+            "mcsqs) or an ordered supercell"
+        )
     species, elements = set(atoms.get_chemical_symbols()), set(material["elements"])
     if species != elements:
         raise ValueError(

@@ -43,8 +43,7 @@ POLICIES = ("error", "exclude", "warn")
 #: values of an import source's optional ``frames`` key (default "last")
 FRAME_MODES = ("last", "all")
 #: what an extxyz frame without ``settings_hash`` (and a source without ``settings_id``) is
-#: recorded as; deliberately independent of the file, so the train/valid/test files of one
-#: external dataset share it
+#: recorded as, with the source's name: the files of one source share it, two sources do not
 EXTERNAL_SETTINGS = {"external": "settings unknown"}
 #: |stress| above this (eV/Å³ = 160 GPa) means the file is not in eV/Å³ (GPa or kbar)
 MAX_PLAUSIBLE_STRESS_EV_PER_A3 = 1.0
@@ -135,16 +134,24 @@ def settings_hash_of(settings: Mapping) -> str:
     return "import-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def _unknown_settings(source: Mapping, what: str) -> dict:
+    """What stands for settings a source does not state: the user's ``settings_id`` (sources
+    that give the same one share a group), else the source itself (one group per source, so
+    two unrelated datasets are never trained together without the mixed-settings refusal)."""
+    if source.get("settings_id") is not None:
+        return {"settings_id": str(source["settings_id"])}
+    return {"unknown": what, "import_source": str(source.get("name"))}
+
+
 def _extxyz_settings(info: Mapping, source: Mapping) -> tuple[str, dict]:
     """Settings hash and record of one extxyz frame: the frame's own ``settings_hash``, else
-    the source's ``settings_id``, else one fixed hash for "external, settings unknown"."""
+    the source's ``settings_id``, else "settings unknown" of this source (the train/valid/test
+    files of one source share it, another source gets another)."""
     if str(info.get("settings_hash", "")).strip():
         recorded = str(info["settings_hash"])
         return recorded, {"settings_hash": recorded, "from": "extxyz frame"}
-    if source.get("settings_id") is not None:
-        settings = {"settings_id": str(source["settings_id"])}
-        return settings_hash_of(settings), settings
-    return settings_hash_of(EXTERNAL_SETTINGS), dict(EXTERNAL_SETTINGS)
+    settings = _unknown_settings(source, EXTERNAL_SETTINGS["external"])
+    return settings_hash_of(settings), settings
 
 
 def _extxyz_infos(path: str | os.PathLike) -> Iterator[dict]:
@@ -180,22 +187,28 @@ def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
     return record.get("settings_hash") or None, dict(record.get("physics") or {})
 
 
-def run_settings(fmt: str, file: str | os.PathLike) -> tuple[str, dict]:
+def run_settings(fmt: str, file: str | os.PathLike, source: Mapping) -> tuple[str, dict]:
     """Settings hash and settings dict of one run (``file`` as :func:`source_files` lists it).
 
     A ``settings.json`` written by dft2mlip beside the output keeps its recorded hash;
-    otherwise the hash covers the physics settings the engine reports (QE: the pw.x header;
-    VASP: vasprun.xml's incar/parameters, else the OUTCAR header). Reads headers only.
+    otherwise the hash covers the physics settings the engine reports (QE: the pw.x header and
+    the k-point mesh of the input or XML beside it; VASP: vasprun.xml's incar/parameters, else
+    the OUTCAR header). Reads headers only. The k-points are the mesh and its shift, never the
+    irreducible count; when the run's files do not say, they are recorded as unknown for the
+    whole ``source`` (its runs form one group, another source another), or as the source's
+    ``settings_id`` when it gives one.
     """
     path = Path(file)
     if fmt == "qe":
-        from dft2mlip.dft.qe import pw_settings, read_pw_header
+        from dft2mlip.dft.qe import pw_import_settings
 
-        settings = pw_settings(read_pw_header(path)) if path.is_file() else {"engine": "qe"}
+        settings = pw_import_settings(path)
     else:
         from dft2mlip.dft.vasp import vasp_settings
 
         settings = vasp_settings(path.parent)
+    if settings.get("kpoints") is None:
+        settings["kpoints"] = _unknown_settings(source, "k-point mesh not in the run's files")
     recorded, physics = _recorded_settings(path.parent)
     if recorded:
         return recorded, {**settings, "settings_json": physics}
@@ -225,7 +238,7 @@ def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
         if source["format"] == "extxyz":
             found = {_extxyz_settings(info, source)[0] for info in extxyz_frame_infos(file)}
         else:
-            found = {run_settings(source["format"], file)[0]}
+            found = {run_settings(source["format"], file, source)[0]}
         for settings_hash in sorted(found):
             hashes.setdefault(settings_hash, []).append(file)
     return hashes
@@ -344,6 +357,21 @@ def _read_run(fmt: str, file: Path) -> RunOutput:
     return read_vasp_run(file.parent)
 
 
+def _inconsistent(frame: OutputFrame) -> str | None:
+    """Why a frame's results do not fit its structure (shapes, a usable cell), None if they do."""
+    n = len(frame.atoms)
+    if np.shape(frame.forces) != (n, 3):
+        return f"forces of shape {np.shape(frame.forces)} for {n} atoms"
+    if np.shape(frame.stress) != (6,):
+        return f"a stress of shape {np.shape(frame.stress)}, not 6 components"
+    if np.ndim(frame.energy_eV) != 0:
+        return "an energy that is not one number"
+    volume = abs(np.linalg.det(np.asarray(frame.atoms.cell, dtype=float)))
+    if not (np.isfinite(frame.atoms.positions).all() and np.isfinite(volume) and volume > 1e-6):
+        return "a structure without a finite cell volume or finite positions"
+    return None
+
+
 def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
     """Status and message of ionic step ``k`` of ``run`` (what it lacks, or where it is)."""
     frame, n = run.frames[k], len(run.frames)
@@ -351,10 +379,14 @@ def _frame_result(run: RunOutput, k: int) -> tuple[str, str]:
     if not frame.converged:
         why = frame.message or f"SCF not converged ({frame.n_scf} iterations)"
         return "scf_not_converged", f"{where} of {run.path.name}: {why}"
+    if len(frame.atoms) == 0:
+        return "failed", frame.message or f"{run.path.name} holds no atoms at {where}"
     missing = [name for name, value in (("energy", frame.energy_eV), ("forces", frame.forces),
                                         ("stress", frame.stress)) if value is None]  # fmt: skip
     if missing:
         return "failed", f"{run.path.name} has no {' or '.join(missing)} at {where}"
+    if why := _inconsistent(frame):
+        return "failed", f"{run.path.name} at {where}: {why}"
     values = (frame.energy_eV, frame.forces, frame.stress)
     if not all(np.isfinite(np.asarray(v, dtype=float)).all() for v in values):
         return "failed", f"{run.path.name} has NaN or Inf energy, forces or stress at {where}"
@@ -425,7 +457,7 @@ def import_run_directories(source: Mapping) -> list[Label]:
         seen.add(path.parent)
         run_name = path.parent.name if fmt == "vasp" or path.name == "pw.out" else path.stem
         sid = f"{_safe(source['name'])}__{_safe(run_name)}"
-        settings_hash, settings = run_settings(fmt, path)
+        settings_hash, settings = run_settings(fmt, path, source)
         labels += _run_labels(_read_run(fmt, path), sid, source, settings_hash, settings)
     return labels
 

@@ -24,7 +24,13 @@ _TOTAL = re.compile(r"total magnetization\s*=\s*(\S+)\s*Bohr mag/cell")
 _ABSOLUTE = re.compile(r"absolute magnetization\s*=\s*(\S+)\s*Bohr mag/cell")
 _SITES = re.compile(r"Magnetic moment per site.*?\n((?:\s*atom\s+\d+.*\n)+)")
 _SITE = re.compile(r"magn=\s*(\S+)")
-_VASP_TOTAL = re.compile(r"number of electron\s+\S+\s+magnetization\s+(\S+)")
+#: VASP's count per SCF step; with ISPIN = 1 (VASP 5.x and 6.x alike) the line ends after the
+#: word "magnetization", so the value is optional and never looked for on the next line
+_VASP_TOTAL = re.compile(
+    r"^[ \t]*number of electron[ \t]+\S+[ \t]+magnetization[ \t]*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)?"
+    r"[ \t]*$",
+    re.MULTILINE,
+)
 
 
 def spin_polarised(moments: Mapping[str, float] | None) -> bool:
@@ -122,7 +128,12 @@ def qe_magnetization(text: str) -> dict:
 
 
 def vasp_magnetization(outcar_text: str) -> dict:
-    """``total_magnetization_muB`` (μB per cell) from OUTCAR's last "magnetization" count."""
-    if totals := _VASP_TOTAL.findall(outcar_text):
+    """``total_magnetization_muB`` (μB per cell) from OUTCAR's last "magnetization" count.
+
+    Empty for a non-spin-polarised run (ISPIN = 1: VASP prints the word without a value) and for
+    an OUTCAR without the line.
+    """
+    totals = _VASP_TOTAL.findall(outcar_text)
+    if totals and totals[-1]:
         return {"total_magnetization_muB": float(totals[-1])}
     return {}

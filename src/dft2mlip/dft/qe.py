@@ -29,6 +29,7 @@ from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
 from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.magnetism import qe_magnetization
+from dft2mlip.dft.pw_files import run_files
 from dft2mlip.dft.settings import QESettings, file_md5
 from dft2mlip.structures import kpoint_reference_cell
 
@@ -410,14 +411,25 @@ class _PwFrameReader:
         if m := _CONVERGED.search(line):
             frame.n_scf = int(m.group(1))
         elif "Forces acting on atoms" in line and frame.forces is None:
-            rows = [m.groups() for ln in lines[i + 1 : i + 3 + 2 * len(self.symbols)]
-                    if (m := _FORCE.match(ln))][: len(self.symbols)]  # fmt: skip
-            frame.forces = np.array(rows, dtype=float) * Ry / Bohr  # Ry/bohr -> eV/Å
+            rows = _force_rows(lines, i + 1)  # the total forces: the first block, one per atom
+            frame.forces = np.array(rows, dtype=float).reshape(-1, 3) * Ry / Bohr  # -> eV/Å
         elif "total   stress" in line and frame.stress is None:
             s = np.array([_numbers(lines[i + k]) for k in (1, 2, 3)]) * Ry / Bohr**3
             # QE prints pressure-positive Ry/bohr³; the project's stress is tension positive
             frame.stress = -s.reshape(9)[[0, 4, 8, 5, 2, 1]]
         return i + 1
+
+
+def _force_rows(lines: list[str], start: int) -> list[tuple[str, str, str]]:
+    """The ``atom n type t force = fx fy fz`` lines of the block starting at ``start`` (blank
+    lines before it skipped; it ends at the first other line), whatever the atom count read."""
+    rows: list[tuple[str, str, str]] = []
+    for line in lines[start:]:
+        if m := _FORCE.match(line):
+            rows.append(m.groups())
+        elif rows or line.strip():
+            break
+    return rows
 
 
 def _element(label: str) -> str:
@@ -460,9 +472,9 @@ def _read_frames(text: str) -> _PwFrameReader:
 def pw_settings(header: str) -> dict:
     """The physics settings a pw.x output reports in its header (for the import settings hash).
 
-    Cutoffs (Ry), exchange-correlation, spin, smearing and width (Ry) when printed,
-    pseudopotential files with their md5 sums and the number of irreducible k-points (pw.x
-    does not print the mesh; the count also depends on the structure's symmetry).
+    Cutoffs (Ry), exchange-correlation, spin, smearing and width (Ry) when printed and
+    pseudopotential files with their md5 sums. Not the k-points: pw.x prints only the
+    irreducible ones, which depend on the structure's symmetry (see :func:`pw_import_settings`).
     """
     settings: dict = {"engine": "qe"}
     for key, pattern in _CUTOFF.items():
@@ -479,9 +491,48 @@ def pw_settings(header: str) -> dict:
         element: {"file": Path(file).name, "md5": md5}
         for element, file, md5 in _PSEUDO.findall(header)
     }
-    if m := _NKPOINTS.search(header):
-        settings["n_kpoints_irreducible"] = int(m.group(1))
     return settings
+
+
+def pw_import_settings(path: str | os.PathLike) -> dict:
+    """:func:`pw_settings` of an output plus its k-point mesh and shift, from the input file or
+    XML its run left beside it (``kpoints`` None when neither is there). Reads the header and
+    the last 64 kB only (cheap at ``snakemake -n``)."""
+    path = Path(path)
+    if not path.is_file():
+        return {"engine": "qe", "kpoints": None}
+    header = read_pw_header(path)
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read().decode(errors="replace")
+    settings = pw_settings(header)
+    settings["kpoints"] = run_files(path, header + tail, header).kpoints
+    return settings
+
+
+def _structures_beside(run: RunOutput, text: str, header: str) -> None:
+    """Give the frames of an output that printed no atomic positions the structures its run
+    left beside it (:mod:`~dft2mlip.dft.pw_files`): the first step the input's structure, the
+    last the XML's final one (a single point: either). A frame left without atoms says why."""
+    found = run_files(run.path, text, header)
+    n = len(run.frames)
+    for k, frame in enumerate(run.frames):
+        picks = ([("initial", found.initial)] if k == 0 else []) + (
+            [("final", found.final)] if k == n - 1 else []
+        )
+        if n == 1:
+            picks.append(("initial", found.initial))
+        source, atoms = next(((s, a) for s, a in picks if a is not None), (None, None))
+        if atoms is not None:
+            frame.atoms = atoms.copy()
+            run.provenance.setdefault("structure_from", {})[f"step {k + 1}"] = found.sources[source]
+        else:
+            tried = "; ".join(found.notes) or f"none of {', '.join(found.looked_for)} is there"
+            frame.message = (
+                f"pw.x output {run.path.name} prints no atomic positions for ionic step {k + 1} "
+                f"and the files beside it do not hold them ({tried}); copy the run's input file "
+                "(or its XML data file) next to the output"
+            )
 
 
 def read_pw_header(path: str | os.PathLike) -> str:
@@ -506,11 +557,12 @@ def read_pw_run(output_path: str | os.PathLike) -> RunOutput:
     if text and (run.failure is None or run.failure[0] == "scf_not_converged"):
         reader = _read_frames(text)
         run.frames = reader.frames
+        if not len(reader.atoms()):  # pw.x printed no positions: the files its run left
+            _structures_beside(run, text, header)
         if run.failure is not None:
             n_scf = prov.get("n_scf_iterations")
-            run.frames.append(
-                OutputFrame(reader.atoms(), None, None, None, False, n_scf, run.failure[1])
-            )
+            atoms = run.frames[-1].atoms.copy() if run.frames else reader.atoms()
+            run.frames.append(OutputFrame(atoms, None, None, None, False, n_scf, run.failure[1]))
             run.failure = None
         elif not run.frames:
             run.failure = ("failed", f"pw.x output {path.name} has no '!' total energy line")

@@ -621,7 +621,9 @@ _XML_TITLE = re.compile(
     r"<rc><c>\s*\d+</c><c>[^<]*</c><c>[^<]*</c><c>[^<]*</c><c>\s*([^<]*?)\s*</c></rc>"
 )
 _OUTCAR_MESH = re.compile(r"generate k-points for:\s+(\d+)\s+(\d+)\s+(\d+)")
-_OUTCAR_NKPTS = re.compile(r"NKPTS\s*=\s*(\d+)")
+_OUTCAR_SHIFT = re.compile(
+    r"Shift w\.r\.t\. Gamma in fractional coordinates \(k-lattice\)\s*\n\s*(\S+)\s+(\S+)\s+(\S+)"
+)
 _OUTCAR_POTCAR = re.compile(r"^\s*POTCAR:\s+(.+?)\s*$", re.MULTILINE)
 
 
@@ -659,14 +661,35 @@ def _settings_from_vasprun(path: Path) -> tuple[dict, dict]:
     kpoints = head[start : head.find("</kpoints>")] if start >= 0 else ""
     extra = {
         "MAGMOM_set": "MAGMOM" in incar,
-        "kpoint_mesh": [int(v) for v in m.group(1).split()]
-        if (m := re.search(r"name=\"divisions\">([^<]*)<", kpoints)) else None,
-        "n_kpoints_irreducible": kpoints.split('name="kpointlist"')[-1].split("</varray>")[0]
-        .count("<v>") if "kpointlist" in kpoints else None,
+        "kpoints": _vasprun_kpoints(kpoints),
         "potcars": _XML_TITLE.findall(head),
         "PSTRESS": _incar_value(parameters.get("PSTRESS", incar.get("PSTRESS", "0"))),
     }  # fmt: skip
     return tags, extra
+
+
+def _mesh_record(mesh, shift) -> dict:
+    """The k-point sampling as the project hashes it: the mesh and its shift from Γ (fractions
+    of a mesh step, what VASP prints as "Shift w.r.t. Gamma"), never the irreducible count,
+    which depends on the structure's symmetry."""
+    record: dict = {"mesh": [int(n) for n in mesh]}
+    record["shift"] = [round(float(s) % 1.0, 6) for s in shift] if shift else "not printed"
+    return record
+
+
+def _vasprun_kpoints(block: str) -> dict | None:
+    """Mesh and shift from vasprun.xml's ``<generation>`` (Monkhorst-Pack: even divisions
+    are shifted by half a step), None for an explicit k-point list."""
+    style = re.search(r"<generation param=\"([^\"]*)\"", block)
+    divisions = re.search(r"name=\"divisions\">([^<]*)<", block)
+    if style is None or divisions is None:
+        return None
+    mesh = [int(v) for v in divisions.group(1).split()]
+    user = re.search(r"name=\"usershift\">([^<]*)<", block)
+    shift = [float(v) for v in user.group(1).split()] if user else [0.0, 0.0, 0.0]
+    if style.group(1).lower().startswith("m"):
+        shift = [s + (0.5 if n % 2 == 0 else 0.0) for s, n in zip(shift, mesh, strict=True)]
+    return _mesh_record(mesh, shift)
 
 
 def _settings_from_outcar(path: Path) -> tuple[dict, dict]:
@@ -677,12 +700,11 @@ def _settings_from_outcar(path: Path) -> tuple[dict, dict]:
         if m := re.search(rf"(?<![A-Z_]){tag}\s*=\s*([-+\w.]+(?:[ \t]+-?\d+\.?\d*)*)", head):
             tags[tag] = _incar_value(m.group(1))
     tags["LDAU"] = tags.get("LDAU", "LDA+U is selected" in head)
-    mesh = _OUTCAR_MESH.search(head)
-    nkpts = _OUTCAR_NKPTS.search(head)
+    mesh, shift = _OUTCAR_MESH.search(head), _OUTCAR_SHIFT.search(head)
     extra = {
         "MAGMOM_set": bool(re.search(r"(?<![A-Z_])MAGMOM\s*=", head)),
-        "kpoint_mesh": [int(v) for v in mesh.groups()] if mesh else None,
-        "n_kpoints_irreducible": int(nkpts.group(1)) if nkpts else None,
+        "kpoints": _mesh_record(mesh.groups(), shift.groups() if shift else None) if mesh
+        else None,
         "potcars": list(dict.fromkeys(_OUTCAR_POTCAR.findall(head))),
         "PSTRESS": _incar_value(m.group(1)) if (m := re.search(r"PSTRESS\s*=\s*(\S+)", head))
         else 0.0,
@@ -696,7 +718,8 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
     From ``vasprun.xml`` (its ``<parameters>``, the values VASP used, else ``<incar>``) when the
     directory has one, else from the OUTCAR header; both are read only up to the first ionic
     step. Covers :data:`SETTINGS_TAGS`, whether MAGMOM was set, the k-points (KSPACING when it
-    was used, else the mesh, else the number of irreducible k-points) and the POTCAR titles.
+    was used, else the mesh and its shift from Γ, else None: never the irreducible count, which
+    depends on the structure's symmetry) and the POTCAR titles.
     ``PSTRESS`` is recorded too: it does not change the energy, forces or stress VASP reports,
     but it changes what a relaxation did.
     """
@@ -709,11 +732,9 @@ def vasp_settings(directory: str | os.PathLike) -> dict:
     else:
         return settings
     # k-points: KSPACING when VASP used it (the mesh then follows from each cell), else the
-    # mesh, else (no mesh printed) the number of irreducible k-points
-    if "KSPACING" in tags or extra["kpoint_mesh"]:
-        extra.pop("n_kpoints_irreducible")
+    # mesh and its shift; None (an explicit list, or nothing printed) is left to the importer
     if "KSPACING" in tags:
-        extra.pop("kpoint_mesh")
+        extra["kpoints"] = {"from": "KSPACING"}
     settings.update(tags)
     settings.update(extra)
     return settings
