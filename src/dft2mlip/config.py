@@ -264,7 +264,8 @@ def _check_import_settings(config: Mapping) -> None:
         groups = "; ".join(f"{h}: {', '.join(w)}" for h, w in where.items())
         raise ConfigError(
             "config key 'dataset.allow_mixed_settings': labels computed with different DFT "
-            f"settings would be trained together ({groups}); set it to true to allow that, or "
+            f"settings would be trained together ({groups}); if they are in fact the same, give "
+            "the sources one dataset.import settings_id; else set it to true to allow that, or "
             "on_settings_mismatch: exclude (or warn) in the dataset.import entries concerned"
         )
 
