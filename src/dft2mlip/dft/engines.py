@@ -199,19 +199,21 @@ class QE(Engine):
         return parse_pw_output(output, structure, settings_hash, settings=settings)
 
     def write_fixed_cell_relax(self, atoms, settings, directory, *, fmax_eV_per_A, max_steps):
-        from dft2mlip.validate.elastic_dft import write_relax_input
+        from dft2mlip.dft.qe import write_fixed_cell_relax_input
 
         path = Path(directory) / self.input_name
-        write_relax_input(atoms, settings, path, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps)
+        write_fixed_cell_relax_input(
+            atoms, settings, path, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
+        )
         return settings.settings_hash()
 
     def parse_fixed_cell_relax(
         self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
     ):
-        from dft2mlip.validate.elastic_dft import parse_relax_output
+        from dft2mlip.dft.qe import parse_fixed_cell_relax
 
         output = Path(directory) / self.output_name
-        return parse_relax_output(
+        return parse_fixed_cell_relax(
             output, structure, settings_hash, settings=settings, fmax_eV_per_A=fmax_eV_per_A
         )
 
@@ -294,8 +296,8 @@ class VASP(Engine):
     def parse_fixed_cell_relax(
         self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
     ):
+        from dft2mlip.dft.outputs import check_relaxed_forces
         from dft2mlip.dft.vasp import parse_fixed_cell_relax
-        from dft2mlip.validate.elastic_dft import check_relaxed_forces
 
         label = parse_fixed_cell_relax(
             directory, structure, settings_hash, settings=settings, max_steps=max_steps

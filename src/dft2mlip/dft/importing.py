@@ -27,7 +27,6 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
@@ -36,6 +35,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label
+from dft2mlip.dft.outputs import OutputFrame, RunOutput
 
 log = logging.getLogger(__name__)
 FORMATS = ("extxyz", "vasp", "qe")
@@ -49,54 +49,6 @@ EXTERNAL_SETTINGS = {"external": "settings unknown"}
 MAX_PLAUSIBLE_STRESS_EV_PER_A3 = 1.0
 #: |force| above this (eV/Å) is not a physical DFT label of a solid
 MAX_PLAUSIBLE_FORCE_EV_PER_A = 100.0
-
-
-@dataclass
-class OutputFrame:
-    """One ionic step of a DFT output, in the project's units.
-
-    ``energy_eV`` is the free energy consistent with the forces (QE "!" total energy, VASP
-    ``free  energy   TOTEN``, never an enthalpy), ``forces`` (N, 3) eV/Å, ``stress`` (6,)
-    eV/Å³ Voigt ``[xx, yy, zz, yz, xz, xy]`` tension positive; None when the output does not
-    hold them. ``atoms`` is the structure this step was computed for (Å).
-    """
-
-    atoms: Atoms
-    energy_eV: float | None
-    forces: np.ndarray | None
-    stress: np.ndarray | None
-    converged: bool
-    n_scf: int | None = None
-    #: the engine's own words when this step gives no label (e.g. pw.x's SCF message)
-    message: str = ""
-
-
-@dataclass
-class RunOutput:
-    """What one engine output holds: its ionic frames, or the engine's own reason for none.
-
-    ``failure`` is ``(status, message)`` when the run as a whole gives no label (error block,
-    empty or unfinished output); ``settings`` are the physics settings it reports (what the
-    import settings hash covers), ``provenance`` the rest of what it says about itself.
-    """
-
-    path: Path
-    engine: str
-    frames: list[OutputFrame] = field(default_factory=list)
-    provenance: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    failure: tuple[str, str] | None = None
-
-
-def read_until(path: str | os.PathLike, stop: str) -> str:
-    """The text of ``path`` up to the first line that contains ``stop`` (reads no further)."""
-    lines = []
-    with open(path, errors="replace") as handle:
-        for line in handle:
-            if stop in line:
-                break
-            lines.append(line)
-    return "".join(lines)
 
 
 def _safe(text: str) -> str:
