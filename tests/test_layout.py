@@ -14,6 +14,16 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "dft2mlip"
+#: the layers of dft2mlip.dft, bottom first (as its __init__ docstring reads them): a module
+#: imports from its own layer or below, never above
+DFT_LAYERS = (
+    ("outputs", "magnetism", "pseudo", "pw_files", "run", "settings"),
+    ("qe", "vasp"),
+    ("handlers", "execute"),
+    ("engines",),
+    ("labels", "importing", "convergence"),
+    ("relax",),
+)
 
 
 def _modules(src: Path = SRC, package: str = PACKAGE) -> dict[str, Path]:
@@ -111,6 +121,21 @@ def test_no_import_cycle_in_src():
     assert not found, "import cycle(s) in src/dft2mlip:\n" + "\n".join(
         f"  {' <-> '.join(c)}\n    " + "\n    ".join(_edges_within(graph, c)) for c in found
     )
+
+
+def test_dft_reads_bottom_up():
+    """Every module of dft2mlip.dft is in a layer of :data:`DFT_LAYERS`, and imports no module
+    of a layer above its own."""
+    graph = import_graph()
+    prefix = f"{PACKAGE}.dft."
+    layer = {f"{prefix}{name}": k for k, names in enumerate(DFT_LAYERS) for name in names}
+    unplaced = sorted(m for m in graph if m.startswith(prefix) and m not in layer)
+    assert not unplaced, f"add {unplaced} to a layer of DFT_LAYERS in tests/test_layout.py"
+    gone = sorted(set(layer) - set(graph))
+    assert not gone, f"DFT_LAYERS names modules that do not exist: {gone}"
+    upward = [f"{a} -> {b}" for a in sorted(layer) for b in sorted(graph[a])
+              if b in layer and layer[b] > layer[a]]  # fmt: skip
+    assert not upward, "dft/ imports a layer above:\n  " + "\n  ".join(upward)
 
 
 def test_graph_sees_function_level_and_relative_imports(tmp_path):
