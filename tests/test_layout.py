@@ -1,15 +1,19 @@
-"""The library's import graph has no cycle (DESIGN.md: ``dft/`` reads bottom-up).
+"""Rules on the library's source, read from its AST (nothing is imported).
 
-The graph is built from the source (AST), not by importing it: every ``import`` and
+The import graph has no cycle and ``dft/`` reads bottom-up (DESIGN.md). Every ``import`` and
 ``from ... import`` of a ``dft2mlip`` module counts, at module level or inside a function
 (a function-level import only postpones a cycle, it does not remove one), absolute or
 relative. Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``: those edges
 count too.
+
+No silent fallback on a missing file: every function that returns None where it checks that
+a file exists is in :data:`NONE_ON_MISSING_FILE`, with the reason it is not an error.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -25,6 +29,25 @@ DFT_LAYERS = (
     ("relax",),
 )
 
+#: every function of src/ that returns None (or a tuple led by None) and checks that a file
+#: exists, with why that is not a silent fallback; "module:qualified name"
+NONE_ON_MISSING_FILE = {
+    "dft2mlip.dft.handlers:_keep_copy": "no output to keep before a restart: the correction "
+    "records kept_output None (docstring)",
+    "dft2mlip.dft.handlers:_vasp_converged": "no finished VASP run to judge: the case the "
+    "restart handler restarts (docstring)",
+    "dft2mlip.dft.importing:_recorded_settings": "only dft2mlip writes settings.json; a run "
+    "from elsewhere is hashed from the settings its output reports (docstring)",
+    "dft2mlip.dft.qe:_settings_mismatch": "None means no mismatch; a missing pseudopotential "
+    "file is a mismatch and gives its message",
+    "dft2mlip.provenance:git_state.git": "no git or no checkout: commit and dirty are recorded "
+    "as None (git_state's docstring)",
+    "dft2mlip.report:_Missing.path": "the artifact is listed in the report's 'Missing "
+    "artifacts' section, not dropped",
+    "dft2mlip.report:_load": "through _Missing.path (listed by hand: the scan does not see it)",
+    "dft2mlip.train.state:TrainingState.read": "no resume file yet: a first start (docstring)",
+}
+
 
 def _modules(src: Path = SRC, package: str = PACKAGE) -> dict[str, Path]:
     """Dotted module name -> file, for every ``.py`` file of ``package`` under ``src``."""
@@ -35,6 +58,16 @@ def _modules(src: Path = SRC, package: str = PACKAGE) -> dict[str, Path]:
             parts = parts[:-1]
         modules[".".join(parts)] = path
     return modules
+
+
+def _tree(path: Path) -> ast.Module:
+    return _parse(path.read_text(), str(path))
+
+
+@functools.cache
+def _parse(text: str, filename: str) -> ast.Module:
+    """Parsed once per text (the three tests read the same files)."""
+    return ast.parse(text, filename=filename)
 
 
 def _with_parents(name: str, modules: dict[str, Path]) -> set[str]:
@@ -67,7 +100,7 @@ def import_graph(src: Path = SRC, package: str = PACKAGE) -> dict[str, set[str]]
     for module, path in modules.items():
         is_package = path.name == "__init__.py"
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(_tree(path)):
             for name in _imported(node, module, is_package):
                 if name == package or name.startswith(package + "."):
                     targets |= _with_parents(name, modules)
@@ -153,3 +186,60 @@ def test_graph_sees_function_level_and_relative_imports(tmp_path):
     assert cycles(graph) == [["toy.sub.a", "toy.sub.b"]]
     (pkg / "sub" / "b.py").write_text("from toy.low import y\n")
     assert cycles(import_graph(tmp_path, "toy")) == []
+
+
+def _functions(tree: ast.AST) -> list[tuple[str, ast.AST, list[ast.AST]]]:
+    """(qualified name, node, the nodes of its own body, nested definitions excluded)."""
+    found = []
+
+    def own(fn):
+        stack, nodes = list(ast.iter_child_nodes(fn)), []
+        while stack:
+            node = stack.pop()
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                nodes.append(node)
+                stack.extend(ast.iter_child_nodes(node))
+        return nodes
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((prefix + child.name, child, own(child)))
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return found
+
+
+def _returns_none(node: ast.AST) -> bool:
+    value = getattr(node, "value", None) if isinstance(node, ast.Return) else None
+    if isinstance(value, ast.Tuple) and value.elts:
+        value = value.elts[0]
+    return isinstance(value, ast.Constant) and value.value is None
+
+
+def _checks_a_file(node: ast.AST) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("is_file", "exists", "is_dir", "isfile")
+    if isinstance(node, ast.ExceptHandler) and node.type is not None:
+        return any(name in ast.unparse(node.type) for name in ("FileNotFoundError", "OSError"))
+    return False
+
+
+def test_every_none_on_a_missing_file_is_listed():
+    names, found = set(), set()
+    for module, path in _modules().items():
+        for name, _, nodes in _functions(_tree(path)):
+            names.add(f"{module}:{name}")
+            if any(map(_returns_none, nodes)) and any(map(_checks_a_file, nodes)):
+                found.add(f"{module}:{name}")
+    unlisted = sorted(found - set(NONE_ON_MISSING_FILE))
+    assert not unlisted, (
+        f"{unlisted} return None where they check a file: raise with the cause, or justify it "
+        "in the docstring and add it to NONE_ON_MISSING_FILE in tests/test_layout.py"
+    )
+    assert not (gone := sorted(set(NONE_ON_MISSING_FILE) - names)), f"no such function: {gone}"

@@ -131,7 +131,8 @@ def extxyz_frame_infos(path: str | os.PathLike) -> list[dict]:
 
 def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
     """The settings hash and physics dft2mlip recorded in ``settings.json`` of a run
-    directory ``(None, {})`` when there is none."""
+    directory; ``(None, {})`` when there is none: a run computed outside dft2mlip has no
+    settings.json, and :func:`run_settings` then hashes the settings its output reports."""
     settings_file = directory / "settings.json"
     if not settings_file.is_file():
         return None, {}
