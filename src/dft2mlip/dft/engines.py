@@ -2,9 +2,11 @@
 
 Each engine owns its settings class, the names of its input and output files, the settings of
 a convergence-study point, input writing, execution under custodian, the settings hash of a
-finished directory, parsing into a :class:`~dft2mlip.data.Label` and the relaxation of the
-reference cell. The rest of the code asks
-:func:`get_engine` for the object and never branches on the engine's name.
+finished directory, parsing into a :class:`~dft2mlip.data.Label`, the relaxation of the
+reference cell and of fixed strained cells, and reading a finished run from elsewhere
+(``dataset.import``). The rest of the code asks :func:`get_engine` for the object and never
+branches on the engine's name. The objects delegate to the engine modules below them
+(:mod:`~dft2mlip.dft.qe`, :mod:`~dft2mlip.dft.vasp`, :mod:`~dft2mlip.dft.execute`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from ase import Atoms
 
 from dft2mlip.data import Label
+from dft2mlip.dft.outputs import RunOutput
 
 #: set to 1 only to run the test stand-in of VASP (tests/vasp_standin), which needs no POTCAR
 STANDIN_ENV = "DFT2MLIP_VASP_STANDIN"
@@ -123,6 +126,26 @@ class Engine:
         """The label of the relaxed frame ("failed" with the cause when not relaxed)."""
         raise NotImplementedError(f"no fixed-cell relaxation for dft.engine = {self.name!r}")
 
+    # a finished run computed elsewhere (dataset.import: dft2mlip.dft.importing)
+    def import_files(self, match: Path) -> list[Path]:
+        """The output files of this engine at one path an import source matches (sorted as
+        read; none when the path holds no run of this engine)."""
+        raise NotImplementedError
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """The run ``file`` (from :meth:`import_files`) belongs to, one label per run, and the
+        run's name in the structure id."""
+        raise NotImplementedError
+
+    def read_run(self, file: Path) -> RunOutput:
+        """Every ionic step of the run ``file`` belongs to, in the project's units."""
+        raise NotImplementedError
+
+    def import_settings(self, file: Path) -> dict:
+        """The physics settings the run's output reports (what the import settings hash
+        covers); ``kpoints`` None when its files do not say."""
+        raise NotImplementedError
+
 
 class QE(Engine):
     """Quantum ESPRESSO's pw.x: ``pw.in`` -> ``pw.out``."""
@@ -217,6 +240,26 @@ class QE(Engine):
             output, structure, settings_hash, settings=settings, fmax_eV_per_A=fmax_eV_per_A
         )
 
+    def import_files(self, match: Path) -> list[Path]:
+        """A pw.x output file, or ``pw.out`` in a directory."""
+        if match.is_file():
+            return [match]
+        return [match / self.output_name] if (match / self.output_name).is_file() else []
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """Each output file is a run: named after its directory (``pw.out``) or its stem."""
+        return file, file.parent.name if file.name == self.output_name else file.stem
+
+    def read_run(self, file: Path) -> RunOutput:
+        from dft2mlip.dft.qe import read_pw_run
+
+        return read_pw_run(file)
+
+    def import_settings(self, file: Path) -> dict:
+        from dft2mlip.dft.qe import pw_import_settings
+
+        return pw_import_settings(file)
+
 
 class VASP(Engine):
     """VASP: INCAR, POSCAR, KPOINTS, POTCAR -> vasprun.xml (and OUTCAR)."""
@@ -303,6 +346,24 @@ class VASP(Engine):
             directory, structure, settings_hash, settings=settings, max_steps=max_steps
         )
         return check_relaxed_forces(label, fmax_eV_per_A)
+
+    def import_files(self, match: Path) -> list[Path]:
+        """``vasprun.xml`` and ``OUTCAR`` of a run directory (the first one present is read)."""
+        return [match / name for name in ("vasprun.xml", "OUTCAR") if (match / name).is_file()]
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """The run is the directory, named after it."""
+        return file.parent, file.parent.name
+
+    def read_run(self, file: Path) -> RunOutput:
+        from dft2mlip.dft.vasp import read_vasp_run
+
+        return read_vasp_run(file.parent)
+
+    def import_settings(self, file: Path) -> dict:
+        from dft2mlip.dft.vasp import vasp_settings
+
+        return vasp_settings(file.parent)
 
 
 _ENGINES: dict[str, Engine] = {engine.name: engine for engine in (QE(), VASP())}

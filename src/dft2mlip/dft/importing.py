@@ -35,6 +35,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label
+from dft2mlip.dft.engines import ENGINES, get_engine
 from dft2mlip.dft.outputs import OutputFrame, RunOutput
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,8 @@ def source_files(source: Mapping) -> list[str]:
         path = Path(match)
         if fmt == "extxyz":
             files.append(str(path)) if path.is_file() else None
-        elif fmt == "vasp":
-            for name in ("vasprun.xml", "OUTCAR"):
-                if (path / name).is_file():
-                    files.append(str(path / name))
-        elif fmt == "qe":
-            if path.is_file():
-                files.append(str(path))
-            elif (path / "pw.out").is_file():
-                files.append(str(path / "pw.out"))
+        elif fmt in ENGINES:
+            files += [str(file) for file in get_engine(fmt).import_files(path)]
     return files
 
 
@@ -152,14 +146,7 @@ def run_settings(fmt: str, file: str | os.PathLike, source: Mapping) -> tuple[st
     ``settings_id`` when it gives one.
     """
     path = Path(file)
-    if fmt == "qe":
-        from dft2mlip.dft.qe import pw_import_settings
-
-        settings = pw_import_settings(path)
-    else:
-        from dft2mlip.dft.vasp import vasp_settings
-
-        settings = vasp_settings(path.parent)
+    settings = get_engine(fmt).import_settings(path)
     if settings.get("kpoints") is None:
         settings["kpoints"] = _unknown_settings(source, "k-point mesh not in the run's files")
     recorded, physics = _recorded_settings(path.parent)
@@ -300,16 +287,6 @@ def import_extxyz(source: Mapping) -> list[Label]:
     return labels
 
 
-def _read_run(fmt: str, file: Path) -> RunOutput:
-    if fmt == "qe":
-        from dft2mlip.dft.qe import read_pw_run
-
-        return read_pw_run(file)
-    from dft2mlip.dft.vasp import read_vasp_run
-
-    return read_vasp_run(file.parent)
-
-
 def _inconsistent(frame: OutputFrame) -> str | None:
     """Why a frame's results do not fit its structure (shapes, a usable cell), None if they do."""
     n = len(frame.atoms)
@@ -401,17 +378,18 @@ def import_run_directories(source: Mapping) -> list[Label]:
     otherwise it is the hash of the engine's reported settings (:func:`run_settings`).
     """
     fmt = source["format"]
+    engine = get_engine(fmt)
     labels = []
     seen: set[Path] = set()
     for file in source_files(source):
         path = Path(file)
-        if fmt == "vasp" and path.parent in seen:
+        run, run_name = engine.import_run(path)
+        if run in seen:
             continue
-        seen.add(path.parent)
-        run_name = path.parent.name if fmt == "vasp" or path.name == "pw.out" else path.stem
+        seen.add(run)
         sid = f"{_safe(source['name'])}__{_safe(run_name)}"
         settings_hash, settings = run_settings(fmt, path, source)
-        labels += _run_labels(_read_run(fmt, path), sid, source, settings_hash, settings)
+        labels += _run_labels(engine.read_run(path), sid, source, settings_hash, settings)
     return labels
 
 
