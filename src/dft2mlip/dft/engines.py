@@ -32,6 +32,14 @@ class Engine:
     name: str
     input_name: str  # the file whose presence means "the input is written"
     output_name: str  # the file a run leaves behind (parsed into the label)
+    #: the plane-wave cutoff's key, unit and sane range (outside: a typo or a unit mix-up),
+    #: and the hint for that mix-up (:func:`dft2mlip.checks.check_dft_ranges`)
+    cutoff_range: tuple[str, str, float, float]
+    cutoff_hint: str
+    #: the program run when ``dft.<engine>.executable`` is unset, and how to get one
+    #: (:func:`dft2mlip.checks.check_executable`)
+    default_executable: str
+    install_hint: str
 
     def settings(self, engine_cfg: Mapping, chosen_path: str | os.PathLike | None = None):
         """The validated settings object every label uses (:meth:`with_choice`)."""
@@ -152,6 +160,13 @@ class QE(Engine):
 
     name, input_name, output_name = "qe", "pw.in", "pw.out"
     fixed_cell_relaxation = True
+    cutoff_range = ("ecutwfc_Ry", "Ry", 10.0, 400.0)
+    cutoff_hint = " (Ry, not eV: 1 Ry = 13.6 eV)"
+    default_executable = "pw.x"
+    install_hint = (
+        "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso, "
+        "conda-forge qe) or load its module"
+    )
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
         """Pseudopotentials (files; UPF headers: element, functional, suggested cutoffs) and
@@ -266,6 +281,10 @@ class VASP(Engine):
 
     name, input_name, output_name = "vasp", "INCAR", "vasprun.xml"
     fixed_cell_relaxation = True
+    cutoff_range = ("encut_eV", "eV", 100.0, 3000.0)
+    cutoff_hint = " (eV, not Ry)"
+    default_executable = "vasp_std"
+    install_hint = "load the VASP module (VASP is licensed; dft2mlip cannot install it)"
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
         """The POTCAR directory, initial moments, and each element's POTCAR (title, functional)
