@@ -7,6 +7,15 @@ reference cell and of fixed strained cells, and reading a finished run from else
 (``dataset.import``). The rest of the code asks :func:`get_engine` for the object and never
 branches on the engine's name. The objects delegate to the engine modules below them
 (:mod:`~dft2mlip.dft.qe`, :mod:`~dft2mlip.dft.vasp`, :mod:`~dft2mlip.dft.execute`).
+
+Adding a DFT code, file by file: ``dft/<code>.py`` (settings class with ``from_config``,
+``settings_hash`` and ``physics_dict``; input writing; its output read into
+:class:`~dft2mlip.dft.outputs.RunOutput` and parsed into a label; ``write_relax_input`` and
+``read_relax`` for the reference cell; optionally the fixed-cell relaxation), importing only
+from the bottom layer (see :mod:`dft2mlip.dft`); its custodian job in ``execute`` (and handlers in
+``handlers``); a subclass of :class:`Engine` here, in ``_ENGINES``; its config section and the
+``dft.engine`` enum (and ``dataset.import`` format, with ``importing.FORMATS``) in the
+schema, ``config/README.md`` and ``envs/``; its layer in ``tests/test_layout.py``.
 """
 
 from __future__ import annotations
