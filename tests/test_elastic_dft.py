@@ -10,15 +10,13 @@ from ase.units import Bohr, Ry
 from conftest import SI_MATERIAL, TINY_QE
 
 from dft2mlip.data import Label, read_label, write_label
+from dft2mlip.dft.qe import parse_fixed_cell_relax as parse_relax_output
+from dft2mlip.dft.qe import write_fixed_cell_relax_input as write_relax_input
 from dft2mlip.dft.qe import write_pw_input
 from dft2mlip.dft.run import run_pw
 from dft2mlip.dft.settings import QESettings
 from dft2mlip.structures import elastic_structures
-from dft2mlip.validate.elastic_dft import (
-    parse_relax_output,
-    relaxed_label_from_clamped,
-    write_relax_input,
-)
+from dft2mlip.validate.elastic_dft import relaxed_label_from_clamped
 
 FMAX = 0.002  # eV/Å
 

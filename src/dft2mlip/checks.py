@@ -33,8 +33,6 @@ SPREAD_FACTOR = 1.6
 NOBLE_GASES = frozenset({"He", "Ne", "Ar", "Kr", "Xe", "Rn"})
 BOHR_A = 0.529177
 
-#: sane ranges per engine: (key, unit, low, high); outside is a typo or a unit mix-up
-CUTOFF_RANGE = {"qe": ("ecutwfc_Ry", "Ry", 10.0, 400.0), "vasp": ("encut_eV", "eV", 100.0, 3000.0)}
 #: k-point spacing (Å⁻¹, 2π included): below it the mesh is astronomically dense; above, Γ only
 KSPACING_RANGE = (0.03, 2.0)
 
@@ -119,10 +117,12 @@ def check_material_geometry(material: Mapping) -> None:
 
 def check_dft_ranges(dft: Mapping) -> None:
     """Cutoff and k-point spacing of the engine, and of the convergence grid, are not absurd."""
+    from dft2mlip.dft.engines import ENGINES, get_engine
+
     engine = dft["engine"]
-    if engine not in CUTOFF_RANGE:  # none: no new DFT, nothing to check
+    if engine not in ENGINES:  # none: no new DFT, nothing to check
         return
-    key, unit, low, high = CUTOFF_RANGE[engine]
+    key, unit, low, high = get_engine(engine).cutoff_range
     section = dft.get(engine, {})
     cutoffs = [(f"dft.{engine}.{key}", section.get(key))]
     kspacings = [(f"dft.{engine}.kspacing_per_A", section.get("kspacing_per_A"))]
@@ -133,7 +133,7 @@ def check_dft_ranges(dft: Mapping) -> None:
             (f"dft.convergence.kspacings_per_A[{i}]", k)
             for i, k in enumerate(conv["kspacings_per_A"])
         ]
-    hint = {"qe": " (Ry, not eV: 1 Ry = 13.6 eV)", "vasp": " (eV, not Ry)"}[engine]
+    hint = get_engine(engine).cutoff_hint
     for name, value in cutoffs:
         if value is not None and not low <= float(value) <= high:
             raise ValueError(
@@ -180,20 +180,18 @@ def check_executable(
     FileNotFoundError
         One line: which program, which config key, how to fix it.
     """
+    from dft2mlip.dft.engines import get_engine
+
     environ = os.environ if environ is None else environ
     path, host = environ.get("PATH"), socket.gethostname()
     engine = dft["engine"]
-    command = dft.get(engine, {}).get("executable") or {"qe": "pw.x", "vasp": "vasp_std"}[engine]
+    eng = get_engine(engine)
+    command = dft.get(engine, {}).get("executable") or eng.default_executable
     program = _program(command)
-    install = {
-        "qe": "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso, "
-        "conda-forge qe) or load its module",
-        "vasp": "load the VASP module (VASP is licensed; dft2mlip cannot install it)",
-    }
     if not program or shutil.which(program, path=path) is None:
         raise FileNotFoundError(
             f"config key 'dft.{engine}.executable' = {command!r}: the program {program!r} is "
-            f"not found on PATH on {host}, where this job runs; {install[engine]} in the shell "
+            f"not found on PATH on {host}, where this job runs; {eng.install_hint} in the shell "
             "that starts snakemake (jobs inherit its environment, also on SLURM), or give its "
             "full path"
         )

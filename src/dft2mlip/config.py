@@ -216,11 +216,12 @@ def _check_training_structures(config: Mapping) -> None:
 def count_import_labels(source: Mapping) -> int:
     """Labels an import source will give (extxyz: frames; run directories: one each; a
     relaxation imported with all its frames counts once: a lower bound is enough here)."""
+    from dft2mlip.dft.engines import get_engine
     from dft2mlip.dft.importing import extxyz_frame_infos, source_files
 
     files = source_files(source)
     if source["format"] != "extxyz":
-        return len({str(Path(f).parent) if source["format"] == "vasp" else f for f in files})
+        return len({get_engine(source["format"]).import_run(Path(f))[0] for f in files})
     return sum(len(extxyz_frame_infos(path)) for path in files)
 
 

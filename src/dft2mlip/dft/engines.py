@@ -2,9 +2,20 @@
 
 Each engine owns its settings class, the names of its input and output files, the settings of
 a convergence-study point, input writing, execution under custodian, the settings hash of a
-finished directory, parsing into a :class:`~dft2mlip.data.Label` and the relaxation of the
-reference cell. The rest of the code asks
-:func:`get_engine` for the object and never branches on the engine's name.
+finished directory, parsing into a :class:`~dft2mlip.data.Label`, the relaxation of the
+reference cell and of fixed strained cells, and reading a finished run from elsewhere
+(``dataset.import``). The rest of the code asks :func:`get_engine` for the object and never
+branches on the engine's name. The objects delegate to the engine modules below them
+(:mod:`~dft2mlip.dft.qe`, :mod:`~dft2mlip.dft.vasp`, :mod:`~dft2mlip.dft.execute`).
+
+Adding a DFT code, file by file: ``dft/<code>.py`` (settings class with ``from_config``,
+``settings_hash`` and ``physics_dict``; input writing; its output read into
+:class:`~dft2mlip.dft.outputs.RunOutput` and parsed into a label; ``write_relax_input`` and
+``read_relax`` for the reference cell; optionally the fixed-cell relaxation), importing only
+from the bottom layer (see :mod:`dft2mlip.dft`); its custodian job in ``execute`` (and handlers in
+``handlers``); a subclass of :class:`Engine` here, in ``_ENGINES``; its config section and the
+``dft.engine`` enum (and ``dataset.import`` format, with ``importing.FORMATS``) in the
+schema, ``config/README.md`` and ``envs/``; its layer in ``tests/test_layout.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from pathlib import Path
 from ase import Atoms
 
 from dft2mlip.data import Label
+from dft2mlip.dft.outputs import RunOutput
 
 #: set to 1 only to run the test stand-in of VASP (tests/vasp_standin), which needs no POTCAR
 STANDIN_ENV = "DFT2MLIP_VASP_STANDIN"
@@ -29,6 +41,14 @@ class Engine:
     name: str
     input_name: str  # the file whose presence means "the input is written"
     output_name: str  # the file a run leaves behind (parsed into the label)
+    #: the plane-wave cutoff's key, unit and sane range (outside: a typo or a unit mix-up),
+    #: and the hint for that mix-up (:func:`dft2mlip.checks.check_dft_ranges`)
+    cutoff_range: tuple[str, str, float, float]
+    cutoff_hint: str
+    #: the program run when ``dft.<engine>.executable`` is unset, and how to get one
+    #: (:func:`dft2mlip.checks.check_executable`)
+    default_executable: str
+    install_hint: str
 
     def settings(self, engine_cfg: Mapping, chosen_path: str | os.PathLike | None = None):
         """The validated settings object every label uses (:meth:`with_choice`)."""
@@ -123,12 +143,39 @@ class Engine:
         """The label of the relaxed frame ("failed" with the cause when not relaxed)."""
         raise NotImplementedError(f"no fixed-cell relaxation for dft.engine = {self.name!r}")
 
+    # a finished run computed elsewhere (dataset.import: dft2mlip.dft.importing)
+    def import_files(self, match: Path) -> list[Path]:
+        """The output files of this engine at one path an import source matches (sorted as
+        read; none when the path holds no run of this engine)."""
+        raise NotImplementedError
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """The run ``file`` (from :meth:`import_files`) belongs to, one label per run, and the
+        run's name in the structure id."""
+        raise NotImplementedError
+
+    def read_run(self, file: Path) -> RunOutput:
+        """Every ionic step of the run ``file`` belongs to, in the project's units."""
+        raise NotImplementedError
+
+    def import_settings(self, file: Path) -> dict:
+        """The physics settings the run's output reports (what the import settings hash
+        covers); ``kpoints`` None when its files do not say."""
+        raise NotImplementedError
+
 
 class QE(Engine):
     """Quantum ESPRESSO's pw.x: ``pw.in`` -> ``pw.out``."""
 
     name, input_name, output_name = "qe", "pw.in", "pw.out"
     fixed_cell_relaxation = True
+    cutoff_range = ("ecutwfc_Ry", "Ry", 10.0, 400.0)
+    cutoff_hint = " (Ry, not eV: 1 Ry = 13.6 eV)"
+    default_executable = "pw.x"
+    install_hint = (
+        "install Quantum ESPRESSO (tools/ensure_pw.sh, apt install quantum-espresso, "
+        "conda-forge qe) or load its module"
+    )
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
         """Pseudopotentials (files; UPF headers: element, functional, suggested cutoffs) and
@@ -199,21 +246,43 @@ class QE(Engine):
         return parse_pw_output(output, structure, settings_hash, settings=settings)
 
     def write_fixed_cell_relax(self, atoms, settings, directory, *, fmax_eV_per_A, max_steps):
-        from dft2mlip.validate.elastic_dft import write_relax_input
+        from dft2mlip.dft.qe import write_fixed_cell_relax_input
 
         path = Path(directory) / self.input_name
-        write_relax_input(atoms, settings, path, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps)
+        write_fixed_cell_relax_input(
+            atoms, settings, path, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
+        )
         return settings.settings_hash()
 
     def parse_fixed_cell_relax(
         self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
     ):
-        from dft2mlip.validate.elastic_dft import parse_relax_output
+        from dft2mlip.dft.qe import parse_fixed_cell_relax
 
         output = Path(directory) / self.output_name
-        return parse_relax_output(
+        return parse_fixed_cell_relax(
             output, structure, settings_hash, settings=settings, fmax_eV_per_A=fmax_eV_per_A
         )
+
+    def import_files(self, match: Path) -> list[Path]:
+        """A pw.x output file, or ``pw.out`` in a directory."""
+        if match.is_file():
+            return [match]
+        return [match / self.output_name] if (match / self.output_name).is_file() else []
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """Each output file is a run: named after its directory (``pw.out``) or its stem."""
+        return file, file.parent.name if file.name == self.output_name else file.stem
+
+    def read_run(self, file: Path) -> RunOutput:
+        from dft2mlip.dft.qe import read_pw_run
+
+        return read_pw_run(file)
+
+    def import_settings(self, file: Path) -> dict:
+        from dft2mlip.dft.qe import pw_import_settings
+
+        return pw_import_settings(file)
 
 
 class VASP(Engine):
@@ -221,6 +290,10 @@ class VASP(Engine):
 
     name, input_name, output_name = "vasp", "INCAR", "vasprun.xml"
     fixed_cell_relaxation = True
+    cutoff_range = ("encut_eV", "eV", 100.0, 3000.0)
+    cutoff_hint = " (eV, not Ry)"
+    default_executable = "vasp_std"
+    install_hint = "load the VASP module (VASP is licensed; dft2mlip cannot install it)"
 
     def check_config(self, dft: Mapping, elements: list[str]) -> None:
         """The POTCAR directory, initial moments, and each element's POTCAR (title, functional)
@@ -294,13 +367,31 @@ class VASP(Engine):
     def parse_fixed_cell_relax(
         self, directory, structure, settings_hash, *, settings, fmax_eV_per_A, max_steps
     ):
+        from dft2mlip.dft.outputs import check_relaxed_forces
         from dft2mlip.dft.vasp import parse_fixed_cell_relax
-        from dft2mlip.validate.elastic_dft import check_relaxed_forces
 
         label = parse_fixed_cell_relax(
             directory, structure, settings_hash, settings=settings, max_steps=max_steps
         )
         return check_relaxed_forces(label, fmax_eV_per_A)
+
+    def import_files(self, match: Path) -> list[Path]:
+        """``vasprun.xml`` and ``OUTCAR`` of a run directory (the first one present is read)."""
+        return [match / name for name in ("vasprun.xml", "OUTCAR") if (match / name).is_file()]
+
+    def import_run(self, file: Path) -> tuple[Path, str]:
+        """The run is the directory, named after it."""
+        return file.parent, file.parent.name
+
+    def read_run(self, file: Path) -> RunOutput:
+        from dft2mlip.dft.vasp import read_vasp_run
+
+        return read_vasp_run(file.parent)
+
+    def import_settings(self, file: Path) -> dict:
+        from dft2mlip.dft.vasp import vasp_settings
+
+        return vasp_settings(file.parent)
 
 
 _ENGINES: dict[str, Engine] = {engine.name: engine for engine in (QE(), VASP())}

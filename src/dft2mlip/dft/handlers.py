@@ -48,7 +48,11 @@ WALLTIME_MARKER = ".dft2mlip_walltime"
 
 
 def _keep_copy(directory: Path, name: str, tag: str) -> str | None:
-    """Copy ``name`` to ``name.<tag>.<n>`` (first free n); return the copy's name."""
+    """Copy ``name`` to ``name.<tag>.<n>`` (first free n); return the copy's name.
+
+    None when ``name`` does not exist: a run killed before it wrote that output leaves nothing
+    to keep, and the correction records ``kept_output: None``.
+    """
     source = directory / name
     if not source.is_file():
         return None
@@ -255,7 +259,12 @@ def _incar(directory: Path) -> dict:
 
 
 def _vasp_converged(directory: Path) -> bool | None:
-    """Electronic convergence of a finished VASP run (None: no finished run to judge)."""
+    """Electronic convergence of a finished VASP run.
+
+    None when there is no finished run to judge: no OUTCAR (VASP stopped before writing one)
+    or one without VASP's closing timing block. That is the case :class:`VaspRestartHandler`
+    restarts and :class:`VaspScfHandler` leaves alone.
+    """
     outcar = directory / "OUTCAR"
     text = outcar.read_text(errors="replace") if outcar.is_file() else ""
     if "General timing and accounting" not in text:

@@ -27,7 +27,6 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ase.io
@@ -36,6 +35,8 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label
+from dft2mlip.dft.engines import ENGINES, get_engine
+from dft2mlip.dft.outputs import OutputFrame, RunOutput
 
 log = logging.getLogger(__name__)
 FORMATS = ("extxyz", "vasp", "qe")
@@ -49,54 +50,6 @@ EXTERNAL_SETTINGS = {"external": "settings unknown"}
 MAX_PLAUSIBLE_STRESS_EV_PER_A3 = 1.0
 #: |force| above this (eV/Å) is not a physical DFT label of a solid
 MAX_PLAUSIBLE_FORCE_EV_PER_A = 100.0
-
-
-@dataclass
-class OutputFrame:
-    """One ionic step of a DFT output, in the project's units.
-
-    ``energy_eV`` is the free energy consistent with the forces (QE "!" total energy, VASP
-    ``free  energy   TOTEN``, never an enthalpy), ``forces`` (N, 3) eV/Å, ``stress`` (6,)
-    eV/Å³ Voigt ``[xx, yy, zz, yz, xz, xy]`` tension positive; None when the output does not
-    hold them. ``atoms`` is the structure this step was computed for (Å).
-    """
-
-    atoms: Atoms
-    energy_eV: float | None
-    forces: np.ndarray | None
-    stress: np.ndarray | None
-    converged: bool
-    n_scf: int | None = None
-    #: the engine's own words when this step gives no label (e.g. pw.x's SCF message)
-    message: str = ""
-
-
-@dataclass
-class RunOutput:
-    """What one engine output holds: its ionic frames, or the engine's own reason for none.
-
-    ``failure`` is ``(status, message)`` when the run as a whole gives no label (error block,
-    empty or unfinished output); ``settings`` are the physics settings it reports (what the
-    import settings hash covers), ``provenance`` the rest of what it says about itself.
-    """
-
-    path: Path
-    engine: str
-    frames: list[OutputFrame] = field(default_factory=list)
-    provenance: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-    failure: tuple[str, str] | None = None
-
-
-def read_until(path: str | os.PathLike, stop: str) -> str:
-    """The text of ``path`` up to the first line that contains ``stop`` (reads no further)."""
-    lines = []
-    with open(path, errors="replace") as handle:
-        for line in handle:
-            if stop in line:
-                break
-            lines.append(line)
-    return "".join(lines)
 
 
 def _safe(text: str) -> str:
@@ -116,15 +69,8 @@ def source_files(source: Mapping) -> list[str]:
         path = Path(match)
         if fmt == "extxyz":
             files.append(str(path)) if path.is_file() else None
-        elif fmt == "vasp":
-            for name in ("vasprun.xml", "OUTCAR"):
-                if (path / name).is_file():
-                    files.append(str(path / name))
-        elif fmt == "qe":
-            if path.is_file():
-                files.append(str(path))
-            elif (path / "pw.out").is_file():
-                files.append(str(path / "pw.out"))
+        elif fmt in ENGINES:
+            files += [str(file) for file in get_engine(fmt).import_files(path)]
     return files
 
 
@@ -179,7 +125,8 @@ def extxyz_frame_infos(path: str | os.PathLike) -> list[dict]:
 
 def _recorded_settings(directory: Path) -> tuple[str | None, dict]:
     """The settings hash and physics dft2mlip recorded in ``settings.json`` of a run
-    directory ``(None, {})`` when there is none."""
+    directory; ``(None, {})`` when there is none: a run computed outside dft2mlip has no
+    settings.json, and :func:`run_settings` then hashes the settings its output reports."""
     settings_file = directory / "settings.json"
     if not settings_file.is_file():
         return None, {}
@@ -199,14 +146,7 @@ def run_settings(fmt: str, file: str | os.PathLike, source: Mapping) -> tuple[st
     ``settings_id`` when it gives one.
     """
     path = Path(file)
-    if fmt == "qe":
-        from dft2mlip.dft.qe import pw_import_settings
-
-        settings = pw_import_settings(path)
-    else:
-        from dft2mlip.dft.vasp import vasp_settings
-
-        settings = vasp_settings(path.parent)
+    settings = get_engine(fmt).import_settings(path)
     if settings.get("kpoints") is None:
         settings["kpoints"] = _unknown_settings(source, "k-point mesh not in the run's files")
     recorded, physics = _recorded_settings(path.parent)
@@ -347,16 +287,6 @@ def import_extxyz(source: Mapping) -> list[Label]:
     return labels
 
 
-def _read_run(fmt: str, file: Path) -> RunOutput:
-    if fmt == "qe":
-        from dft2mlip.dft.qe import read_pw_run
-
-        return read_pw_run(file)
-    from dft2mlip.dft.vasp import read_vasp_run
-
-    return read_vasp_run(file.parent)
-
-
 def _inconsistent(frame: OutputFrame) -> str | None:
     """Why a frame's results do not fit its structure (shapes, a usable cell), None if they do."""
     n = len(frame.atoms)
@@ -448,17 +378,18 @@ def import_run_directories(source: Mapping) -> list[Label]:
     otherwise it is the hash of the engine's reported settings (:func:`run_settings`).
     """
     fmt = source["format"]
+    engine = get_engine(fmt)
     labels = []
     seen: set[Path] = set()
     for file in source_files(source):
         path = Path(file)
-        if fmt == "vasp" and path.parent in seen:
+        run, run_name = engine.import_run(path)
+        if run in seen:
             continue
-        seen.add(path.parent)
-        run_name = path.parent.name if fmt == "vasp" or path.name == "pw.out" else path.stem
+        seen.add(run)
         sid = f"{_safe(source['name'])}__{_safe(run_name)}"
         settings_hash, settings = run_settings(fmt, path, source)
-        labels += _run_labels(_read_run(fmt, path), sid, source, settings_hash, settings)
+        labels += _run_labels(engine.read_run(path), sid, source, settings_hash, settings)
     return labels
 
 

@@ -27,8 +27,14 @@ from ase.units import create_units
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
-from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.magnetism import qe_magnetization
+from dft2mlip.dft.outputs import (
+    OutputFrame,
+    RunOutput,
+    check_relaxed_forces,
+    outcome_from_run,
+    read_until,
+)
 from dft2mlip.dft.pw_files import run_files
 from dft2mlip.dft.settings import QESettings, file_md5
 from dft2mlip.structures import kpoint_reference_cell
@@ -712,8 +718,6 @@ def read_relax(directory, thresholds):
     """The outcome of the ``vc-relax`` in ``directory`` (``pw.out``): the relaxed cell and the
     stress of pw.x's final SCF in it; "failed" with pw.x's cause (error block, unfinished
     output, SCF not converged, ``nstep`` reached)."""
-    from dft2mlip.dft.relax import outcome_from_run
-
     path = Path(directory) / "pw.out"
     run = read_pw_run(path)
     text = path.read_text(errors="replace") if path.is_file() else ""
@@ -730,3 +734,103 @@ def read_relax(directory, thresholds):
         note += f", P = {float(m[-1]):.2f} kbar as printed"
     return outcome_from_run(run, converged=done is not None, n_steps=n_steps, why_not=why_not,
                             note=note)  # fmt: skip
+
+
+# The ionic relaxation inside one fixed strained cell (relaxed-ion elastic constants; the
+# counterpart of vasp.write_fixed_cell_relax_input and vasp.parse_fixed_cell_relax).
+
+#: energy-change threshold (Ry) between the ionic steps of a fixed-cell relaxation; the force
+#: threshold decides convergence
+FIXED_CELL_ETOT_CONV_THR_RY = 1.0e-7
+
+
+def fixed_cell_relax_input_data(
+    atoms: Atoms, settings: QESettings, *, fmax_eV_per_A: float, max_steps: int
+) -> dict:
+    """pw.x namelists for a fixed-cell ionic relaxation with the dataset's electronic settings.
+
+    Exactly :func:`pw_input_data` (cutoffs, smearing, k-point mesh, pseudopotentials, SCF
+    threshold) with ``calculation = 'relax'``, BFGS ions and the ionic thresholds.
+
+    Parameters
+    ----------
+    atoms
+        Strained cell.
+    settings
+        The dataset's QE settings (cutoffs, smearing, k-point density, SCF threshold).
+    fmax_eV_per_A
+        Force threshold (eV/Å), written as ``forc_conv_thr`` in Ry/bohr (ASE's default
+        constants, as this input has always been written).
+    max_steps
+        ``nstep``: ionic steps at most.
+    """
+    from ase import units
+
+    data = pw_input_data(atoms, settings)
+    data["control"].update(
+        {
+            "calculation": "relax",
+            "forc_conv_thr": float(fmax_eV_per_A) / (units.Ry / units.Bohr),
+            "etot_conv_thr": FIXED_CELL_ETOT_CONV_THR_RY,
+            "nstep": int(max_steps),
+        }
+    )
+    data["ions"] = {"ion_dynamics": "bfgs"}
+    return data
+
+
+def write_fixed_cell_relax_input(
+    atoms: Atoms,
+    settings: QESettings,
+    path: str | os.PathLike,
+    *,
+    fmax_eV_per_A: float,
+    max_steps: int,
+) -> None:
+    """Write the pw.x ``relax`` input of one strained cell to ``path`` (see
+    :func:`fixed_cell_relax_input_data`)."""
+    data = fixed_cell_relax_input_data(
+        atoms, settings, fmax_eV_per_A=fmax_eV_per_A, max_steps=max_steps
+    )
+    write_pw_input(atoms, settings, path, input_data=data)
+
+
+def parse_fixed_cell_relax(
+    output_path: str | os.PathLike,
+    structure: Atoms,
+    settings_hash: str,
+    *,
+    settings: QESettings,
+    fmax_eV_per_A: float,
+) -> Label:
+    """Label of the final (relaxed) frame of a pw.x ``relax`` run.
+
+    Status "ok" needs everything :func:`parse_pw_output` checks, plus "bfgs converged" and a
+    final max |F| per atom within ``fmax_eV_per_A`` (+5 % for print rounding,
+    :func:`~dft2mlip.dft.outputs.check_relaxed_forces`); the run stopping at ``nstep`` is
+    "failed" with a message naming the key to raise. The label's atoms are the relaxed ones;
+    ``info["voigt_strain"]`` and the structure id of ``structure`` are kept,
+    ``info["relax_ionic_steps"]`` (BFGS steps) is added.
+    """
+    path = Path(output_path)
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    try:
+        final = ase.io.read(path, format="espresso-out", index=-1)
+        relaxed = structure.copy()
+        relaxed.set_cell(final.cell, scale_atoms=False)
+        relaxed.positions = final.positions
+    except Exception:  # noqa: BLE001 - the generic parser below names what is wrong
+        relaxed = structure.copy()
+    label = parse_pw_output(path, relaxed, settings_hash, settings=settings)
+    if label.status != "ok":
+        return label
+    if _MAX_STEPS in text or not (m := _BFGS_DONE.search(text)):
+        label.status = "failed"
+        label.message = (
+            "pw.x relax did not converge the forces within nstep; raise "
+            "validation.elastic.relax_max_steps"
+        )
+        return label
+    label.atoms.info["relax_ionic_steps"] = int(m.group(2))
+    label.message = f"relaxed in {m.group(2)} BFGS steps ({m.group(1)} SCF cycles)"
+    return check_relaxed_forces(label, fmax_eV_per_A)

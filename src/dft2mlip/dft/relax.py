@@ -7,7 +7,7 @@ the configured (experimental) lattice constant under a residual pressure.
 The engine modules own the engine-specific parts, with one signature each:
 
 - ``write_relax_input(atoms, settings, directory, thresholds) -> dict`` (``kpoint_mesh``);
-- ``read_relax(directory, thresholds) -> RelaxOutcome``.
+- ``read_relax(directory, thresholds) -> RelaxOutcome`` (:mod:`dft2mlip.dft.outputs`).
 
 This module asks the engine object (:func:`dft2mlip.dft.engines.get_engine`), runs the input under
 custodian like a single point (:func:`dft2mlip.dft.labels.run_input`) and turns the outcome
@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from dft2mlip.dft.engines import get_engine
+from dft2mlip.dft.outputs import RelaxOutcome, bare_cell
 from dft2mlip.units import GPA_TO_EV_PER_A3
 
 #: info key of the relaxed reference cell's status in relaxed.extxyz
@@ -65,24 +66,6 @@ class RelaxThresholds:
         return cls(**cfg)
 
 
-@dataclass
-class RelaxOutcome:
-    """What an engine's relaxation output says (read by the engine module's ``read_relax``).
-
-    ``final`` is the relaxed structure (bare Atoms), ``stress`` its stress (eV/Å³, Voigt, tension
-    positive) from the last SCF the engine printed (QE: the final SCF in the relaxed cell with
-    fresh G-vectors), ``status`` "ok" or "failed" with the engine's own cause in ``message``.
-    """
-
-    status: str
-    message: str
-    final: Atoms | None = None
-    stress: np.ndarray | None = None
-    forces: np.ndarray | None = None
-    n_steps: int = 0
-    provenance: dict = field(default_factory=dict)
-
-
 def write_relax_input(
     engine: str,
     engine_cfg: Mapping,
@@ -109,11 +92,6 @@ def write_relax_input(
     written = eng.write_relax_input(bare, settings, directory, thresholds)
     return {"engine": engine, **written, "kspacing_per_A": settings.kspacing_per_A,
             "thresholds": thresholds.__dict__.copy()}  # fmt: skip
-
-
-def bare_cell(atoms: Atoms) -> Atoms:
-    """Species, positions and cell of ``atoms`` only (no info, calculator or constraints)."""
-    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
 
 
 def lattice_parameters(atoms: Atoms) -> dict:
@@ -205,37 +183,6 @@ def read_reference(structure_path, summary_path) -> Atoms:
     atoms.info.clear()
     atoms.calc = None
     return atoms
-
-
-def outcome_from_run(run, *, converged: bool, n_steps: int, why_not: str, note: str = ""):
-    """A :class:`RelaxOutcome` from an engine's parsed run (``RunOutput``) and its verdict.
-
-    Parameters
-    ----------
-    run
-        :class:`~dft2mlip.dft.importing.RunOutput`: its last frame is the relaxed state.
-    converged
-        Whether the engine said the relaxation converged.
-    n_steps
-        Ionic steps taken.
-    why_not
-        The engine's own cause when ``converged`` is False (names the setting to change).
-    note
-        Appended to the message of a converged run (e.g. how the final stress was computed).
-    """
-    if run.failure is not None:
-        return RelaxOutcome("failed", run.failure[1], provenance=run.provenance)
-    last = run.frames[-1]
-    final = bare_cell(last.atoms)
-    outcome = RelaxOutcome("ok", f"relaxed in {n_steps} ionic steps{note}", final,
-                           last.stress, last.forces, n_steps, run.provenance)  # fmt: skip
-    if not last.converged or last.energy_eV is None:
-        outcome.status, outcome.message = "failed", last.message or "the last SCF did not converge"
-    elif not converged:
-        outcome.status, outcome.message = "failed", why_not
-    elif last.stress is None:
-        outcome.status, outcome.message = "failed", f"{run.path.name} has no final stress"
-    return outcome
 
 
 #: the record write_relax_files leaves beside the input (engine, settings hash, k-mesh, thresholds)

@@ -37,8 +37,8 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
-from dft2mlip.dft.importing import OutputFrame, RunOutput, read_until
 from dft2mlip.dft.magnetism import vasp_magnetization
+from dft2mlip.dft.outputs import OutputFrame, RunOutput, outcome_from_run, read_until
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
 _KEY = "dft.vasp"
@@ -1001,8 +1001,6 @@ def read_relax(directory, thresholds):
     """The outcome of the relaxation in ``directory``: the last ionic step of vasprun.xml (or
     OUTCAR) is the relaxed state; converged when VASP printed "reached required accuracy" (or
     stopped before NSW); "failed" with VASP's cause otherwise."""
-    from dft2mlip.dft.relax import outcome_from_run
-
     directory = Path(directory)
     run = read_vasp_run(directory)
     n_steps = len(run.frames)

@@ -262,8 +262,9 @@ class TrainingState:
 
     @staticmethod
     def read(path: Path, fingerprint: str, run_name: str) -> dict[str, Any] | None:
-        """The payload in ``path`` when it belongs to this run, else None (a stale, foreign or
-        unreadable file is removed). Loads with ``weights_only=True``."""
+        """The payload in ``path`` when it belongs to this run, else None: no file yet (a first
+        start), or a stale, foreign or unreadable one (removed). Loads with
+        ``weights_only=True``."""
         if not path.exists():
             return None
         try:
