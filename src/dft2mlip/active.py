@@ -278,7 +278,13 @@ def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataF
     out = []
     for sid, row in chosen.items():
         src = pool[row]
-        atoms = Atoms(numbers=src.numbers, positions=src.positions, cell=src.cell, pbc=src.pbc)
+        atoms = Atoms(
+            numbers=src.numbers,
+            positions=src.positions,
+            cell=src.cell,
+            pbc=src.pbc,
+            magmoms=src.arrays.get("initial_magmoms"),
+        )  # the sites' magnetic order
         where = table.iloc[row]
         atoms.info.update(structure_id=sid, config_type="active_learning",
                           al_path=str(where["path"]), al_frame=int(where["frame"]),

@@ -234,11 +234,11 @@ def _pipeline_settings_hash(config: Mapping) -> str | None:
     known = None
     if not config["dft"]["convergence"]["enabled"]:
         from dft2mlip.dft.engines import get_engine
-        from dft2mlip.dft.magnetism import with_moments
+        from dft2mlip.dft.magnetism import configured_order
 
-        dft = config["dft"]
-        cfg = with_moments(dft[dft["engine"]], dft.get("magnetic_moments_muB"))  # as the labels
-        known = get_engine(dft["engine"]).known_settings_hash(cfg)
+        dft, engine = config["dft"], get_engine(config["dft"]["engine"])
+        order = configured_order(config["material"], dft)
+        known = engine.known_settings_hash(engine.physics_config(dft, order))  # as the labels
     return known or "<the pipeline's own settings (known after the convergence study or a run)>"
 
 
@@ -310,14 +310,17 @@ def check_config(config: dict) -> None:
 
 
 def _check_engine(config: dict) -> None:
-    """What the DFT engine checks before any work (pseudopotentials or POTCARs, moments)."""
+    """What the DFT engine checks before any work (pseudopotentials or POTCARs, moments, the
+    per-site magnetic order against the cell, U)."""
     from dft2mlip.dft.engines import ENGINES, get_engine
+    from dft2mlip.dft.magnetism import configured_order
 
     engine = config["dft"]["engine"]
     if engine not in ENGINES:  # "none": every label is imported
         return
     try:
-        get_engine(engine).check_config(config["dft"], config["material"]["elements"])
+        order = configured_order(config["material"], config["dft"])
+        get_engine(engine).check_config(config["dft"], config["material"]["elements"], order)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

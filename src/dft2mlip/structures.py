@@ -181,7 +181,30 @@ def read_structure_file(material: Mapping) -> Atoms:
             f"{list(material['elements'])}; list the file's species in material.elements"
         )
     bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    if atoms.has("initial_magmoms"):  # a magnetic order given in the file (extxyz)
+        bare.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments())
     return bare
+
+
+#: key of ``material`` (as the workflow passes it) holding the per-site order of the configured
+#: cell (``dft.magnetic_order``), μB
+ORDER_KEY = "magnetic_order_muB"
+
+
+def _with_order(atoms: Atoms, material: Mapping) -> Atoms:
+    """``atoms`` (the configured cell or its relaxed copy, same sites) with the per-site moments
+    of ``material['magnetic_order_muB']`` when given, as ASE's ``initial_magmoms``: every
+    structure made from the cell (supercells, strains, vacancies, MD cells) inherits them."""
+    order = material.get(ORDER_KEY)
+    if order is None:
+        return atoms
+    if len(order) != len(atoms):
+        raise ValueError(
+            f"config key 'dft.magnetic_order' has {len(order)} moments, but the material's cell "
+            f"has {len(atoms)} sites ({atoms.get_chemical_formula()}); give one per site"
+        )
+    atoms.set_initial_magnetic_moments([float(m) for m in order])
+    return atoms
 
 
 def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
@@ -204,11 +227,16 @@ def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
         file's cell.
     """
     if reference is not None:
-        return Atoms(reference.numbers, positions=reference.positions,
-                     cell=reference.cell.array, pbc=True)  # fmt: skip
+        relaxed = Atoms(reference.numbers, positions=reference.positions,
+                        cell=reference.cell.array, pbc=True)  # fmt: skip
+        given = material.get(ORDER_KEY) is not None or material.get("structure")
+        configured = primitive_cell(material) if given else relaxed  # same sites: their order
+        if configured.has("initial_magmoms") and len(configured) == len(relaxed):
+            relaxed.set_initial_magnetic_moments(configured.get_initial_magnetic_moments())
+        return relaxed
     if material.get("structure"):
-        return read_structure_file(material)
-    return _bulk(material, "primitive")
+        return _with_order(read_structure_file(material), material)
+    return _with_order(_bulk(material, "primitive"), material)
 
 
 def conventional_cell(
@@ -239,7 +267,9 @@ def conventional_cell(
     if reference is not None:
         return conventional_of_reference(material, reference).repeat(reps)
     if material.get("structure"):
-        return read_structure_file(material).repeat(reps)
+        return primitive_cell(material).repeat(reps)
+    if material.get(ORDER_KEY) is not None:  # the moments belong to the primitive cell's sites
+        return conventional_of_reference(material, primitive_cell(material)).repeat(reps)
     return _bulk(material, "conventional").repeat(reps)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
-from dft2mlip.dft.magnetism import with_moments
+from dft2mlip.dft.magnetism import configured_order
 from dft2mlip.structures import (
     SECTIONS,
     SUPERCELL_SECTIONS,
@@ -42,8 +42,12 @@ wildcard_constraints:
 
 def material_config():
     """config["material"] without the keys left at null (no structure file, ideal c/a): rule
-    params stay as they were before those keys existed."""
-    return {k: v for k, v in config["material"].items() if v is not None}
+    params stay as they were before those keys existed; with dft.magnetic_order, the per-site
+    moments every structure made from the cell inherits (structures.ORDER_KEY)."""
+    material = {k: v for k, v in config["material"].items() if v is not None}
+    if config["dft"].get("magnetic_order") is not None:
+        material["magnetic_order_muB"] = [float(m) for m in config["dft"]["magnetic_order"]]
+    return material
 
 
 def material_physics():
@@ -257,7 +261,11 @@ def dft_physics_config():
     How runs are launched (dft.labels.execution_settings) is read from the config in the scripts."""
     launch_only = ("executable", "allow_low_cutoff")  # how it runs / a permission, not physics
     cfg = {k: v for k, v in dft_engine_config().items() if k not in launch_only}
-    return with_moments(cfg, config["dft"].get("magnetic_moments_muB"))  # only when spin is on
+    if not new_dft():  # dft.engine none: no labels of our own
+        return cfg
+    engine = get_engine(dft_engine())
+    order = configured_order(config["material"], config["dft"])  # file or dft.magnetic_order
+    return engine.physics_config({**config["dft"], engine.name: cfg}, order)  # spin, U
 
 
 def per_run(pattern):

@@ -531,6 +531,7 @@ def _md_record(work: Atoms, spec: DeformationSpec, step: int) -> tuple[dict, Ato
         cell=work.cell,
         pbc=work.pbc,
         momenta=work.get_momenta(),
+        magmoms=work.arrays.get("initial_magmoms"),  # a magnetic order goes with the sites
     )
     frame.info.update(
         {
@@ -638,7 +639,13 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
     snapshots = []
     for k, i in enumerate(picked):
         f = frames[i]
-        snap = Atoms(numbers=f.numbers, positions=f.positions, cell=f.cell, pbc=f.pbc)
+        snap = Atoms(
+            numbers=f.numbers,
+            positions=f.positions,
+            cell=f.cell,
+            pbc=f.pbc,
+            magmoms=f.arrays.get("initial_magmoms"),
+        )  # the sites' magnetic order
         snap.info.update(
             {
                 "structure_id": f"{id_prefix}-{k:02d}",
