@@ -112,8 +112,10 @@ def write_relax_input(
 
 
 def bare_cell(atoms: Atoms) -> Atoms:
-    """Species, positions and cell of ``atoms`` only (no info, calculator or constraints)."""
-    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    """Species, positions, cell and the sites' initial moments (a magnetic order) of ``atoms``
+    only (no info, calculator or constraints)."""
+    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True,
+                 magmoms=atoms.arrays.get("initial_magmoms"))  # fmt: skip
 
 
 def lattice_parameters(atoms: Atoms) -> dict:

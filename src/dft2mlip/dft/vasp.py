@@ -205,7 +205,11 @@ class VaspSettings:
             "LWAVE": False,
             # per element (pymatgen expands it per site); a per-site order: the sites' own
             # moments (the structure's magmom site property); None: not spin-polarised
-            "MAGMOM": dict(sorted(self.magnetic_moments_muB.items())) if per_element else None,
+            "MAGMOM": (
+                dict(sorted(self.magnetic_moments_muB.items()))
+                if per_element
+                else ({} if self.ispin == 2 else None)  # {}: the sites' own magmom property
+            ),
             "LORBIT": None,
             **vasp_ldau_incar(parse_hubbard(self.hubbard)),
         }
