@@ -286,3 +286,42 @@ def test_afm_nio_with_u_stays_antiferromagnetic_for_real(tmp_path):
     allowed = parse_run("qe", cfg, tmp_path, ferro_start, tmp_path / "settings.json", run,
                         allow_order_change=True)  # fmt: skip
     assert allowed.status == "ok"
+
+
+def perpendicular_widths(cell) -> np.ndarray:
+    """Distances between opposite faces of a cell (Å): V / |a_j x a_k|."""
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(np.linalg.det(cell))
+    return np.array([volume / np.linalg.norm(np.cross(cell[j], cell[k]))
+                     for j, k in ((1, 2), (2, 0), (0, 1))])  # fmt: skip
+
+
+@pytest.mark.parametrize("material", [
+    {"prototype": "fcc", "elements": ["Ni"], "lattice_constant_A": 3.52},
+    {"prototype": "rocksalt", "elements": ["Ni", "O"], "lattice_constant_A": 4.17},
+])  # fmt: skip
+def test_default_md_and_supercells_are_sized_from_the_model_cutoff(material):
+    """Without repeat or min_width_A the MD cell, supercells and vacancy cells are the fewest
+    repetitions wider than model.r_max_A (fcc Ni and NiO: the issue's trial, refused before)."""
+    from dft2mlip.structures import conventional_cell, supercell_repeat, with_default_widths
+    from dft2mlip.validate.deform import DeformationSpec
+
+    r_max = 5.0
+    md_cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["validation"]["md"]
+    md_cfg.update(repeat=None, min_width_A=None)  # the schema's defaults
+    base = conventional_cell(material, [1, 1, 1]).cell.array
+    spec = DeformationSpec.from_config(md_cfg).sized(base, r_max)
+    md_cell = np.diag(spec.repeat) @ base
+    spec.check_supercell(md_cell, r_max, r_max_key="model.r_max_A")  # the whole path
+    assert perpendicular_widths(md_cell).min() >= r_max
+    for axis in range(3):  # the fewest: one repetition less along any axis is too narrow
+        fewer = np.array(spec.repeat)
+        if fewer[axis] > 1:
+            fewer[axis] -= 1
+            assert perpendicular_widths(np.diag(fewer) @ base)[axis] < r_max * 1.1
+    spec_cfg = with_default_widths({"supercell": {"count": 1}, "vacancy": {"count": 1}}, r_max)
+    for section in ("supercell", "vacancy"):
+        repeat = supercell_repeat(material, spec_cfg[section], section=section)
+        assert perpendicular_widths(np.diag(repeat) @ base).min() >= r_max
+    given = with_default_widths({"supercell": {"repeat": [1, 1, 1]}}, r_max)["supercell"]
+    assert given == {"repeat": [1, 1, 1]}  # a given repeat is kept as it is

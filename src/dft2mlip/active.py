@@ -553,7 +553,8 @@ def check_active_learning(config: Mapping) -> None:
     for name, entry in al["exploration"].items():
         md = exploration_md(config["validation"]["md"], entry)
         try:
-            spec = DeformationSpec.from_config(md)
+            base = conventional_cell(config["material"], [1, 1, 1]).cell.array
+            spec = DeformationSpec.from_config(md).sized(base, float(config["model"]["r_max_A"]))
             cell = conventional_cell(config["material"], spec.repeat).cell.array
             spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
         except ValueError as err:

@@ -189,13 +189,19 @@ def _check_training_structures(config: Mapping) -> None:
     """At least 3 labels for a train/val/test split: the pipeline's structures plus the imported
     labels (counted from the sources' files: frames of an extxyz, run directories); rattled
     and vacancy cells that can carry force information."""
-    from dft2mlip.structures import check_rattled_cell, check_vacancy_cell, training_structure_ids
+    from dft2mlip.structures import (
+        check_rattled_cell,
+        check_vacancy_cell,
+        training_structure_ids,
+        with_default_widths,
+    )
 
     own = len(training_structure_ids(config["structures"]))
     if own:
         try:
             check_rattled_cell(config["material"], config["structures"])
-            check_vacancy_cell(config["material"], config["structures"])
+            spec = with_default_widths(config["structures"], config["model"]["r_max_A"])
+            check_vacancy_cell(config["material"], spec)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if config["dft"]["engine"] == "none" and own:
@@ -347,7 +353,7 @@ def _check_validation(config: dict) -> None:
         r_max = float(config["model"]["r_max_A"])
         _check_min_width(config, r_max)
         base = conventional_cell(config["material"], [1, 1, 1]).cell.array
-        spec = DeformationSpec.from_config(config["validation"]["md"]).sized(base)
+        spec = DeformationSpec.from_config(config["validation"]["md"]).sized(base, r_max)
         cell = conventional_cell(config["material"], spec.repeat).cell.array
         try:
             spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")

@@ -358,6 +358,19 @@ def sized_repeat(key: str, params: Mapping, base_cell) -> tuple[int, int, int]:
     return tuple(int(r) for r in (repeat if repeat is not None else (1, 1, 1)))
 
 
+def with_default_widths(spec: Mapping, r_max_A: float) -> dict:
+    """``config["structures"]`` with ``min_width_A = r_max_A`` (the model cutoff, Å) in each
+    supercell section (``supercell``, ``vacancy``) that gives neither ``repeat`` nor
+    ``min_width_A``: a default that fits any material, not a fixed ``[1, 1, 1]``."""
+    out = dict(spec)
+    for name in SUPERCELL_SECTIONS:
+        params = dict(out.get(name) or {})
+        if params.get("repeat") is None and params.get("min_width_A") is None:
+            params["min_width_A"] = float(r_max_A)
+        out[name] = params
+    return out
+
+
 def supercell_repeat(
     material: Mapping, params: Mapping, reference: Atoms | None = None, section: str = "supercell"
 ) -> tuple[int, int, int]:

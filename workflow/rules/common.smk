@@ -10,6 +10,7 @@ from dft2mlip.structures import (
     SUPERCELL_SECTIONS,
     elastic_structure_ids,
     training_structure_ids,
+    with_default_widths,
 )
 from dft2mlip.study import (
     grid_run_names,
@@ -48,6 +49,12 @@ def material_config():
     if config["dft"].get("magnetic_order") is not None:
         material["magnetic_order_muB"] = [float(m) for m in config["dft"]["magnetic_order"]]
     return material
+
+
+def structures_spec():
+    """config["structures"], each supercell section without repeat or min_width_A sized by the
+    model cutoff (structures.with_default_widths)."""
+    return with_default_widths(config["structures"], config["model"]["r_max_A"])
 
 
 def material_physics():
