@@ -179,7 +179,10 @@ class QE(Engine):
                 f"({c['smearing']}, {c['degauss_Ry']} Ry), conv_thr {c['conv_thr_Ry']:g} Ry"
             ),
             "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in c["pseudopotentials"].items()),
-        }
+            **({"pw.x extra": "; ".join(
+                f"{nl}: " + ", ".join(f"{k} = {v}" for k, v in keys.items())
+                for nl, keys in c["extra"].items())} if c.get("extra") else {}),
+        }  # fmt: skip
 
     def _settings_class(self):
         from dft2mlip.dft.settings import QESettings

@@ -152,6 +152,15 @@ def physics(entries: Mapping[str, HubbardU]) -> dict:
     }
 
 
+def describe(entries: Mapping[str, HubbardU]) -> str:
+    """The report's line, e.g. ``Ni 3d U 6.2 eV (Dudarev, U - J = 6.2 eV)``."""
+    return "; ".join(
+        f"{el} {e.orbital} U {e.U_eV:g} eV" + (f", J {e.J_eV:g} eV" if e.J_eV else "")
+        + f" (Dudarev, U - J = {e.U_eff_eV:g} eV)"
+        for el, e in sorted(entries.items())
+    )  # fmt: skip
+
+
 @functools.lru_cache(maxsize=8)
 def pw_version(executable: str = "pw.x") -> tuple[int, int]:
     """The (major, minor) version pw.x prints in its banner ("Program PWSCF v.6.7MaX starts").

@@ -172,6 +172,18 @@ def configured_order(material: Mapping, dft: Mapping) -> list[float] | None:
     return site_order(cell, dft, where=where)
 
 
+def describe(moments: Mapping[str, float] | None, order: Sequence[float] | None) -> str | None:
+    """The report's line on spin: the per-site order, or the per-element moments; None when
+    the labels are not spin-polarised."""
+    if order is not None and any(order):
+        return "collinear, per-site initial moments (μB) " + ", ".join(f"{m:+g}" for m in order)
+    if spin_polarised(moments):
+        return "collinear, initial moments (μB) " + ", ".join(
+            f"{k} {float(v):g}" for k, v in sorted(moments.items())
+        )
+    return None
+
+
 def order_change(initial: Sequence[float], final: Sequence[float]) -> str | None:
     """Why a converged run left its initial magnetic order, or None when it kept it.
 
