@@ -162,6 +162,8 @@ def configured_order(material: Mapping, dft: Mapping) -> list[float] | None:
     primitive cell; cheap: reads only the structure file)."""
     from dft2mlip.structures import primitive_cell
 
+    if not material.get("structure") and dft.get("magnetic_order") is None:
+        return None  # no file that could carry moments, no configured order
     bare = {k: v for k, v in material.items() if k != "magnetic_order_muB"}
     cell = primitive_cell(bare)
     if material.get("structure"):
