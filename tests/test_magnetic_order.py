@@ -325,3 +325,48 @@ def test_default_md_and_supercells_are_sized_from_the_model_cutoff(material):
         assert perpendicular_widths(np.diag(repeat) @ base).min() >= r_max
     given = with_default_widths({"supercell": {"repeat": [1, 1, 1]}}, r_max)["supercell"]
     assert given == {"repeat": [1, 1, 1]}  # a given repeat is kept as it is
+
+
+def test_md_snapshots_and_active_learning_picks_keep_the_sites_moments(tmp_path):
+    """A short real deformation MD (EMT, 32-atom fcc Ni with an alternating order): its
+    snapshots and an active-learning pick of its frames carry each atom's initial moment."""
+    import pandas as pd
+    from ase.calculators.emt import EMT
+
+    from dft2mlip.active import picked_structures
+    from dft2mlip.structures import conventional_cell
+    from dft2mlip.validate.deform import DeformationSpec, run_deformation_md, select_snapshots
+
+    material = {"prototype": "fcc", "elements": ["Ni"], "lattice_constant_A": 3.52,
+                "magnetic_order_muB": [0.6]}  # fmt: skip
+    atoms = conventional_cell(material, [2, 2, 2])
+    moments = np.where(np.arange(len(atoms)) % 2 == 0, 0.6, -0.6)  # an order to follow
+    atoms.set_initial_magnetic_moments(moments)
+    md = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["validation"]["md"]
+    md.update(repeat=[1, 1, 1], min_width_A=None, max_strain=0.004, strain_rate_per_ps=0.5,
+              timestep_fs=1.0, equilibration_ps=0.0, snapshots=2)  # fmt: skip
+    spec = DeformationSpec.from_config(md)
+    traj = tmp_path / "trajectory.extxyz"
+    run_deformation_md(atoms, EMT(), spec, seed=0, traj_path=traj, csv_path=tmp_path / "s.csv")
+    snapshots = select_snapshots(traj, 2)
+    frames = ase.io.read(traj, index=":")
+    table = pd.DataFrame(
+        {"path": ["p"] * len(frames), "frame": range(len(frames)), "md_strain": 0.0}
+    )
+    picks = picked_structures(frames, {"al-g1-000": len(frames) - 1}, table)
+    for structure in [*snapshots, *picks]:
+        assert structure.get_initial_magnetic_moments().tolist() == moments.tolist()
+
+
+def test_hubbard_card_form_for_pw_7_1_and_later():
+    """From pw.x 7.1 the U goes in the HUBBARD card (QE's INPUT_PW: ``HUBBARD {atomic}`` then
+    ``U <label>-<orbital> <value>`` per species), never in the removed lda_plus_u keys."""
+    from dft2mlip.dft.hubbard import parse_hubbard, qe_hubbard_input
+
+    entries = parse_hubbard({"Ni": {"orbital": "3d", "U_eV": 6.2, "J_eV": 1.0}})
+    species = [("Ni", "Ni"), ("Ni1", "Ni"), ("O", "O")]
+    system, cards = qe_hubbard_input(species, entries, (7, 2))
+    assert system == {} and cards == ["HUBBARD {atomic}", "U Ni-3d 5.2", "U Ni1-3d 5.2"]
+    system, cards = qe_hubbard_input(species, entries, (7, 0))
+    assert cards == [] and system == {"lda_plus_u": True, "lda_plus_u_kind": 0,
+                                      "Hubbard_U(1)": 5.2, "Hubbard_U(2)": 5.2}  # fmt: skip

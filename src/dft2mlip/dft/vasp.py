@@ -210,7 +210,8 @@ class VaspSettings:
                 if per_element
                 else ({} if self.ispin == 2 else None)  # {}: the sites' own magmom property
             ),
-            "LORBIT": None,
+            # per-site order: OUTCAR's per-site magnetization table, to check the order kept
+            "LORBIT": 11 if self.magnetic_order_muB is not None else None,
             **vasp_ldau_incar(parse_hubbard(self.hubbard)),
         }
 
