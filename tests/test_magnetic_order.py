@@ -370,3 +370,14 @@ def test_hubbard_card_form_for_pw_7_1_and_later():
     system, cards = qe_hubbard_input(species, entries, (7, 0))
     assert cards == [] and system == {"lda_plus_u": True, "lda_plus_u_kind": 0,
                                       "Hubbard_U(1)": 5.2, "Hubbard_U(2)": 5.2}  # fmt: skip
+
+
+@needs_pseudo
+def test_the_issues_trial_file_order_with_a_matching_element_map_is_antiferromagnetic():
+    """The issue's trial: AFM moments in the extxyz file and dft.magnetic_moments_muB
+    {Ni: 1.7, O: 0}. The order of the file is used (it was dropped for FM before)."""
+    config = nio_config()
+    config["dft"]["magnetic_moments_muB"] = {"Ni": 1.7, "O": 0.0}
+    validate_config(config)
+    check_config(config)
+    assert physics_cfg(config)["magnetic_order_muB"] == file_moments()

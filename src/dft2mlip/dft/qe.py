@@ -171,8 +171,10 @@ def write_pw_input(
     Parameters
     ----------
     atoms
-        Periodic structure (Å). Its own initial magnetic moments are ignored: spin comes from
-        ``settings.magnetic_moments_muB``.
+        Periodic structure (Å). Spin comes from the settings: per element
+        (``magnetic_moments_muB``; the structure's own moments are ignored) or, under a per-site
+        order (``magnetic_order_muB``), from the structure's ``initial_magmoms`` (one species per
+        distinct moment); DFT+U and ``dft.qe.extra`` from the settings too.
     settings
         QE settings; the k-point mesh comes from :func:`kpoint_mesh` of the structure's family
         reference cell (:func:`~dft2mlip.structures.kpoint_reference_cell`), ``pseudo_dir`` is

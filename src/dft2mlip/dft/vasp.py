@@ -415,8 +415,9 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
     Parameters
     ----------
     atoms
-        Periodic structure (Å). Its own initial moments are ignored: spin (ISPIN, MAGMOM per
-        site) comes from ``settings.magnetic_moments_muB``.
+        Periodic structure (Å). Spin (ISPIN, MAGMOM per site) comes from the settings: per
+        element (``magnetic_moments_muB``; the structure's own moments are ignored) or, under a
+        per-site order (``magnetic_order_muB``), from the structure's ``initial_magmoms``.
     settings
         VASP settings. The KPOINTS file holds the mesh of the structure's family reference cell
         (:func:`write_family_kpoints`), which VASP uses instead of ``KSPACING``.
