@@ -381,3 +381,70 @@ def test_the_issues_trial_file_order_with_a_matching_element_map_is_antiferromag
     validate_config(config)
     check_config(config)
     assert physics_cfg(config)["magnetic_order_muB"] == file_moments()
+
+
+def neighbour_alignment(atoms, element: str) -> tuple[int, int]:
+    """(parallel, antiparallel) nearest neighbours of the first ``element`` site among the
+    sites of that element, from the geometry alone."""
+    from ase.neighborlist import neighbor_list
+
+    big = atoms.repeat((3, 3, 3))
+    i, j, d = neighbor_list("ijd", big, 1.01 * min(
+        big.get_distance(0, k, mic=True) for k in range(1, len(big)) if big[k].symbol == element
+    ))  # fmt: skip
+    moments = big.get_initial_magnetic_moments()
+    mine = [jj for ii, jj in zip(i, j, strict=True) if ii == 0 and big[jj].symbol == element]
+    parallel = sum(moments[jj] * moments[0] > 0 for jj in mine)
+    return int(parallel), len(mine) - int(parallel)
+
+
+@pytest.mark.parametrize(
+    ("prototype", "elements", "name", "alignment"),
+    [  # textbook neighbour counts of each order (12 fcc / 8 bcc magnetic neighbours)
+        ("rocksalt", ["Ni", "O"], "AFM-II", (6, 6)),
+        ("rocksalt", ["Ni", "O"], "AFM-I", (4, 8)),
+        ("fcc", ["Mn"], "AFM-I", (4, 8)),
+        ("bcc", ["Cr"], "AFM", (0, 8)),
+    ],
+)
+def test_named_orders_build_their_cell_with_the_prototypes_density(
+    prototype, elements, name, alignment
+):
+    from ase.build import bulk
+
+    from dft2mlip.dft.magnetism import material_with_order
+    from dft2mlip.structures import conventional_cell, primitive_cell
+
+    a = 4.17 if prototype == "rocksalt" else 2.88 if prototype == "bcc" else 3.6
+    material = {"prototype": prototype, "elements": elements, "lattice_constant_A": a}
+    dft = {"magnetic_order": name, "magnetic_moments_muB": {elements[0]: 2.0}}
+    given = material_with_order(material, dft)
+    cell = primitive_cell(given)
+    reference = bulk("".join(elements), prototype, a=a, cubic=True)
+    assert cell.get_volume() / len(cell) == pytest.approx(reference.get_volume() / len(reference))
+    assert sorted(cell.get_chemical_symbols()) == sorted(
+        reference.get_chemical_symbols()[: len(cell)]
+    )
+    assert neighbour_alignment(cell, elements[0]) == alignment
+    assert sorted(set(np.abs(cell.get_initial_magnetic_moments())) - {0.0}) == [2.0]
+    repeated = conventional_cell(given, [1, 1, 2])  # supercells repeat the order's own cell
+    assert len(repeated) == 2 * len(cell)
+    assert (
+        repeated.get_initial_magnetic_moments().tolist()
+        == 2 * cell.get_initial_magnetic_moments().tolist()
+    )
+
+
+@needs_pseudo
+def test_a_named_order_runs_the_config_checks_and_names_what_is_missing():
+    config = nio_config()
+    config["material"] = {"name": "NiO", "prototype": "rocksalt", "elements": ["Ni", "O"],
+                          "lattice_constant_A": 4.17}  # fmt: skip
+    config["dft"].update(magnetic_order="AFM-II", magnetic_moments_muB={"Ni": 1.7, "O": 0.0})
+    validate_config(config)
+    check_config(config)
+    assert physics_cfg(config)["magnetic_order_muB"] == [1.7, -1.7, 0.0, 0.0]
+    config["dft"]["magnetic_moments_muB"] = {"O": 0.0}
+    assert "dft.magnetic_moments_muB.Ni" in refused(config)
+    config["dft"].update(magnetic_order="AFM-III", magnetic_moments_muB={"Ni": 1.7})
+    assert "AFM-II (rocksalt)" in refused(config)

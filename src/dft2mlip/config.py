@@ -297,9 +297,12 @@ def check_config(config: dict) -> None:
     ``config`` must already have passed :func:`validate_config` (or Snakemake's ``validate``).
     """
     from dft2mlip.checks import check_inputs
+    from dft2mlip.dft.magnetism import material_with_order
 
     try:  # elements, overlapping atoms, absurd DFT settings, executable, results_dir, files
         check_inputs(config)
+        # the cells the checks build are those the workflow builds (a named order's own cell)
+        config = {**config, "material": material_with_order(config["material"], config["dft"])}
     except ValueError as err:
         raise ConfigError(str(err)) from None
     _check_engine(config)

@@ -189,6 +189,15 @@ def read_structure_file(material: Mapping) -> Atoms:
 #: key of ``material`` (as the workflow passes it) holding the per-site order of the configured
 #: cell (``dft.magnetic_order``), μB
 ORDER_KEY = "magnetic_order_muB"
+#: key of ``material`` naming the order whose own cell replaces the prototype's cells
+#: (``dft.magnetic_order: AFM-II``; :mod:`dft2mlip.magnetic_cells`)
+MAGNETIC_CELL_KEY = "magnetic_cell"
+
+
+def _own_cell(material: Mapping) -> bool:
+    """Whether the material's cell is its own conventional cell (a file, or a named order's
+    magnetic cell): supercells repeat it as it is."""
+    return bool(material.get("structure") or material.get(MAGNETIC_CELL_KEY))
 
 
 def _with_order(atoms: Atoms, material: Mapping) -> Atoms:
@@ -229,13 +238,17 @@ def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
     if reference is not None:
         relaxed = Atoms(reference.numbers, positions=reference.positions,
                         cell=reference.cell.array, pbc=True)  # fmt: skip
-        given = material.get(ORDER_KEY) is not None or material.get("structure")
+        given = material.get(ORDER_KEY) is not None or _own_cell(material)
         configured = primitive_cell(material) if given else relaxed  # same sites: their order
         if configured.has("initial_magmoms") and len(configured) == len(relaxed):
             relaxed.set_initial_magnetic_moments(configured.get_initial_magnetic_moments())
         return relaxed
     if material.get("structure"):
         return _with_order(read_structure_file(material), material)
+    if material.get(MAGNETIC_CELL_KEY):
+        from dft2mlip.magnetic_cells import named_order_cell
+
+        return _with_order(named_order_cell(material, material[MAGNETIC_CELL_KEY])[0], material)
     return _with_order(_bulk(material, "primitive"), material)
 
 
@@ -266,7 +279,7 @@ def conventional_cell(
         raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
     if reference is not None:
         return conventional_of_reference(material, reference).repeat(reps)
-    if material.get("structure"):
+    if _own_cell(material):
         return primitive_cell(material).repeat(reps)
     if material.get(ORDER_KEY) is not None:  # the moments belong to the primitive cell's sites
         return conventional_of_reference(material, primitive_cell(material)).repeat(reps)
@@ -294,7 +307,7 @@ def conventional_of_reference(material: Mapping, reference: Atoms) -> Atoms:
             f"the relaxed reference cell has {len(reference)} atoms, the configured cell "
             f"{len(configured)}; rerun the relaxation (snakemake --forcerun relax_reference)"
         )
-    if material.get("structure"):
+    if _own_cell(material):
         return primitive_cell(material, reference)
     conventional = _bulk(material, "conventional")
     p = conventional.cell.array @ np.linalg.inv(configured.cell.array)

@@ -4,7 +4,7 @@ from pathlib import Path
 from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
-from dft2mlip.dft.magnetism import configured_order
+from dft2mlip.dft.magnetism import configured_order, material_with_order
 from dft2mlip.structures import (
     SECTIONS,
     SUPERCELL_SECTIONS,
@@ -46,9 +46,7 @@ def material_config():
     params stay as they were before those keys existed; with dft.magnetic_order, the per-site
     moments every structure made from the cell inherits (structures.ORDER_KEY)."""
     material = {k: v for k, v in config["material"].items() if v is not None}
-    if config["dft"].get("magnetic_order") is not None:
-        material["magnetic_order_muB"] = [float(m) for m in config["dft"]["magnetic_order"]]
-    return material
+    return material_with_order(material, config["dft"])  # dft.magnetic_order: moments, cell
 
 
 def structures_spec():

@@ -164,7 +164,9 @@ def configured_order(material: Mapping, dft: Mapping) -> list[float] | None:
 
     if not material.get("structure") and dft.get("magnetic_order") is None:
         return None  # no file that could carry moments, no configured order
-    bare = {k: v for k, v in material.items() if k != "magnetic_order_muB"}
+    if isinstance(dft.get("magnetic_order"), str):
+        return named_order(material, dft)
+    bare = {k: v for k, v in material.items() if k not in ("magnetic_order_muB", "magnetic_cell")}
     cell = primitive_cell(bare)
     if material.get("structure"):
         where = f"material.structure = {str(material['structure'])!r}"
@@ -184,6 +186,39 @@ def describe(moments: Mapping[str, float] | None, order: Sequence[float] | None)
             f"{k} {float(v):g}" for k, v in sorted(moments.items())
         )
     return None
+
+
+def material_with_order(material: Mapping, dft: Mapping) -> dict:
+    """``material`` as the structure generators take it: with ``dft.magnetic_order`` the
+    per-site moments (``magnetic_order_muB``) and, for a named order, the name of the order
+    whose own cell is the material's cell (``magnetic_cell``)."""
+    out = dict(material)
+    order = dft.get("magnetic_order")
+    if order is not None:
+        out["magnetic_order_muB"] = configured_order(material, dft)
+        if isinstance(order, str):
+            out["magnetic_cell"] = order
+    return out
+
+
+def named_order(material: Mapping, dft: Mapping) -> list[float]:
+    """The per-site moments of a named order (``dft.magnetic_order: AFM-II``, see
+    :mod:`dft2mlip.magnetic_cells`): each site's sign times its element's size from
+    ``dft.magnetic_moments_muB``, which must give the magnetic element's moment."""
+    from dft2mlip.magnetic_cells import named_order_cell
+
+    name = dft["magnetic_order"]
+    cell, signs = named_order_cell(material, name)
+    sizes = dft.get("magnetic_moments_muB") or {}
+    magnetic = cell.get_chemical_symbols()[0]
+    if not float(sizes.get(magnetic, 0.0)):
+        raise ValueError(
+            f"config key '{KEY}.{magnetic}' is needed with {ORDER_KEY} = {name!r}: the size of "
+            f"the {magnetic} moment (μB), e.g. {KEY}: {{{magnetic}: 1.7}} (the order gives signs)"
+        )
+    symbols = cell.get_chemical_symbols()
+    order = [sign * abs(float(sizes.get(s, 0.0))) for s, sign in zip(symbols, signs, strict=True)]
+    return site_order(cell, {**dft, "magnetic_order": order}, where=f"the {name} cell")
 
 
 def order_change(initial: Sequence[float], final: Sequence[float]) -> str | None:
