@@ -448,3 +448,28 @@ def test_a_named_order_runs_the_config_checks_and_names_what_is_missing():
     assert "dft.magnetic_moments_muB.Ni" in refused(config)
     config["dft"].update(magnetic_order="AFM-III", magnetic_moments_muB={"Ni": 1.7})
     assert "AFM-II (rocksalt)" in refused(config)
+
+
+def test_a_magnetic_cif_gives_its_collinear_moments():
+    """The moments of a magnetic CIF (pymatgen's CifWriter output for the NiO cell), read as
+    signed site moments; expected from the file's text: |sum of m_i along unit crystal axes|."""
+    from ase.geometry import cellpar_to_cell
+
+    from dft2mlip.structures import read_structure_file
+
+    path = Path(__file__).parent / "data" / "NiO_afm2_pymatgen.mcif"
+    text = path.read_text()
+    keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+    par = [float(re.search(rf"_cell_{k}\s+(\S+)", text).group(1)) for k in keys]
+    axes = cellpar_to_cell(par)
+    axes /= np.linalg.norm(axes, axis=1)[:, None]
+    rows = re.findall(r"^\s*(Ni\d)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
+    vectors = [np.array(r[1:], dtype=float) @ axes for r in rows]
+    sizes = [np.linalg.norm(v) for v in vectors]
+    relative = np.sign(vectors[0] @ vectors[1])
+    atoms = read_structure_file({"structure": str(path), "elements": ["Ni", "O"]})
+    moments = atoms.get_initial_magnetic_moments()
+    ni = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "Ni"]
+    assert np.abs(moments[ni]) == pytest.approx(sizes, abs=1e-6)
+    assert np.sign(moments[ni[0]] * moments[ni[1]]) == relative == -1
+    assert moments[[i for i in range(len(atoms)) if i not in ni]].tolist() == [0.0, 0.0]

@@ -111,7 +111,8 @@ CUBIC_PROTOTYPES = ("diamond", "zincblende", "fcc", "bcc", "sc", "rocksalt", "ce
                     "fluorite")  # fmt: skip
 HEXAGONAL_PROTOTYPES = ("hcp", "wurtzite")
 #: ase.io formats accepted for material.structure (None: guessed from the file name)
-STRUCTURE_FORMATS = {".cif": "cif", ".xyz": "extxyz", ".extxyz": "extxyz", ".vasp": "vasp"}
+STRUCTURE_FORMATS = {".cif": "cif", ".mcif": "cif", ".xyz": "extxyz", ".extxyz": "extxyz",
+                     ".vasp": "vasp"}  # fmt: skip
 
 
 def _bulk(material: Mapping, cell: str) -> Atoms:
@@ -183,7 +184,34 @@ def read_structure_file(material: Mapping) -> Atoms:
     bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
     if atoms.has("initial_magmoms"):  # a magnetic order given in the file (extxyz)
         bare.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments())
+    elif fmt == "cif" and "_atom_site_moment" in path.read_text(errors="replace"):
+        bare.set_initial_magnetic_moments(_cif_moments(path, bare, key))
     return bare
+
+
+def _cif_moments(path: Path, atoms: Atoms, key: str) -> list[float]:
+    """Collinear site moments (μB) of a magnetic CIF as pymatgen reads them (``magmom`` vectors),
+    signed along their common axis and matched to ``atoms`` by fractional coordinates."""
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    with warnings.catch_warnings():  # a P1 magCIF has no magnetic symmetry block: fine here
+        warnings.simplefilter("ignore")
+        structure = CifParser(str(path)).parse_structures(primitive=False)[0]
+    vectors = np.array([np.asarray(getattr(m, "moment", m), dtype=float).reshape(-1)[-3:]
+                        for m in structure.site_properties["magmom"]])  # fmt: skip
+    norms = np.linalg.norm(vectors, axis=1)
+    axis = vectors[int(np.argmax(norms))] / max(norms.max(), 1e-12)
+    if np.linalg.norm(np.cross(vectors, axis), axis=1).max() > 1e-3 * max(norms.max(), 1.0):
+        raise ValueError(f"{key}: the CIF's moments are not collinear; give collinear moments")
+    signed = vectors @ axis
+    frac = atoms.get_scaled_positions()
+    moments = []
+    for f in frac:
+        d = (structure.frac_coords - f + 0.5) % 1.0 - 0.5
+        moments.append(float(signed[int(np.argmin(np.linalg.norm(d, axis=1)))]))
+    return moments
 
 
 #: key of ``material`` (as the workflow passes it) holding the per-site order of the configured
