@@ -473,3 +473,18 @@ def test_a_magnetic_cif_gives_its_collinear_moments():
     assert np.abs(moments[ni]) == pytest.approx(sizes, abs=1e-6)
     assert np.sign(moments[ni[0]] * moments[ni[1]]) == relative == -1
     assert moments[[i for i in range(len(atoms)) if i not in ni]].tolist() == [0.0, 0.0]
+
+
+def test_a_poscar_takes_the_magmom_of_the_incar_beside_it(tmp_path):
+    """VASP's own way to give an order: MAGMOM in the INCAR next to the POSCAR (``N*value``)."""
+    from dft2mlip.structures import read_structure_file
+
+    ase.io.write(tmp_path / "POSCAR", ase.io.read(NIO_FILE), format="vasp")
+    (tmp_path / "INCAR").write_text("ISPIN = 2\nMAGMOM = 1.7 -1.7 2*0\n")
+    material = {"structure": str(tmp_path / "POSCAR"), "elements": ["Ni", "O"]}
+    assert read_structure_file(material).get_initial_magnetic_moments().tolist() == [
+        1.7, -1.7, 0.0, 0.0
+    ]  # fmt: skip
+    (tmp_path / "INCAR").write_text("MAGMOM = 1.7 -1.7\n")
+    with pytest.raises(ValueError, match="MAGMOM .* has 2 values for 4 sites"):
+        read_structure_file(material)

@@ -186,7 +186,26 @@ def read_structure_file(material: Mapping) -> Atoms:
         bare.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments())
     elif fmt == "cif" and "_atom_site_moment" in path.read_text(errors="replace"):
         bare.set_initial_magnetic_moments(_cif_moments(path, bare, key))
+    elif fmt == "vasp" and (path.parent / "INCAR").is_file():
+        bare.set_initial_magnetic_moments(_incar_moments(path.parent / "INCAR", bare, key))
     return bare
+
+
+def _incar_moments(incar_path: Path, atoms: Atoms, key: str) -> list[float] | None:
+    """The collinear MAGMOM of the INCAR beside a POSCAR (pymatgen expands ``2*1.7``), one per
+    site; None without a MAGMOM line."""
+    from pymatgen.io.vasp import Incar
+
+    magmom = Incar.from_file(str(incar_path)).get("MAGMOM")
+    if magmom is None:
+        return None
+    values = [float(m) for m in magmom] if isinstance(magmom, list) else [float(magmom)]
+    if len(values) != len(atoms):
+        raise ValueError(
+            f"{key}: the MAGMOM of {incar_path} has {len(values)} values for {len(atoms)} sites "
+            "(collinear: one per site); fix the INCAR or remove its MAGMOM line"
+        )
+    return values
 
 
 def _cif_moments(path: Path, atoms: Atoms, key: str) -> list[float]:
