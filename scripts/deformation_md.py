@@ -17,9 +17,10 @@ name = snakemake.params.get("name") or snakemake.wildcards.run  # exploration pa
 spec = DeformationSpec.from_config(snakemake.params.md)
 reference = reference_from_inputs(snakemake.input)  # the DFT-relaxed cell, if any
 base = conventional_cell(snakemake.params.material, [1, 1, 1], reference)
-spec = spec.sized(base.cell.array)  # validation.md.min_width_A -> repeat
-atoms = base.repeat(spec.repeat)
 calc = MLIPCalculator(snakemake.input.model)
+# repeat, min_width_A, or neither: sized from the checkpoint's own cutoff along the path
+spec = spec.sized(base.cell.array, calc.r_max)
+atoms = base.repeat(spec.repeat)
 # the config check used model.r_max_A; the checkpoint's own cutoff is the one that counts
 spec.check_supercell(
     atoms.cell.array, calc.r_max, r_max_key=f"the r_max of {snakemake.input.model}"

@@ -42,6 +42,7 @@ label = parse_run(
     snakemake.input.settings,
     json.loads(text),  # the run record exactly as run.json holds it
     chosen_path=(snakemake.input.chosen or [None])[0],
+    allow_order_change=snakemake.config["dft"].get("allow_magnetic_order_change", False),
 )
 write_label(label, snakemake.output.label)
 if label.status == "ok":

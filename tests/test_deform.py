@@ -366,7 +366,11 @@ def _tiny_config(**md):
 @pytest.mark.parametrize(
     ("md", "model", "pattern"),
     [
-        ({}, {"r_max_A": 6.0}, r"validation\.md\.repeat = \[1, 1, 1\].*model\.r_max_A = 6 Å"),
+        (
+            {"repeat": [1, 1, 1]},  # given; without it the cell is sized from the cutoff
+            {"r_max_A": 6.0},
+            r"validation\.md\.repeat = \[1, 1, 1\].*model\.r_max_A = 6 Å",
+        ),
         ({"mode": "shear", "direction": "z"}, {}, r"validation\.md\.direction = 'z'"),
         ({"timestep_fs": 4.0, "strain_rate_per_ps": 0.5}, {}, r"strain per step is above"),
     ],

@@ -21,7 +21,7 @@ PACKAGE = "dft2mlip"
 #: the layers of dft2mlip.dft, bottom first (as its __init__ docstring reads them): a module
 #: imports from its own layer or below, never above
 DFT_LAYERS = (
-    ("outputs", "magnetism", "pseudo", "pw_files", "run", "settings"),
+    ("outputs", "hubbard", "magnetism", "pseudo", "pw_files", "run", "settings"),
     ("qe", "vasp"),
     ("handlers", "execute"),
     ("engines",),

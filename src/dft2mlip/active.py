@@ -278,7 +278,13 @@ def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataF
     out = []
     for sid, row in chosen.items():
         src = pool[row]
-        atoms = Atoms(numbers=src.numbers, positions=src.positions, cell=src.cell, pbc=src.pbc)
+        atoms = Atoms(
+            numbers=src.numbers,
+            positions=src.positions,
+            cell=src.cell,
+            pbc=src.pbc,
+            magmoms=src.arrays.get("initial_magmoms"),
+        )  # the sites' magnetic order
         where = table.iloc[row]
         atoms.info.update(structure_id=sid, config_type="active_learning",
                           al_path=str(where["path"]), al_frame=int(where["frame"]),
@@ -547,7 +553,8 @@ def check_active_learning(config: Mapping) -> None:
     for name, entry in al["exploration"].items():
         md = exploration_md(config["validation"]["md"], entry)
         try:
-            spec = DeformationSpec.from_config(md)
+            base = conventional_cell(config["material"], [1, 1, 1]).cell.array
+            spec = DeformationSpec.from_config(md).sized(base, float(config["model"]["r_max_A"]))
             cell = conventional_cell(config["material"], spec.repeat).cell.array
             spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
         except ValueError as err:

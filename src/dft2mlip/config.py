@@ -189,13 +189,19 @@ def _check_training_structures(config: Mapping) -> None:
     """At least 3 labels for a train/val/test split: the pipeline's structures plus the imported
     labels (counted from the sources' files: frames of an extxyz, run directories); rattled
     and vacancy cells that can carry force information."""
-    from dft2mlip.structures import check_rattled_cell, check_vacancy_cell, training_structure_ids
+    from dft2mlip.structures import (
+        check_rattled_cell,
+        check_vacancy_cell,
+        training_structure_ids,
+        with_default_widths,
+    )
 
     own = len(training_structure_ids(config["structures"]))
     if own:
         try:
             check_rattled_cell(config["material"], config["structures"])
-            check_vacancy_cell(config["material"], config["structures"])
+            spec = with_default_widths(config["structures"], config["model"]["r_max_A"])
+            check_vacancy_cell(config["material"], spec)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if config["dft"]["engine"] == "none" and own:
@@ -235,11 +241,11 @@ def _pipeline_settings_hash(config: Mapping) -> str | None:
     known = None
     if not config["dft"]["convergence"]["enabled"]:
         from dft2mlip.dft.engines import get_engine
-        from dft2mlip.dft.magnetism import with_moments
+        from dft2mlip.dft.magnetism import configured_order
 
-        dft = config["dft"]
-        cfg = with_moments(dft[dft["engine"]], dft.get("magnetic_moments_muB"))  # as the labels
-        known = get_engine(dft["engine"]).known_settings_hash(cfg)
+        dft, engine = config["dft"], get_engine(config["dft"]["engine"])
+        order = configured_order(config["material"], dft)
+        known = engine.known_settings_hash(engine.physics_config(dft, order))  # as the labels
     return known or "<the pipeline's own settings (known after the convergence study or a run)>"
 
 
@@ -293,9 +299,12 @@ def check_config(config: dict) -> None:
     ``config`` must already have passed :func:`validate_config` (or Snakemake's ``validate``).
     """
     from dft2mlip.checks import check_inputs
+    from dft2mlip.dft.magnetism import material_with_order
 
     try:  # elements, overlapping atoms, absurd DFT settings, executable, results_dir, files
         check_inputs(config)
+        # the cells the checks build are those the workflow builds (a named order's own cell)
+        config = {**config, "material": material_with_order(config["material"], config["dft"])}
     except ValueError as err:
         raise ConfigError(str(err)) from None
     _check_engine(config)
@@ -312,14 +321,17 @@ def check_config(config: dict) -> None:
 
 
 def _check_engine(config: dict) -> None:
-    """What the DFT engine checks before any work (pseudopotentials or POTCARs, moments)."""
+    """What the DFT engine checks before any work (pseudopotentials or POTCARs, moments, the
+    per-site magnetic order against the cell, U)."""
     from dft2mlip.dft.engines import ENGINES, get_engine
+    from dft2mlip.dft.magnetism import configured_order
 
     engine = config["dft"]["engine"]
     if engine not in ENGINES:  # "none": every label is imported
         return
     try:
-        get_engine(engine).check_config(config["dft"], config["material"]["elements"])
+        order = configured_order(config["material"], config["dft"])
+        get_engine(engine).check_config(config["dft"], config["material"]["elements"], order)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -346,7 +358,7 @@ def _check_validation(config: dict) -> None:
         r_max = float(config["model"]["r_max_A"])
         _check_min_width(config, r_max)
         base = conventional_cell(config["material"], [1, 1, 1]).cell.array
-        spec = DeformationSpec.from_config(config["validation"]["md"]).sized(base)
+        spec = DeformationSpec.from_config(config["validation"]["md"]).sized(base, r_max)
         cell = conventional_cell(config["material"], spec.repeat).cell.array
         try:
             spec.check_supercell(cell, r_max, r_max_key="model.r_max_A")

@@ -1127,9 +1127,16 @@ def _dft_settings(config: Mapping[str, Any]) -> dict[str, str]:
             "DFT": f"none run here: every label is imported ({names}); elastic constants and "
             "MD stresses are not checked against DFT"
         }
+    from dft2mlip.dft import hubbard, magnetism
     from dft2mlip.dft.engines import get_engine
 
-    return get_engine(engine).describe(config["dft"][engine])
+    lines = get_engine(engine).describe(config["dft"][engine])
+    order = magnetism.configured_order(config["material"], config["dft"])
+    if spin := magnetism.describe(config["dft"].get("magnetic_moments_muB"), order):
+        lines["magnetism"] = spin
+    if entries := hubbard.parse_hubbard(config["dft"].get("hubbard")):
+        lines["DFT+U"] = hubbard.describe(entries)
+    return lines
 
 
 def _material_line(mat: Mapping[str, Any]) -> str:

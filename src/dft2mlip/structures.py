@@ -111,7 +111,8 @@ CUBIC_PROTOTYPES = ("diamond", "zincblende", "fcc", "bcc", "sc", "rocksalt", "ce
                     "fluorite")  # fmt: skip
 HEXAGONAL_PROTOTYPES = ("hcp", "wurtzite")
 #: ase.io formats accepted for material.structure (None: guessed from the file name)
-STRUCTURE_FORMATS = {".cif": "cif", ".xyz": "extxyz", ".extxyz": "extxyz", ".vasp": "vasp"}
+STRUCTURE_FORMATS = {".cif": "cif", ".mcif": "cif", ".xyz": "extxyz", ".extxyz": "extxyz",
+                     ".vasp": "vasp"}  # fmt: skip
 
 
 def _bulk(material: Mapping, cell: str) -> Atoms:
@@ -224,7 +225,85 @@ def read_structure_file(material: Mapping) -> Atoms:
             f"{list(material['elements'])}; list the file's species in material.elements"
         )
     bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    if atoms.has("initial_magmoms"):  # a magnetic order given in the file (extxyz)
+        bare.set_initial_magnetic_moments(atoms.get_initial_magnetic_moments())
+    elif fmt == "cif" and "_atom_site_moment" in path.read_text(errors="replace"):
+        bare.set_initial_magnetic_moments(_cif_moments(path, bare, key))
+    elif fmt == "vasp" and (path.parent / "INCAR").is_file():
+        bare.set_initial_magnetic_moments(_incar_moments(path.parent / "INCAR", bare, key))
     return bare
+
+
+def _incar_moments(incar_path: Path, atoms: Atoms, key: str) -> list[float] | None:
+    """The collinear MAGMOM of the INCAR beside a POSCAR (pymatgen expands ``2*1.7``), one per
+    site; None without a MAGMOM line."""
+    from pymatgen.io.vasp import Incar
+
+    magmom = Incar.from_file(str(incar_path)).get("MAGMOM")
+    if magmom is None:
+        return None
+    values = [float(m) for m in magmom] if isinstance(magmom, list) else [float(magmom)]
+    if len(values) != len(atoms):
+        raise ValueError(
+            f"{key}: the MAGMOM of {incar_path} has {len(values)} values for {len(atoms)} sites "
+            "(collinear: one per site); fix the INCAR or remove its MAGMOM line"
+        )
+    return values
+
+
+def _cif_moments(path: Path, atoms: Atoms, key: str) -> list[float]:
+    """Collinear site moments (μB) of a magnetic CIF as pymatgen reads them (``magmom`` vectors),
+    signed along their common axis and matched to ``atoms`` by fractional coordinates."""
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    with warnings.catch_warnings():  # a P1 magCIF has no magnetic symmetry block: fine here
+        warnings.simplefilter("ignore")
+        structure = CifParser(str(path)).parse_structures(primitive=False)[0]
+    vectors = np.array([np.asarray(getattr(m, "moment", m), dtype=float).reshape(-1)[-3:]
+                        for m in structure.site_properties["magmom"]])  # fmt: skip
+    norms = np.linalg.norm(vectors, axis=1)
+    axis = vectors[int(np.argmax(norms))] / max(norms.max(), 1e-12)
+    if np.linalg.norm(np.cross(vectors, axis), axis=1).max() > 1e-3 * max(norms.max(), 1.0):
+        raise ValueError(f"{key}: the CIF's moments are not collinear; give collinear moments")
+    signed = vectors @ axis
+    frac = atoms.get_scaled_positions()
+    moments = []
+    for f in frac:
+        d = (structure.frac_coords - f + 0.5) % 1.0 - 0.5
+        moments.append(float(signed[int(np.argmin(np.linalg.norm(d, axis=1)))]))
+    return moments
+
+
+#: key of ``material`` (as the workflow passes it) holding the per-site order of the configured
+#: cell (``dft.magnetic_order``), μB
+ORDER_KEY = "magnetic_order_muB"
+#: key of ``material`` naming the order whose own cell replaces the prototype's cells
+#: (``dft.magnetic_order: AFM-II``; :mod:`dft2mlip.magnetic_cells`)
+MAGNETIC_CELL_KEY = "magnetic_cell"
+
+
+def _own_cell(material: Mapping) -> bool:
+    """Whether the material's cell is its own conventional cell (a file, or a named order's
+    magnetic cell): supercells repeat it as it is."""
+    return bool(material.get("structure") or material.get(MAGNETIC_CELL_KEY))
+
+
+def _with_order(atoms: Atoms, material: Mapping) -> Atoms:
+    """``atoms`` (the configured cell or its relaxed copy, same sites) with the per-site moments
+    of ``material['magnetic_order_muB']`` when given, as ASE's ``initial_magmoms``: every
+    structure made from the cell (supercells, strains, vacancies, MD cells) inherits them."""
+    order = material.get(ORDER_KEY)
+    if order is None:
+        return atoms
+    if len(order) != len(atoms):
+        raise ValueError(
+            f"config key 'dft.magnetic_order' has {len(order)} moments, but the material's cell "
+            f"has {len(atoms)} sites ({atoms.get_chemical_formula()}); give one per site"
+        )
+    atoms.set_initial_magnetic_moments([float(m) for m in order])
+    return atoms
 
 
 def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
@@ -247,11 +326,20 @@ def primitive_cell(material: Mapping, reference: Atoms | None = None) -> Atoms:
         file's cell.
     """
     if reference is not None:
-        return Atoms(reference.numbers, positions=reference.positions,
-                     cell=reference.cell.array, pbc=True)  # fmt: skip
+        relaxed = Atoms(reference.numbers, positions=reference.positions,
+                        cell=reference.cell.array, pbc=True)  # fmt: skip
+        given = material.get(ORDER_KEY) is not None or _own_cell(material)
+        configured = primitive_cell(material) if given else relaxed  # same sites: their order
+        if configured.has("initial_magmoms") and len(configured) == len(relaxed):
+            relaxed.set_initial_magnetic_moments(configured.get_initial_magnetic_moments())
+        return relaxed
     if material.get("structure"):
-        return read_structure_file(material)
-    return _bulk(material, "primitive")
+        return _with_order(read_structure_file(material), material)
+    if material.get(MAGNETIC_CELL_KEY):
+        from dft2mlip.magnetic_cells import named_order_cell
+
+        return _with_order(named_order_cell(material, material[MAGNETIC_CELL_KEY])[0], material)
+    return _with_order(_bulk(material, "primitive"), material)
 
 
 def conventional_cell(
@@ -281,8 +369,10 @@ def conventional_cell(
         raise ValueError(f"repeat must be three positive integers, got {list(repeat)}")
     if reference is not None:
         return conventional_of_reference(material, reference).repeat(reps)
-    if material.get("structure"):
-        return read_structure_file(material).repeat(reps)
+    if _own_cell(material):
+        return primitive_cell(material).repeat(reps)
+    if material.get(ORDER_KEY) is not None:  # the moments belong to the primitive cell's sites
+        return conventional_of_reference(material, primitive_cell(material)).repeat(reps)
     return _bulk(material, "conventional").repeat(reps)
 
 
@@ -307,7 +397,7 @@ def conventional_of_reference(material: Mapping, reference: Atoms) -> Atoms:
             f"the relaxed reference cell has {len(reference)} atoms, the configured cell "
             f"{len(configured)}; rerun the relaxation (snakemake --forcerun relax_reference)"
         )
-    if material.get("structure"):
+    if _own_cell(material):
         return primitive_cell(material, reference)
     conventional = _bulk(material, "conventional")
     p = conventional.cell.array @ np.linalg.inv(configured.cell.array)
@@ -369,6 +459,19 @@ def sized_repeat(key: str, params: Mapping, base_cell) -> tuple[int, int, int]:
             raise ValueError(f"config key '{key}.min_width_A' must be > 0 Å, got {width}")
         return repeats_for_width(base_cell, float(width))
     return tuple(int(r) for r in (repeat if repeat is not None else (1, 1, 1)))
+
+
+def with_default_widths(spec: Mapping, r_max_A: float) -> dict:
+    """``config["structures"]`` with ``min_width_A = r_max_A`` (the model cutoff, Å) in each
+    supercell section (``supercell``, ``vacancy``) that gives neither ``repeat`` nor
+    ``min_width_A``: a default that fits any material, not a fixed ``[1, 1, 1]``."""
+    out = dict(spec)
+    for name in SUPERCELL_SECTIONS:
+        params = dict(out.get(name) or {})
+        if params.get("repeat") is None and params.get("min_width_A") is None:
+            params["min_width_A"] = float(r_max_A)
+        out[name] = params
+    return out
 
 
 def supercell_repeat(

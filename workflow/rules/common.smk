@@ -4,12 +4,13 @@ from pathlib import Path
 from dft2mlip import active
 from dft2mlip.config import check_config
 from dft2mlip.dft.engines import get_engine
-from dft2mlip.dft.magnetism import with_moments
+from dft2mlip.dft.magnetism import configured_order, material_with_order
 from dft2mlip.structures import (
     SECTIONS,
     SUPERCELL_SECTIONS,
     elastic_structure_ids,
     training_structure_ids,
+    with_default_widths,
 )
 from dft2mlip.study import (
     grid_run_names,
@@ -42,8 +43,16 @@ wildcard_constraints:
 
 def material_config():
     """config["material"] without the keys left at null (no structure file, ideal c/a): rule
-    params stay as they were before those keys existed."""
-    return {k: v for k, v in config["material"].items() if v is not None}
+    params stay as they were before those keys existed; with dft.magnetic_order, the per-site
+    moments every structure made from the cell inherits (structures.ORDER_KEY)."""
+    material = {k: v for k, v in config["material"].items() if v is not None}
+    return material_with_order(material, config["dft"])  # dft.magnetic_order: moments, cell
+
+
+def structures_spec():
+    """config["structures"], each supercell section without repeat or min_width_A sized by the
+    model cutoff (structures.with_default_widths)."""
+    return with_default_widths(config["structures"], config["model"]["r_max_A"])
 
 
 def material_physics():
@@ -257,7 +266,11 @@ def dft_physics_config():
     How runs are launched (dft.labels.execution_settings) is read from the config in the scripts."""
     launch_only = ("executable", "allow_low_cutoff")  # how it runs / a permission, not physics
     cfg = {k: v for k, v in dft_engine_config().items() if k not in launch_only}
-    return with_moments(cfg, config["dft"].get("magnetic_moments_muB"))  # only when spin is on
+    if not new_dft():  # dft.engine none: no labels of our own
+        return cfg
+    engine = get_engine(dft_engine())
+    order = configured_order(config["material"], config["dft"])  # file or dft.magnetic_order
+    return engine.physics_config({**config["dft"], engine.name: cfg}, order)  # spin, U
 
 
 def per_run(pattern):

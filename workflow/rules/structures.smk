@@ -60,7 +60,7 @@ rule structures:
         f"{BENCH}/structures.tsv"
     params:
         material=material_physics(),
-        spec=config["structures"],
+        spec=structures_spec(),
         elastic_strain=config["validation"]["elastic"]["strain_magnitude"],
         seed=config["seed"],
         ids={"train": training_ids(), "elastic": elastic_ids()},

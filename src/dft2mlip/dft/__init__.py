@@ -4,7 +4,8 @@ Read bottom-up; a module imports only from its own layer or below (``tests/test_
 checks this and that ``src/`` has no import cycle):
 
 1. what every engine shares, knowing no engine: ``outputs`` (output frames, run outputs,
-   relaxation outcomes, file helpers), ``magnetism``, ``pseudo``, ``pw_files``, ``run``
+   relaxation outcomes, file helpers), ``hubbard`` (DFT+U in each code's form), ``magnetism``,
+   ``pseudo``, ``pw_files``, ``run``
    (launching a program); ``settings`` (QE's settings object);
 2. one module per engine, owning its settings, input writing, output parsing and
    relaxations: ``qe`` (pw.x), ``vasp`` (which takes its k-point mesh rule from ``qe``);

@@ -81,10 +81,22 @@ class Engine:
     #: :meth:`write_fixed_cell_relax` and :meth:`parse_fixed_cell_relax`
     fixed_cell_relaxation: bool = False
 
-    def check_config(self, dft: Mapping, elements: list[str]) -> None:
+    def check_config(
+        self, dft: Mapping, elements: list[str], order: list[float] | None = None
+    ) -> None:
         """Everything about ``config["dft"]`` this engine can check before any work (files,
-        headers, moments); a ValueError naming the key."""
+        headers, moments, U); a ValueError naming the key. ``order``: the per-site magnetic
+        order of the configured cell (:func:`~dft2mlip.dft.magnetism.configured_order`)."""
         raise NotImplementedError
+
+    def physics_config(self, dft: Mapping, order: list[float] | None = None) -> dict:
+        """The engine's section with what ``dft.*`` adds to every label's settings: initial
+        moments (per element and the per-site ``order``) and DFT+U."""
+        from dft2mlip.dft.hubbard import with_hubbard
+        from dft2mlip.dft.magnetism import with_moments
+
+        section = with_moments(dft.get(self.name, {}), dft.get("magnetic_moments_muB"), order)
+        return with_hubbard(section, dft.get("hubbard"))
 
     def known_settings_hash(self, engine_cfg: Mapping) -> str | None:
         """The settings hash of the labels, where the config alone fixes it; else None."""
@@ -177,16 +189,20 @@ class QE(Engine):
         "conda-forge qe) or load its module"
     )
 
-    def check_config(self, dft: Mapping, elements: list[str]) -> None:
-        """Pseudopotentials (files; UPF headers: element, functional, suggested cutoffs) and
-        initial moments (a moment above a species' valence charge)."""
-        from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+    def check_config(self, dft: Mapping, elements: list[str], order=None) -> None:
+        """Pseudopotentials (files; UPF headers: element, functional, suggested cutoffs),
+        initial moments (a moment above a species' valence charge) and U (an orbital the
+        element and its pseudopotential have)."""
+        from dft2mlip.dft.hubbard import check_hubbard, check_upf_orbital
+        from dft2mlip.dft.magnetism import check_magnetic_moments
         from dft2mlip.dft.pseudo import check_pseudopotential_headers
         from dft2mlip.dft.settings import check_pseudopotentials
 
-        moments = dft.get("magnetic_moments_muB", {})
-        check_magnetic_moments(elements, moments)
-        settings = self.settings(with_moments(dft["qe"], moments))
+        check_magnetic_moments(
+            elements, dft.get("magnetic_moments_muB", {}), _ordered(elements, order)
+        )
+        entries = check_hubbard(dft.get("hubbard"), elements)
+        settings = self.settings(self.physics_config(dft, order))
         check_pseudopotentials(settings, elements)
         cutoffs = {"ecutwfc_Ry": settings.ecutwfc_Ry, "ecutrho_Ry": settings.ecutrho_Ry}
         check_pseudopotential_headers(
@@ -194,6 +210,9 @@ class QE(Engine):
             allow_low_cutoff=settings.allow_low_cutoff,
         )  # fmt: skip
         settings.starting_magnetization()
+        for element, entry in entries.items():
+            name = settings.pseudopotentials[element]
+            check_upf_orbital(element, entry.orbital, settings.pseudo_path / name)
 
     def known_settings_hash(self, engine_cfg: Mapping) -> str | None:
         return self.settings(engine_cfg).settings_hash()
@@ -207,7 +226,10 @@ class QE(Engine):
                 f"({c['smearing']}, {c['degauss_Ry']} Ry), conv_thr {c['conv_thr_Ry']:g} Ry"
             ),
             "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in c["pseudopotentials"].items()),
-        }
+            **({"pw.x extra": "; ".join(
+                f"{nl}: " + ", ".join(f"{k} = {v}" for k, v in keys.items())
+                for nl, keys in c["extra"].items())} if c.get("extra") else {}),
+        }  # fmt: skip
 
     def _settings_class(self):
         from dft2mlip.dft.settings import QESettings
@@ -295,10 +317,11 @@ class VASP(Engine):
     default_executable = "vasp_std"
     install_hint = "load the VASP module (VASP is licensed; dft2mlip cannot install it)"
 
-    def check_config(self, dft: Mapping, elements: list[str]) -> None:
-        """The POTCAR directory, initial moments, and each element's POTCAR (title, functional)
-        where a POTCAR library is configured."""
-        from dft2mlip.dft.magnetism import check_magnetic_moments, with_moments
+    def check_config(self, dft: Mapping, elements: list[str], order=None) -> None:
+        """The POTCAR directory, initial moments, U (an orbital the element has), and each
+        element's POTCAR (title, functional) where a POTCAR library is configured."""
+        from dft2mlip.dft.hubbard import check_hubbard
+        from dft2mlip.dft.magnetism import check_magnetic_moments
         from dft2mlip.dft.vasp import check_potcar_library
 
         potcar_dir = dft.get("vasp", {}).get("potcar_dir")
@@ -308,9 +331,11 @@ class VASP(Engine):
                 "at the POTCAR library as pymatgen expects it (with POT_GGA_PAW_PBE_64/ etc.) or "
                 "set it to null to use PMG_VASP_PSP_DIR"
             )
-        moments = dft.get("magnetic_moments_muB", {})
-        check_magnetic_moments(elements, moments)
-        settings = self.settings(with_moments(dft.get("vasp", {}), moments))
+        check_magnetic_moments(
+            elements, dft.get("magnetic_moments_muB", {}), _ordered(elements, order)
+        )
+        check_hubbard(dft.get("hubbard"), elements)
+        settings = self.settings(self.physics_config(dft, order))
         check_potcar_library(settings, list(dict.fromkeys(elements)))
 
     def _settings_class(self):
@@ -392,6 +417,11 @@ class VASP(Engine):
         from dft2mlip.dft.vasp import vasp_settings
 
         return vasp_settings(file.parent)
+
+
+def _ordered(elements: list[str], order: list[float] | None) -> list[str]:
+    """The elements a per-site order gives moments to (all of the cell's, when there is one)."""
+    return list(elements) if order is not None else []
 
 
 _ENGINES: dict[str, Engine] = {engine.name: engine for engine in (QE(), VASP())}

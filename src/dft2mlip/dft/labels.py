@@ -83,9 +83,15 @@ def parse_run(
     run_info: Mapping | None = None,
     *,
     chosen_path: str | os.PathLike | None = None,
+    allow_order_change: bool = False,
 ) -> Label:
     """Parse the run in ``directory`` into a Label; provenance gets the settings hash, the run
     record and every correction custodian applied.
+
+    Under a per-site magnetic order the label records the initial site moments and, when the
+    output gives the final ones, is "failed" if the run left the order (AFM converged to FM, a
+    moment collapsed; :func:`~dft2mlip.dft.magnetism.order_change`) unless
+    ``allow_order_change`` (``dft.allow_magnetic_order_change``).
 
     Raises
     ------
@@ -115,7 +121,38 @@ def parse_run(
         label.provenance["convergence_point"] = written["convergence_choice"].get("point")
     if run_info.get("walltime_reached") and label.status != "ok":
         label.message = f"walltime reached ({run_info.get('custodian_error')}); {label.message}"
+    if getattr(settings, "magnetic_order_muB", None) is not None:
+        return _checked_order(label, structure, allow_order_change)
     return label
+
+
+def _checked_order(label: Label, structure: Atoms, allow: bool) -> Label:
+    """Record the initial site moments; refuse (status failed, with the cause) an ok label whose
+    final site moments left the initial order, unless ``allow``."""
+    from dataclasses import replace
+
+    from dft2mlip.dft.magnetism import order_change
+
+    initial = [float(m) for m in structure.get_initial_magnetic_moments()]
+    label.provenance["initial_site_moments_muB"] = initial
+    final = label.provenance.get("site_magnetizations_muB")
+    if label.status != "ok":
+        return label
+    if final is None:
+        label.provenance["magnetic_order_check"] = "not done: the output gives no site moments"
+        return label
+    why = order_change(initial, final)
+    label.provenance["magnetic_order_check"] = why or "kept"
+    if why is None or allow:
+        return label
+    return replace(
+        label,
+        status="failed",
+        message=(
+            f"magnetic order changed: {why}; the label is not trained on (set "
+            "dft.allow_magnetic_order_change: true to keep it, or start closer to the order)"
+        ),
+    )
 
 
 def execution_settings(dft_cfg: Mapping) -> dict:

@@ -72,8 +72,10 @@ def read_until(path: str | os.PathLike, stop: str) -> str:
 
 
 def bare_cell(atoms: Atoms) -> Atoms:
-    """Species, positions and cell of ``atoms`` only (no info, calculator or constraints)."""
-    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True)
+    """Species, positions, cell and the sites' initial moments (a magnetic order) of ``atoms``
+    only (no info, calculator or constraints)."""
+    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True,
+                 magmoms=atoms.arrays.get("initial_magmoms"))  # fmt: skip
 
 
 @dataclass

@@ -178,8 +178,10 @@ def write_pw_input(
     Parameters
     ----------
     atoms
-        Periodic structure (Å). Its own initial magnetic moments are ignored: spin comes from
-        ``settings.magnetic_moments_muB``.
+        Periodic structure (Å). Spin comes from the settings: per element
+        (``magnetic_moments_muB``; the structure's own moments are ignored) or, under a per-site
+        order (``magnetic_order_muB``), from the structure's ``initial_magmoms`` (one species per
+        distinct moment); DFT+U and ``dft.qe.extra`` from the settings too.
     settings
         QE settings; the k-point mesh comes from :func:`kpoint_mesh` of the structure's family
         reference cell (:func:`~dft2mlip.structures.kpoint_reference_cell`), ``pseudo_dir`` is
@@ -206,19 +208,23 @@ def write_pw_input(
     mesh = kpoint_mesh(kpoint_reference_cell(atoms), settings.kspacing_per_A)
     clean = atoms.copy()
     clean.constraints = []
-    # spin comes from the settings only (per element, in the settings hash), never from moments
-    # a structure happens to carry. ASE writes each atom's initial moment verbatim as its
-    # species' starting_magnetization, so the atoms carry QE's fraction of the valence charge.
-    fractions = settings.starting_magnetization()
-    clean.set_initial_magnetic_moments([fractions.get(s, 0.0) for s in clean.symbols])
+    # ASE writes each atom's initial moment verbatim as its species' starting_magnetization (one
+    # species per distinct (element, moment)), so the atoms carry QE's fraction of the valence
+    clean.set_initial_magnetic_moments(_site_fractions(atoms, settings))
+    data = input_data if input_data is not None else pw_input_data(atoms, settings)
+    data = {name: dict(keys) for name, keys in data.items()}
+    for namelist, keys in settings.extra.items():  # dft.qe.extra: checked, never an owned key
+        data.setdefault(namelist, {}).update(keys)
+    cards = _hubbard_input(clean, settings, data)
     buffer = io.StringIO()
     ase.io.write(
         buffer,
         clean,
         format="espresso-in",
-        input_data=input_data if input_data is not None else pw_input_data(atoms, settings),
+        input_data=data,
         pseudopotentials={s: settings.pseudopotentials[s] for s in set(clean.symbols)},
         kpts=mesh,
+        additional_cards=cards or None,
     )
     # ASE writes empty &IONS/&CELL/&FCP/&RISM namelists; pw.x 6.x warns about them
     text = _EMPTY_NAMELIST.sub(
@@ -229,6 +235,63 @@ def write_pw_input(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return mesh
+
+
+def _site_fractions(atoms: Atoms, settings: QESettings) -> list[float]:
+    """Each site's ``starting_magnetization``: its moment / its element's UPF ``z_valence``.
+
+    With a per-site order (``settings.magnetic_order_muB``) the moments are the structure's own
+    (``initial_magmoms``, inherited from the configured cell's sites); else the element's
+    moment from the settings; never moments a structure happens to carry otherwise.
+    """
+    from dft2mlip.dft.magnetism import starting_magnetization
+
+    if not settings.spin_polarised:
+        return [0.0] * len(atoms)
+    if settings.magnetic_order_muB is None:
+        fractions = settings.starting_magnetization()
+        return [fractions.get(s, 0.0) for s in atoms.symbols]
+    if not atoms.has("initial_magmoms"):
+        raise ValueError(
+            f"structure {atoms.info.get('structure_id', '?')} carries no site moments, but the "
+            "settings have a per-site magnetic order (dft.magnetic_order or the structure "
+            "file's moments); make it from the configured cell, which carries them"
+        )
+    z_valence = settings.z_valence()
+    return [
+        starting_magnetization(m, z_valence[s], element=s)
+        for s, m in zip(atoms.symbols, atoms.get_initial_magnetic_moments(), strict=True)
+    ]
+
+
+def _species(atoms: Atoms, spin: bool) -> list[tuple[str, str]]:
+    """``(label, element)`` of each species in the order ASE's espresso writer numbers them:
+    first occurrence of each element (each (element, moment) when spin-polarised), labels
+    ``Ni``, ``Ni1``, ``Ni2`` ..."""
+    keys: list[tuple[str, float]] = []
+    moments = atoms.get_initial_magnetic_moments() if spin else [0.0] * len(atoms)
+    for symbol, moment in zip(atoms.symbols, moments, strict=True):
+        if (symbol, moment if spin else 0.0) not in keys:
+            keys.append((symbol, moment if spin else 0.0))
+    out = []
+    for index, (symbol, _) in enumerate(keys):
+        n = sum(k[0] == symbol for k in keys[:index])
+        out.append((f"{symbol}{n}" if n else symbol, symbol))
+    return out
+
+
+def _hubbard_input(atoms: Atoms, settings: QESettings, data: dict) -> list[str]:
+    """Add the DFT+U keys to ``data['system']`` (pw.x < 7.1) or return the HUBBARD card
+    (>= 7.1), in the form of the installed pw.x (its version read from pw.x itself)."""
+    from dft2mlip.dft.hubbard import parse_hubbard, pw_version, qe_hubbard_input
+
+    entries = parse_hubbard(settings.hubbard)
+    if not entries:
+        return []
+    species = _species(atoms, settings.spin_polarised)
+    system, cards = qe_hubbard_input(species, entries, pw_version(settings.executable))
+    data.setdefault("system", {}).update(system)
+    return cards
 
 
 def _duration_s(text: str) -> float | None:

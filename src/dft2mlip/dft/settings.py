@@ -13,9 +13,11 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from dft2mlip.dft.hubbard import parse_hubbard
 
 DEFAULT_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 _KEY = "dft.qe"
@@ -27,6 +29,62 @@ _SMEARINGS = {
     "marzari-vanderbilt", "cold", "m-v", "mv",
     "fermi-dirac", "f-d", "fd",
 }  # fmt: skip
+#: namelists ``dft.qe.extra`` may add keys to
+_EXTRA_NAMELISTS = ("control", "system", "electrons", "ions", "cell")
+#: pw.x keys the pipeline sets itself -> the dft.qe key that sets them ("" = not configurable)
+_OWNED = {
+    "calculation": "", "tstress": "", "tprnfor": "", "prefix": "", "pseudo_dir": "pseudo_dir",
+    "outdir": "", "disk_io": "", "ibrav": "", "nat": "", "ntyp": "", "celldm": "",
+    "ecutwfc": "ecutwfc_Ry", "ecutrho": "ecutrho_Ry", "occupations": "occupations",
+    "smearing": "smearing", "degauss": "degauss_Ry", "conv_thr": "conv_thr_Ry",
+    "electron_maxstep": "electron_maxstep", "mixing_beta": "mixing_beta",
+    "nspin": "dft.magnetic_moments_muB / dft.magnetic_order",
+    "starting_magnetization": "dft.magnetic_moments_muB / dft.magnetic_order",
+    "tot_magnetization": "dft.magnetic_moments_muB / dft.magnetic_order",
+    "noncolin": "", "lspinorb": "",
+    "lda_plus_u": "dft.hubbard", "lda_plus_u_kind": "dft.hubbard", "hubbard_u": "dft.hubbard",
+    "hubbard_j0": "dft.hubbard", "hubbard_j": "dft.hubbard", "hubbard_alpha": "dft.hubbard",
+    "hubbard_beta": "dft.hubbard", "u_projection_type": "dft.hubbard",
+}  # fmt: skip
+#: extra keys that steer the SCF or the output but not the converged result (not hashed)
+_EXTRA_NON_PHYSICS = frozenset(
+    {"mixing_mode", "mixing_ndim", "diagonalization", "startingwfc", "startingpot", "verbosity",
+     "max_seconds", "wf_collect", "diago_david_ndim", "diago_full_acc"}
+)  # fmt: skip
+
+
+def check_qe_extra(extra: Mapping) -> dict:
+    """``dft.qe.extra`` as ``{namelist: {key: value}}``, refusing keys the pipeline owns.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``dft.qe.extra.<namelist>.<key>`` and where the setting belongs.
+    """
+    out: dict = {}
+    for namelist, keys in (extra or {}).items():
+        where = f"{_KEY}.extra.{namelist}"
+        if str(namelist).lower() not in _EXTRA_NAMELISTS or not isinstance(keys, Mapping):
+            raise ValueError(
+                f"config key '{where}' must be one of the namelists {list(_EXTRA_NAMELISTS)} "
+                "mapping pw.x keys to values, e.g. {system: {vdw_corr: dft-d3}}"
+            )
+        for key, value in keys.items():
+            base = str(key).split("(")[0].lower()
+            if base in _OWNED:
+                owner = _OWNED[base]
+                fix = (
+                    f"set {owner if '.' in owner else f'{_KEY}.{owner}'} instead"
+                    if owner
+                    else ("the pipeline sets it for every label; remove it")
+                )
+                raise ValueError(f"config key '{where}.{key}' is set by the pipeline; {fix}")
+            if isinstance(value, Mapping | list | tuple) or value is None:
+                raise ValueError(
+                    f"config key '{where}.{key}' must be a single value, got {value!r}"
+                )
+        out[str(namelist).lower()] = dict(keys)
+    return out
 
 
 def resolve_pseudo_dir(configured: str | os.PathLike | None) -> Path:
@@ -102,6 +160,10 @@ class QESettings:
     mixing_beta: float = 0.7
     allow_low_cutoff: bool = False
     magnetic_moments_muB: Mapping[str, float] = field(default_factory=dict)
+    #: per-site order (μB, one per site of the configured cell); the structures carry it
+    magnetic_order_muB: Sequence[float] | None = None
+    hubbard: Mapping[str, Mapping] = field(default_factory=dict)
+    extra: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
@@ -175,6 +237,12 @@ class QESettings:
             if isinstance(moment, bool) or not isinstance(moment, int | float):
                 raise bad(f"magnetic_moments_muB.{element}", f"must be a number, got {moment!r}")
         object.__setattr__(self, "magnetic_moments_muB", moments)
+        if self.magnetic_order_muB is not None:
+            order = [float(m) for m in self.magnetic_order_muB]
+            object.__setattr__(self, "magnetic_order_muB", order if any(order) else None)
+        parse_hubbard(self.hubbard)  # one line naming the entry
+        object.__setattr__(self, "hubbard", {k: dict(v) for k, v in sorted(self.hubbard.items())})
+        object.__setattr__(self, "extra", check_qe_extra(self.extra))
 
     @classmethod
     def from_config(cls, qe_cfg: Mapping) -> QESettings:
@@ -202,7 +270,18 @@ class QESettings:
     @property
     def spin_polarised(self) -> bool:
         """Whether labels are spin-polarised (a nonzero initial moment; ``nspin = 2``)."""
-        return any(m != 0 for m in self.magnetic_moments_muB.values())
+        return self.magnetic_order_muB is not None or any(
+            m != 0 for m in self.magnetic_moments_muB.values()
+        )
+
+    def z_valence(self) -> dict[str, float]:
+        """UPF ``z_valence`` of each element's pseudopotential (electrons)."""
+        from dft2mlip.dft.pseudo import read_upf_header
+
+        return {
+            element: read_upf_header(self.pseudo_path / name).z_valence
+            for element, name in sorted(self.pseudopotentials.items())
+        }
 
     def starting_magnetization(self) -> dict[str, float]:
         """QE ``starting_magnetization`` per element: moment (μB) / UPF ``z_valence``.
@@ -264,6 +343,18 @@ class QESettings:
             physics["nspin"] = 2
             physics["magnetic_moments_muB"] = dict(sorted(self.magnetic_moments_muB.items()))
             physics["starting_magnetization"] = self.starting_magnetization()
+        if self.magnetic_order_muB is not None:  # per site; QE fractions follow from z_valence
+            physics["magnetic_order_muB"] = list(self.magnetic_order_muB)
+        if self.hubbard:
+            from dft2mlip.dft import hubbard
+
+            physics["hubbard"] = hubbard.physics(parse_hubbard(self.hubbard))
+        extra = {
+            namelist: {k: v for k, v in sorted(keys.items()) if k.lower() not in _EXTRA_NON_PHYSICS}
+            for namelist, keys in sorted(self.extra.items())
+        }
+        if any(extra.values()):
+            physics["extra"] = {k: v for k, v in extra.items() if v}
         return physics
 
     def settings_hash(self) -> str:

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -62,7 +62,11 @@ _MANAGED = {
     "PREC": "prec",
     "ISPIN": "ispin",
     "NELM": "nelm",
-}
+    "MAGMOM": "dft.magnetic_moments_muB / dft.magnetic_order",
+    "LDAU": "dft.hubbard", "LDAUTYPE": "dft.hubbard", "LDAUL": "dft.hubbard",
+    "LDAUU": "dft.hubbard", "LDAUJ": "dft.hubbard",
+    "NSW": "", "IBRION": "", "ISIF": "", "KGAMMA": "kspacing_per_A",
+}  # fmt: skip
 # structure-dependent tables of the input set that do not apply to a non-magnetic, non-+U run
 _STRUCTURE_TABLES = ("MAGMOM", "LDAUU", "LDAUJ", "LDAUL", "LDAUTYPE", "LDAU")
 _NOT_CONVERGED_HINT = "raise dft.vasp.nelm or let the SCF handler lower AMIX/BMIX"
@@ -92,10 +96,21 @@ class VaspSettings:
     nelm: int = 200
     incar: Mapping[str, object] = field(default_factory=dict)
     magnetic_moments_muB: Mapping[str, float] = field(default_factory=dict)
+    #: per-site order (μB, one per site of the configured cell); the structures carry it
+    magnetic_order_muB: Sequence[float] | None = None
+    hubbard: Mapping[str, Mapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
             return ValueError(f"{_KEY}.{key} {why}")
+
+        from dft2mlip.dft.hubbard import parse_hubbard
+
+        parse_hubbard(self.hubbard)  # one line naming the entry
+        object.__setattr__(self, "hubbard", {k: dict(v) for k, v in sorted(self.hubbard.items())})
+        if self.magnetic_order_muB is not None:
+            order = [float(m) for m in self.magnetic_order_muB]
+            object.__setattr__(self, "magnetic_order_muB", order if any(order) else None)
 
         if not isinstance(self.executable, str) or not self.executable.strip():
             raise bad("executable", f"must name the VASP program, got {self.executable!r}")
@@ -128,7 +143,7 @@ class VaspSettings:
             raise bad("ismear", f"must be a VASP ISMEAR value (-5..5), got {self.ismear}")
         moments = {str(k): float(v) for k, v in dict(self.magnetic_moments_muB or {}).items()}
         object.__setattr__(self, "magnetic_moments_muB", moments)
-        if any(m != 0 for m in moments.values()):
+        if any(m != 0 for m in moments.values()) or self.magnetic_order_muB is not None:
             object.__setattr__(self, "ispin", 2)  # MAGMOM per element, in the settings hash
         elif self.ispin != 1:
             raise bad(
@@ -145,10 +160,13 @@ class VaspSettings:
         incar = {str(k).upper(): v for k, v in dict(self.incar or {}).items()}
         clash = sorted(set(incar) & set(_MANAGED))
         if clash:
-            raise bad(
-                f"incar.{clash[0]}",
-                f"is set by {_KEY}.{_MANAGED[clash[0]]}; set it there instead",
+            owner = _MANAGED[clash[0]]
+            fix = (
+                f"set {owner if '.' in owner else f'{_KEY}.{owner}'} instead"
+                if owner
+                else "the pipeline sets it for every label (a static single point); remove it"
             )
+            raise bad(f"incar.{clash[0]}", f"is set by the pipeline; {fix}")
         object.__setattr__(self, "incar", incar)
 
     @classmethod
@@ -165,6 +183,9 @@ class VaspSettings:
 
     def user_incar_settings(self) -> dict:
         """INCAR tags given to ``MatPESStaticSet`` on top of its own (forces and stress on)."""
+        from dft2mlip.dft.hubbard import parse_hubbard, vasp_ldau_incar
+
+        per_element = self.ispin == 2 and self.magnetic_order_muB is None
         return {
             **self.incar,
             "ENCUT": self.encut_eV,
@@ -182,9 +203,16 @@ class VaspSettings:
             "LCHARG": False,
             "LAECHG": False,
             "LWAVE": False,
-            # per element (pymatgen expands it per site); None: not spin-polarised
-            "MAGMOM": dict(sorted(self.magnetic_moments_muB.items())) if self.ispin == 2 else None,
-            "LORBIT": None,
+            # per element (pymatgen expands it per site); a per-site order: the sites' own
+            # moments (the structure's magmom site property); None: not spin-polarised
+            "MAGMOM": (
+                dict(sorted(self.magnetic_moments_muB.items()))
+                if per_element
+                else ({} if self.ispin == 2 else None)  # {}: the sites' own magmom property
+            ),
+            # per-site order: OUTCAR's per-site magnetization table, to check the order kept
+            "LORBIT": 11 if self.magnetic_order_muB is not None else None,
+            **vasp_ldau_incar(parse_hubbard(self.hubbard)),
         }
 
     def psp_dir(self) -> str | None:
@@ -222,7 +250,11 @@ class VaspSettings:
             k: v for k, v in sorted(self.template_incar().items()) if k not in NON_PHYSICS_INCAR
         }
         functional = self.potcar_functional or MatPESStaticSet.CONFIG.get("POTCAR_FUNCTIONAL")
+        extra = {}
+        if self.magnetic_order_muB is not None:
+            extra["magnetic_order_muB"] = list(self.magnetic_order_muB)
         return {
+            **extra,
             "engine": "vasp",
             "input_set": "MatPESStaticSet",
             "incar": {k: (v if not isinstance(v, float) else float(v)) for k, v in incar.items()},
@@ -246,12 +278,12 @@ def _input_set(atoms: Atoms, settings: VaspSettings):
     clean = atoms.copy()
     clean.calc = None
     clean.constraints = []
-    # spin comes from the settings only; a site moment also stands for 0 (pymatgen would
-    # replace a 0 from the MAGMOM dict by its own default table)
-    moments = settings.magnetic_moments_muB if settings.ispin == 2 else {}
-    clean.set_initial_magnetic_moments([moments.get(s, 0.0) for s in clean.symbols])
+    # spin comes from the settings: per element, or per site (the structure's own moments,
+    # inherited from the configured cell's sites); a site moment also stands for 0 (pymatgen
+    # would replace a 0 from the MAGMOM dict by its own default table)
+    clean.set_initial_magnetic_moments(_site_moments(atoms, settings))
     structure = AseAtomsAdaptor.get_structure(clean)
-    if not moments:
+    if settings.ispin != 2:
         structure.remove_site_property("magmom")
     kwargs = {}
     if settings.potcar_functional:
@@ -263,6 +295,21 @@ def _input_set(atoms: Atoms, settings: VaspSettings):
         sort_structure=False,  # keep the label's atom order
         **kwargs,
     )
+
+
+def _site_moments(atoms: Atoms, settings: VaspSettings) -> list[float]:
+    """Each site's MAGMOM (μB): the structure's own moments under a per-site order, else the
+    element's moment from the settings (0 when not spin-polarised)."""
+    if settings.magnetic_order_muB is None:
+        moments = settings.magnetic_moments_muB if settings.ispin == 2 else {}
+        return [moments.get(s, 0.0) for s in atoms.symbols]
+    if not atoms.has("initial_magmoms"):
+        raise ValueError(
+            f"structure {atoms.info.get('structure_id', '?')} carries no site moments, but the "
+            "settings have a per-site magnetic order (dft.magnetic_order or the structure "
+            "file's moments); make it from the configured cell, which carries them"
+        )
+    return [float(m) for m in atoms.get_initial_magnetic_moments()]
 
 
 def potcar_hashes_from_file(path: str | os.PathLike) -> dict[str, str]:
@@ -368,8 +415,9 @@ def write_vasp_input(atoms: Atoms, settings: VaspSettings, directory: str | os.P
     Parameters
     ----------
     atoms
-        Periodic structure (Å). Its own initial moments are ignored: spin (ISPIN, MAGMOM per
-        site) comes from ``settings.magnetic_moments_muB``.
+        Periodic structure (Å). Spin (ISPIN, MAGMOM per site) comes from the settings: per
+        element (``magnetic_moments_muB``; the structure's own moments are ignored) or, under a
+        per-site order (``magnetic_order_muB``), from the structure's ``initial_magmoms``.
     settings
         VASP settings. The KPOINTS file holds the mesh of the structure's family reference cell
         (:func:`write_family_kpoints`), which VASP uses instead of ``KSPACING``.

@@ -154,9 +154,10 @@ class DeformationSpec:
         ``1 - (dt / τ_P) σ_jj / M``. A poor estimate changes how fast, not where, the lateral
         stress relaxes.
     min_width_A
-        Instead of ``repeat`` (at most one of the two; neither: ``[1, 1, 1]``): the MD cell is
-        the fewest repetitions of the conventional cell whose perpendicular widths are all at
-        least this (Å); :meth:`sized` turns it into ``repeat`` once the cell is known.
+        Instead of ``repeat`` (at most one of the two): the MD cell is the fewest repetitions of
+        the conventional cell whose perpendicular widths are all at least this (Å). Neither: the
+        fewest repetitions whose cell stays wider than the model cutoff along the whole path.
+        :meth:`sized` turns either into ``repeat`` once the cell (and the cutoff) is known.
     """
 
     mode: str
@@ -271,7 +272,9 @@ class DeformationSpec:
             if isinstance(self.min_width_A, bool) or not float(self.min_width_A) > 0:
                 raise ValueError(f"{k}.min_width_A = {self.min_width_A!r} must be > 0 Å")
             return
-        repeat = (1, 1, 1) if self.repeat is None else self.repeat
+        if self.repeat is None:  # sized from the model cutoff (sized)
+            return
+        repeat = self.repeat
         try:
             rep = tuple(int(r) for r in repeat)
         except (TypeError, ValueError):
@@ -280,17 +283,36 @@ class DeformationSpec:
             raise ValueError(f"{k}.repeat = {self.repeat!r} must be three positive integers")
         self.repeat = rep
 
-    def sized(self, conventional_cell) -> DeformationSpec:
-        """This spec with ``repeat`` fixed for ``conventional_cell`` (3x3 Å): ``min_width_A``
-        becomes the fewest repetitions that reach it (itself when ``repeat`` was given)."""
+    def sized(self, conventional_cell, r_max_A: float | None = None) -> DeformationSpec:
+        """This spec with ``repeat`` fixed for ``conventional_cell`` (3x3 Å): itself when
+        ``repeat`` was given; ``min_width_A`` becomes the fewest repetitions that reach it;
+        neither: the fewest repetitions whose cell passes :meth:`check_supercell` for the model
+        cutoff ``r_max_A`` (Å) along the whole path (widths from r_max (1 + max_strain) up)."""
         from dataclasses import replace
 
         from dft2mlip.structures import repeats_for_width
 
-        if self.min_width_A is None:
+        if self.min_width_A is not None:
+            repeat = repeats_for_width(conventional_cell, float(self.min_width_A))
+            return replace(self, repeat=repeat, min_width_A=None)
+        if self.repeat is not None:
             return self
-        repeat = repeats_for_width(conventional_cell, float(self.min_width_A))
-        return replace(self, repeat=repeat, min_width_A=None)
+        if r_max_A is None:
+            raise ValueError(f"{CONFIG_KEY}: neither repeat nor min_width_A is set, and no model "
+                             "cutoff to size the MD cell from; set one of them")  # fmt: skip
+        cell = np.asarray(conventional_cell, dtype=float)
+        for margin in (1.0, 1.1, 1.25, 1.5, 2.0, 3.0):  # strain and shear narrow the cell
+            repeat = repeats_for_width(cell, r_max_A * margin * (1 + abs(self.max_strain)))
+            sized = replace(self, repeat=repeat)
+            try:
+                sized.check_supercell(np.diag(repeat) @ cell, r_max_A, r_max_key="r_max")
+            except ValueError:
+                continue
+            return sized
+        raise ValueError(
+            f"{CONFIG_KEY}: no MD cell up to 3 r_max wide stays wider than the "
+            f"cutoff {r_max_A:g} Å along the path; set {CONFIG_KEY}.repeat"
+        )
 
     @classmethod
     def from_config(cls, md_cfg: Mapping) -> DeformationSpec:
@@ -531,6 +553,7 @@ def _md_record(work: Atoms, spec: DeformationSpec, step: int) -> tuple[dict, Ato
         cell=work.cell,
         pbc=work.pbc,
         momenta=work.get_momenta(),
+        magmoms=work.arrays.get("initial_magmoms"),  # a magnetic order goes with the sites
     )
     frame.info.update(
         {
@@ -638,7 +661,13 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
     snapshots = []
     for k, i in enumerate(picked):
         f = frames[i]
-        snap = Atoms(numbers=f.numbers, positions=f.positions, cell=f.cell, pbc=f.pbc)
+        snap = Atoms(
+            numbers=f.numbers,
+            positions=f.positions,
+            cell=f.cell,
+            pbc=f.pbc,
+            magmoms=f.arrays.get("initial_magmoms"),
+        )  # the sites' magnetic order
         snap.info.update(
             {
                 "structure_id": f"{id_prefix}-{k:02d}",
