@@ -275,43 +275,9 @@ def select_settings(
         If a point is missing or the reference point did not finish ok.
     """
     ref_id = spec.reference_id()
-    missing = [p for p, _, _ in spec.points() if p not in results]
-    if missing:
-        raise ValueError(f"convergence results missing for points {missing}")
-    reference = results[ref_id]
-    bad = [n for n, s in reference["structures"].items() if s["status"] != "ok"]
-    if bad:
-        raise ValueError(
-            f"the reference point {ref_id} failed for structure(s) {bad} "
-            f"({reference['structures'][bad[0]]['message']}); the study cannot judge the grid"
-        )
-    rows = []
-    for pid, cutoff, spacing in spec.points():
-        res = results[pid]
-        a = res["structures"]["A"]
-        ok = all(s["status"] == "ok" for s in res["structures"].values())
-        n_k = a.get("n_kpoints") or math.nan
-        errors = point_errors(res, reference)
-        within = bool(
-            ok
-            and errors["energy_diff_err_meV_per_atom"] <= spec.energy_tol_meV_per_atom
-            and errors["force_err_meV_per_A"] <= spec.force_tol_meV_per_A
-            and errors["stress_err_GPa"] <= spec.stress_tol_GPa
-        )
-        rows.append(
-            {
-                "cutoff": cutoff,
-                "kspacing_per_A": spacing,
-                "point": pid,
-                "status": "ok" if ok else "failed",
-                "n_kpoints": n_k,
-                "cost": cutoff**1.5 * n_k,
-                "wall_time_s": sum(s["wall_time_s"] for s in res["structures"].values()),
-                **errors,
-                "within_tolerance": within,
-                "chosen": False,
-            }
-        )
+    reference = _reference_result(results, spec)
+    rows = [_point_row(pid, cutoff, spacing, results[pid], reference, spec)
+            for pid, cutoff, spacing in spec.points()]  # fmt: skip
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     candidates = table[table["within_tolerance"]].sort_values(
         ["cost", "cutoff", "kspacing_per_A"], ascending=[True, False, True]
@@ -325,12 +291,61 @@ def select_settings(
             "show convergence; extend dft.convergence.cutoffs / kspacings_per_A"
         )
         log.warning(warning)
-    chosen = {
+    return table, _choice(best, spec, engine, warning)
+
+
+def _reference_result(results: Mapping[str, Mapping], spec: ConvergenceSpec) -> Mapping:
+    """The reference point's result; raises when a point is missing or the reference failed."""
+    ref_id = spec.reference_id()
+    missing = [p for p, _, _ in spec.points() if p not in results]
+    if missing:
+        raise ValueError(f"convergence results missing for points {missing}")
+    reference = results[ref_id]
+    bad = [n for n, s in reference["structures"].items() if s["status"] != "ok"]
+    if bad:
+        raise ValueError(
+            f"the reference point {ref_id} failed for structure(s) {bad} "
+            f"({reference['structures'][bad[0]]['message']}); the study cannot judge the grid"
+        )
+    return reference
+
+
+def _point_row(
+    pid: str, cutoff: float, spacing: float, res: Mapping, reference: Mapping,
+    spec: ConvergenceSpec,
+) -> dict:  # fmt: skip
+    """One row of the study's table: the point's errors against the reference and its cost."""
+    ok = all(s["status"] == "ok" for s in res["structures"].values())
+    n_k = res["structures"]["A"].get("n_kpoints") or math.nan
+    errors = point_errors(res, reference)
+    within = bool(
+        ok
+        and errors["energy_diff_err_meV_per_atom"] <= spec.energy_tol_meV_per_atom
+        and errors["force_err_meV_per_A"] <= spec.force_tol_meV_per_A
+        and errors["stress_err_GPa"] <= spec.stress_tol_GPa
+    )
+    return {
+        "cutoff": cutoff,
+        "kspacing_per_A": spacing,
+        "point": pid,
+        "status": "ok" if ok else "failed",
+        "n_kpoints": n_k,
+        "cost": cutoff**1.5 * n_k,
+        "wall_time_s": sum(s["wall_time_s"] for s in res["structures"].values()),
+        **errors,
+        "within_tolerance": within,
+        "chosen": False,
+    }
+
+
+def _choice(best: pd.Series, spec: ConvergenceSpec, engine: str, warning: str | None) -> dict:
+    """The chosen settings record of :func:`select_settings` from the table's best row."""
+    return {
         "engine": engine,
         "cutoff": float(best["cutoff"]),
         "kspacing_per_A": float(best["kspacing_per_A"]),
         "point": str(best["point"]),
-        "reference": ref_id,
+        "reference": spec.reference_id(),
         "tolerances": {
             "energy_diff_meV_per_atom": spec.energy_tol_meV_per_atom,
             "forces_meV_per_A": spec.force_tol_meV_per_A,
@@ -342,7 +357,6 @@ def select_settings(
         },
         "warning": warning,
     }
-    return table, chosen
 
 
 def plot_study(table: pd.DataFrame, spec: ConvergenceSpec, path: str | os.PathLike) -> None:
