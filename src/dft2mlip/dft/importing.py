@@ -187,16 +187,7 @@ def import_settings_hashes(source: Mapping) -> dict[str, list[str]]:
 def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: int) -> Label:
     """One frame of an external extxyz -> Label (status from the checks)."""
     info = dict(atoms.info)
-    results = dict(atoms.calc.results) if atoms.calc is not None else {}
-    energy_kind = "as_given"
-    if "REF_energy" in info:
-        energy = info["REF_energy"]
-    elif "free_energy" in results:
-        energy, energy_kind = results["free_energy"], "free_energy"
-    else:
-        energy = results.get("energy", info.get("energy"))
-    forces = atoms.arrays.get("REF_forces", results.get("forces"))
-    stress = info.get("REF_stress", results.get("stress"))
+    energy, energy_kind, forces, stress = _given_values(atoms)
     clean = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell,
                   pbc=atoms.pbc)  # fmt: skip
     config_type = str(info.get("config_type", source.get("config_type", "imported")))
@@ -213,61 +204,77 @@ def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: i
         },
     }
     settings_hash, prov["settings"] = _extxyz_settings(info, source)
+    status, message, forces, stress = _checked_values(
+        info, path, energy, forces, stress, len(atoms)
+    )
+    if status == "ok":
+        clean.info["REF_energy"] = float(energy)
+        clean.arrays["REF_forces"] = forces
+        clean.info["REF_stress"] = stress
+        message = f"imported from {Path(path).name} frame {index}"
+    return Label(
+        structure_id=sid,
+        config_type=config_type,
+        status=status,
+        message=message,
+        atoms=clean,
+        provenance=prov,
+        energy_kind=energy_kind,
+        settings_hash=settings_hash,
+        dft_engine=prov["engine"],
+    )
 
-    def label(status: str, message: str) -> Label:
-        return Label(
-            structure_id=sid,
-            config_type=config_type,
-            status=status,
-            message=message,
-            atoms=clean,
-            provenance=prov,
-            energy_kind=energy_kind,
-            settings_hash=settings_hash,
-            dft_engine=prov["engine"],
-        )
 
+def _given_values(atoms: Atoms) -> tuple:
+    """(energy, energy kind, forces, stress) as an extxyz frame gives them: the ``REF_*`` keys,
+    else its calculator's results (the free energy where given); None where absent."""
+    info = atoms.info
+    results = dict(atoms.calc.results) if atoms.calc is not None else {}
+    energy_kind = "as_given"
+    if "REF_energy" in info:
+        energy = info["REF_energy"]
+    elif "free_energy" in results:
+        energy, energy_kind = results["free_energy"], "free_energy"
+    else:
+        energy = results.get("energy", info.get("energy"))
+    forces = atoms.arrays.get("REF_forces", results.get("forces"))
+    stress = info.get("REF_stress", results.get("stress"))
+    return energy, energy_kind, forces, stress
+
+
+def _checked_values(info: Mapping, path: str, energy, forces, stress, n_atoms: int) -> tuple:
+    """(status, message, forces, stress) of an extxyz frame: "ok" with forces (N, 3) and stress
+    (6, Voigt) as float arrays, else the status and one-line cause it is refused with."""
     if str(info.get("status", "ok")) != "ok":
-        return label(
-            str(info["status"]) if info["status"] in ("scf_not_converged", "failed") else "failed",
-            f"marked {info['status']} in {Path(path).name}",
-        )
+        status = info["status"] if info["status"] in ("scf_not_converged", "failed") else "failed"
+        return str(status), f"marked {info['status']} in {Path(path).name}", forces, stress
     if info.get("converged") is False or info.get("scf_converged") is False:
-        return label("scf_not_converged", "marked not converged in the source file")
+        return "scf_not_converged", "marked not converged in the source file", forces, stress
     if energy is None or forces is None or stress is None:
         missing = [n for n, v in (("energy", energy), ("forces", forces), ("stress", stress))
                    if v is None]  # fmt: skip
-        return label(
-            "failed",
-            f"no {', '.join(missing)} (REF_energy/REF_forces/REF_stress or calculator results)",
-        )
+        return ("failed", f"no {', '.join(missing)} (REF_energy/REF_forces/REF_stress or "
+                "calculator results)", forces, stress)  # fmt: skip
     forces = np.asarray(forces, dtype=float)
     stress = np.asarray(stress, dtype=float)
     if stress.shape == (3, 3):
         if not np.allclose(stress, stress.T, atol=1e-8):
-            return label("failed", "stress tensor is not symmetric")
+            return "failed", "stress tensor is not symmetric", forces, stress
         stress = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]
-    if forces.shape != (len(atoms), 3) or stress.shape != (6,):
-        return label(
-            "failed",
-            f"forces shape {forces.shape} / stress shape {stress.shape} are not (N, 3)/(6,)",
-        )
+    if forces.shape != (n_atoms, 3) or stress.shape != (6,):
+        return ("failed", f"forces shape {forces.shape} / stress shape {stress.shape} are not "
+                "(N, 3)/(6,)", forces, stress)  # fmt: skip
     if not (
         math.isfinite(float(energy)) and np.isfinite(forces).all() and np.isfinite(stress).all()
     ):
-        return label("failed", "non-finite energy, forces or stress")
+        return "failed", "non-finite energy, forces or stress", forces, stress
     if np.abs(stress).max() > MAX_PLAUSIBLE_STRESS_EV_PER_A3:
-        return label(
-            "failed",
-            f"|stress| up to {np.abs(stress).max():.3g}: not eV/Å³ (GPa or kbar?); convert to "
-            "eV/Å³, tension positive, before importing",
-        )
+        return ("failed", f"|stress| up to {np.abs(stress).max():.3g}: not eV/Å³ (GPa or kbar?); "
+                "convert to eV/Å³, tension positive, before importing", forces, stress)  # fmt: skip
     if np.abs(forces).max() > MAX_PLAUSIBLE_FORCE_EV_PER_A:
-        return label("failed", f"|force| up to {np.abs(forces).max():.3g} eV/Å is implausible")
-    clean.info["REF_energy"] = float(energy)
-    clean.arrays["REF_forces"] = forces
-    clean.info["REF_stress"] = stress
-    return label("ok", f"imported from {Path(path).name} frame {index}")
+        message = f"|force| up to {np.abs(forces).max():.3g} eV/Å is implausible"
+        return "failed", message, forces, stress
+    return "ok", "", forces, stress
 
 
 def import_extxyz(source: Mapping) -> list[Label]:
