@@ -691,25 +691,8 @@ def parse_pw_output(
         return label(*why)
     if settings is not None and (why := _settings_mismatch(prov, settings)):
         return label("failed", why)
-    try:
-        parsed = ase.io.read(path, format="espresso-out", index=-1)
-    except Exception as err:  # ASE raises many kinds on malformed files
-        return label("failed", f"ASE could not read {path.name}: {type(err).__name__}: {err}")
-    results = parsed.calc.results if parsed.calc is not None else {}
-    for key, hint in (
-        ("energy", "no '!' total energy line"),
-        ("forces", "no forces (tprnfor)"),
-        ("stress", "no stress (tstress)"),
-    ):
-        if results.get(key) is None:
-            return label("failed", f"pw.x output {path.name} has {hint}")
-    n_steps = len(_BANG.findall(text))
-    if why := _structure_mismatch(parsed, structure, n_steps):
-        if n_steps > 1:
-            why += (
-                f"; the output holds {n_steps} ionic steps and step {n_steps} (the last) was "
-                "compared (a relaxation? import it through dataset.import instead)"
-            )
+    results, why = _pw_results(path, text, structure)
+    if why:
         return label("failed", why)
 
     atoms = structure.copy()
@@ -723,6 +706,33 @@ def parse_pw_output(
     if not all(np.isfinite(v).all() for v in values):
         return label("failed", f"pw.x output {path.name} has NaN or Inf energy, forces or stress")
     return label("ok", f"SCF converged in {prov.get('n_scf_iterations', '?')} iterations", atoms)
+
+
+def _pw_results(path: Path, text: str, structure: Atoms) -> tuple[dict, str]:
+    """ASE's results of the output's last step, ``(results, "")``, or ``({}, why)`` when ASE
+    cannot read it, the energy, forces or stress are missing, or its structure is not
+    ``structure``."""
+    try:
+        parsed = ase.io.read(path, format="espresso-out", index=-1)
+    except Exception as err:  # ASE raises many kinds on malformed files
+        return {}, f"ASE could not read {path.name}: {type(err).__name__}: {err}"
+    results = parsed.calc.results if parsed.calc is not None else {}
+    for key, hint in (
+        ("energy", "no '!' total energy line"),
+        ("forces", "no forces (tprnfor)"),
+        ("stress", "no stress (tstress)"),
+    ):
+        if results.get(key) is None:
+            return {}, f"pw.x output {path.name} has {hint}"
+    n_steps = len(_BANG.findall(text))
+    if why := _structure_mismatch(parsed, structure, n_steps):
+        if n_steps > 1:
+            why += (
+                f"; the output holds {n_steps} ionic steps and step {n_steps} (the last) was "
+                "compared (a relaxation? import it through dataset.import instead)"
+            )
+        return {}, why
+    return results, ""
 
 
 def reported_pressure_kbar(output_path: str | os.PathLike) -> float:
