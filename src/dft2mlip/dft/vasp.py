@@ -623,25 +623,9 @@ def parse_vasp_output(
     if not frames:
         return label("failed", why)
     frame = frames[-1]
-    for name, value in (("free energy TOTEN", frame.energy_eV), ("forces", frame.forces),
-                        ("'in kB' stress line (ISIF?)", frame.stress)):  # fmt: skip
-        if value is None:
-            return label("failed", f"{prov.get('output_file', 'OUTCAR')} has no {name}")
-    if not frame.converged:
-        return label(
-            "scf_not_converged",
-            f"electronic SCF not converged in {frame.n_scf} steps (NELM reached); "
-            f"{_NOT_CONVERGED_HINT}",
-        )
-    if settings is not None and (why := _settings_mismatch(incar, settings)):
-        return label("failed", why)
-    if why := _structure_mismatch(frame.atoms, structure):
-        if len(frames) > 1:
-            why += (
-                f"; the output holds {len(frames)} ionic steps and step {len(frames)} (the last) "
-                "was compared (a relaxation? import it through dataset.import instead)"
-            )
-        return label("failed", why)
+    status, why = _last_frame_refusal(frames, incar, structure, settings, prov)
+    if why:
+        return label(status, why)
     atoms = structure.copy()
     atoms.calc = None
     atoms.info["REF_energy"] = float(frame.energy_eV)  # eV, free energy TOTEN
@@ -652,6 +636,34 @@ def parse_vasp_output(
         return label("failed", "VASP output has NaN or Inf energy, forces or stress")
     prov["n_scf_iterations"] = frame.n_scf
     return label("ok", f"SCF converged in {frame.n_scf} steps", atoms)
+
+
+def _last_frame_refusal(
+    frames: list, incar: Mapping, structure: Atoms, settings: VaspSettings | None, prov: Mapping
+) -> tuple[str, str]:
+    """``(status, why)`` when the run's last frame cannot be an ok label of ``structure`` (no
+    TOTEN, forces or stress; SCF not converged; other settings; another structure), else
+    ``("ok", "")``."""
+    frame = frames[-1]
+    for name, value in (("free energy TOTEN", frame.energy_eV), ("forces", frame.forces),
+                        ("'in kB' stress line (ISIF?)", frame.stress)):  # fmt: skip
+        if value is None:
+            return "failed", f"{prov.get('output_file', 'OUTCAR')} has no {name}"
+    if not frame.converged:
+        return "scf_not_converged", (
+            f"electronic SCF not converged in {frame.n_scf} steps (NELM reached); "
+            f"{_NOT_CONVERGED_HINT}"
+        )
+    if settings is not None and (why := _settings_mismatch(incar, settings)):
+        return "failed", why
+    if why := _structure_mismatch(frame.atoms, structure):
+        if len(frames) > 1:
+            why += (
+                f"; the output holds {len(frames)} ionic steps and step {len(frames)} (the last) "
+                "was compared (a relaxation? import it through dataset.import instead)"
+            )
+        return "failed", why
+    return "ok", ""
 
 
 #: INCAR tags whose values define the physics of an imported VASP label (its settings hash)
