@@ -316,9 +316,16 @@ def expected_al_jobs(cfg: dict) -> dict:
 def test_dry_run_has_every_generations_jobs(tmp_path):
     cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
     workdir = make_workdir(tmp_path / "w", ROOT / "config" / "examples" / "active_learning.yaml")
-    jobs = planned_jobs(snakemake(workdir, "-n").stdout)
+    out = snakemake(workdir, "-n").stdout
+    jobs = planned_jobs(out)
     for rule, n in expected_al_jobs(cfg).items():
         assert jobs[rule] == n, rule
+    # every job that builds a cell from the material starts from the DFT-relaxed reference
+    # (material.relax is on by default): the exploration MD too, not the configured 5.431 A cell
+    relaxed = "results/dft/reference/relaxed.extxyz"
+    for rule in ("structures", "deformation_md", "al_explore", "md_snapshots"):
+        blocks = [b for b in out.split("\n\n") if f"rule {rule}:" in b]
+        assert blocks and all(relaxed in b for b in blocks), rule
     al, seeds = cfg["active_learning"], cfg["training"]["seeds"]
     new_labels = al["generations"] * al["frames_per_generation"] * 2
     new_models = al["generations"] * 2 * seeds

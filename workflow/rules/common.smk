@@ -598,8 +598,10 @@ def reference_files():
 
 
 def reference_inputs():
-    """Inputs of every job that builds cells (structures, MD cell) and of the report: the
-    relaxed reference and its summary, both [] when the cell is not relaxed."""
+    """Inputs of every job that builds cells (structures, deformation and exploration MD,
+    snapshots, held-out frames) and of the report: the relaxed reference and its summary, both
+    [] when the cell is not relaxed. Their scripts get params relax=relax_enabled() and call
+    dft.relax.working_reference, which raises when relax is on and these are missing."""
     if not relax_enabled():
         return {"reference": [], "reference_summary": []}
     files = reference_files()

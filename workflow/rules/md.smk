@@ -19,6 +19,7 @@ rule deformation_md:
         f"{BENCH}/md/{{run}}.tsv"
     params:
         material=material_config(),
+        relax=relax_enabled(),
         md=config["validation"]["md"],
         seed=config["seed"],
     threads: 1
@@ -36,6 +37,7 @@ rule md_snapshots:
     """Snapshots evenly spaced in strain along the MD path, for DFT single points (one set file)."""
     input:
         trajectory=rules.deformation_md.output.trajectory,
+        **reference_inputs(),  # the path's cell was built from it: a new reference, new snapshots
     output:
         snapshots=structure_set_path("md", "{run}"),
     log:
