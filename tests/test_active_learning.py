@@ -133,6 +133,42 @@ def test_choose_frames_names_every_lineage_and_records_the_pool():
     assert all("pick" in k for k in only_al)
 
 
+def test_picks_carry_their_md_cells_reference_and_its_k_mesh(tmp_path):
+    """A pick (and a random frame) is labelled with its exploration path's k-point mesh: the
+    unstrained MD cell's, not one of its own strained cell (fcc Cu, 6 % tension along x: the
+    mesh of the strained cell differs from the path's, so the test tells them apart)."""
+    from ase.calculators.emt import EMT
+
+    from dft2mlip.dft.qe import kpoint_mesh
+    from dft2mlip.structures import kpoint_reference_cell
+    from dft2mlip.validate.deform import DeformationSpec, run_deformation_md
+
+    spec = DeformationSpec.from_config({"mode": "uniaxial", "direction": "x", "repeat": [1, 1, 1],
+        "temperature_K": 50.0, "timestep_fs": 2.0, "strain_rate_per_ps": 0.5, "max_strain": 0.06,
+        "friction_per_fs": 0.02, "snapshots": 1})  # fmt: skip
+    cell = bulk("Cu", "fcc", a=3.59, cubic=True)
+    run_deformation_md(cell, EMT(), spec, 3, tmp_path / "t.extxyz", tmp_path / "t.csv")
+    pool = ase.io.read(tmp_path / "t.extxyz", ":")
+    n = len(pool)
+    table = active.combine_scores(_pool(np.arange(1.0, n + 1), np.ones(n), np.ones(n)),
+                                  {"energy": 1})  # fmt: skip
+    table["path"], table["frame"] = "x", range(n)
+    table["md_strain"] = [f.info["md_strain"] for f in pool]
+    chosen, _ = active.choose_frames(table, 1, 2, 1, seed=1, baseline="random")
+    picks = active.picked_structures(pool, chosen, table)
+    spacing = 0.25  # 1/Å: 8 k-points along the unstrained 3.59 Å edge, 7 along the strained one
+    assert kpoint_mesh(pool[-1].cell.array, spacing) != kpoint_mesh(cell.cell.array, spacing)
+    for atoms in picks:
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), cell.cell.array)
+        assert kpoint_mesh(kpoint_reference_cell(atoms), spacing) == kpoint_mesh(cell.cell, spacing)
+    assert picks[0].info["md_strain"] == pytest.approx(0.06)  # the top score: the last frame
+    bare = [f.copy() for f in pool]
+    for f in bare:
+        del f.info["reference_cell"]
+    with pytest.raises(ValueError, match="rerun the MD"):
+        active.picked_structures(bare, chosen, table)
+
+
 def test_spearman_matches_scipy_with_ties():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 5, 30).astype(float)

@@ -272,17 +272,24 @@ def choose_frames(
 
 
 def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataFrame) -> list:
-    """The chosen frames as structures to label (no MD results attached), ids in ``info``."""
+    """The chosen frames as structures to label (no MD results attached), ids in ``info``, each
+    with its MD cell's ``reference_cell`` (the family's k-point mesh: a pick is labelled like the
+    other frames of its path, not with a mesh of its own strained cell)."""
     from ase import Atoms
+
+    from dft2mlip.structures import REFERENCE_CELL_KEY
+    from dft2mlip.validate.deform import md_reference_cell
 
     out = []
     for sid, row in chosen.items():
         src = pool[row]
         atoms = Atoms(numbers=src.numbers, positions=src.positions, cell=src.cell, pbc=src.pbc)
         where = table.iloc[row]
+        reference = md_reference_cell(src, f"exploration path {where['path']}")
         atoms.info.update(structure_id=sid, config_type="active_learning",
                           al_path=str(where["path"]), al_frame=int(where["frame"]),
-                          md_strain=float(where["md_strain"]))  # fmt: skip
+                          md_strain=float(where["md_strain"]),
+                          **{REFERENCE_CELL_KEY: reference})  # fmt: skip
         out.append(atoms)
     return out
 
