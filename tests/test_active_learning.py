@@ -612,3 +612,42 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         expected = np.linalg.norm(error) / GPa
         got = calibration.loc[lab.structure_id, "err_stress_GPa"]
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), lab.structure_id
+
+
+# ---- paired lineages: the same start for active and random
+
+
+def test_paired_lineages_share_statistics_and_initial_parameters(tmp_path):
+    """Both lineages of one seed (generation 0's train set plus different picks) are built with
+    the statistics of generation 0's set (stats_path, as rule train passes for an AL model): the
+    same E0s, scale/shift, neighbour count, score scales and initial parameters. Fitted on each
+    lineage's own set (no stats_path) they differ: the comparison would mix in the refit."""
+    import torch
+    from training_helpers import TINY_MODEL
+
+    from dft2mlip.train import models
+    from dft2mlip.train.settings import TrainingSettings
+    from dft2mlip.train.trainer import Trainer, TrainingData
+
+    base, extra = emt_frames(6, seed=1), emt_frames(4, seed=5, max_strain=0.06, rattle=0.15)
+    ase.io.write(tmp_path / "g0.xyz", base)
+    ase.io.write(tmp_path / "al.xyz", base + extra[:2])
+    ase.io.write(tmp_path / "rand.xyz", base + extra[2:])
+    ase.io.write(tmp_path / "val.xyz", emt_frames(2, seed=2))
+    settings = TrainingSettings.from_config({"dtype": "float64", "batch_size": 2})
+    run_cfg = {"scheme": "fixed", "weights": {"energy": 1.0, "forces": 1.0, "stress": 1.0}}
+
+    def start(lineage, stats):
+        data = TrainingData.from_files(tmp_path / f"{lineage}.xyz", tmp_path / "val.xyz",
+                                       TINY_MODEL, "float64", 2, stats_path=stats)  # fmt: skip
+        trainer = Trainer(data, tmp_path / lineage, run_name="c", model_cfg=TINY_MODEL,
+                          run_cfg=run_cfg, settings=settings, seed=7)  # fmt: skip
+        return data, trainer.model.state_dict()
+
+    with models.default_dtype("float64"):
+        (a, pa), (r, pr) = (start(x, tmp_path / "g0.xyz") for x in ("al", "rand"))
+        own_a, own_r = (TrainingData.from_files(tmp_path / f"{x}.xyz", tmp_path / "val.xyz",
+                        TINY_MODEL, "float64", 2) for x in ("al", "rand"))  # fmt: skip
+    assert a.e0s == r.e0s and a.stats == r.stats and a.scales == r.scales
+    assert pa.keys() == pr.keys() and all(torch.equal(pa[k], pr[k]) for k in pa)
+    assert own_a.stats != own_r.stats and own_a.scales != own_r.scales

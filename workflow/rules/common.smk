@@ -540,6 +540,15 @@ def training_split(wildcards):
     return dataset_files()["train"]
 
 
+def statistics_input(wildcards):
+    """[generation 0's training set] for an active-learning model (its E0s, scale/shift,
+    neighbour count and score scales are fitted there, so both lineages of a seed start from
+    the same statistics and, with the same seed, the same parameters), else []."""
+    if active.parse_model_name(wildcards.run):
+        return [dataset_files()["train"]]
+    return []
+
+
 def al_dataset_labels(wildcards):
     _, lineage, g = active.parse_model_name(wildcards.run)
     return al_label_paths([lineage], g)
