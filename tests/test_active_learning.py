@@ -223,6 +223,11 @@ def test_training_set_adds_ok_picks_and_lists_the_rest(tmp_path):
     assert list(table["status"]) == ["ok", "failed", "ok"]
     assert "scf not converged" in table["reason"][1] and "settings_hash" in table["reason"][2]
     assert list(table["generation"]) == [1, 1, 2]
+    held = Label("heldout-t-00", "heldout", "ok", "", frames[2], settings_hash="h1")
+    write_label(held, tmp_path / "held.extxyz")
+    with pytest.raises(ValueError, match="held-out benchmark frame"):
+        active.training_set(tmp_path / "train.extxyz", [tmp_path / "held.extxyz"],
+                            tmp_path / "out2.extxyz")  # fmt: skip
 
 
 # ---- a committee of two real trained MACE models
@@ -427,7 +432,9 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
         "adaptive__al1": [40, 45, 35],
         "adaptive__rand1": [41, 46, 36],
     }
-    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress")}
+    heldout = {"adaptive": [0.90, 1.00, 1.10], "adaptive__al1": [0.40, 0.45, 0.35],
+               "adaptive__rand1": [0.80, 0.85, 0.75]}  # fmt: skip
+    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress", "heldout")}
     for run in stress:
         for k in range(3):
             models.append((run, k))
@@ -441,10 +448,13 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
             (d / "metrics.json").write_text(json.dumps(metrics))
             write_elastic_json(c_dft * 1.1, d / "elastic_relaxed.json", run, protocol="relaxed_ion")
             (d / "md_stress.json").write_text(json.dumps({"mae_GPa": 0.5}))
+            (d / "heldout.json").write_text(json.dumps({"stress_mae_GPa": heldout[run][k],
+                "forces_mae_meV_per_A": 60.0, "energy_mae_meV_per_atom": 3.0}))  # fmt: skip
             for key, name in (
                 ("metrics", "metrics"),
                 ("elastic", "elastic_relaxed"),
                 ("md_stress", "md_stress"),
+                ("heldout", "heldout"),
             ):
                 inp[key].append(str(d / f"{name}.json"))
     calib = pd.DataFrame(
@@ -519,6 +529,10 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     assert "adaptive__al1 is lower than" in s_mae and "adaptive__rand1 (Δ -0.1" in s_mae
     f_mae = next(s for s in sentences if s.startswith("test F MAE"))
     assert "not distinguishable from adaptive__rand1" in f_mae
+    # the held-out benchmark: active 0.40 vs random 0.80 GPa, each with std 0.05 over 3 seeds
+    held = next(s for s in sentences if s.startswith("held-out MD stress MAE"))
+    se = np.sqrt(2 * np.var([0.40, 0.45, 0.35], ddof=1) / 3)
+    assert f"lower than adaptive__rand1 (Δ -0.4 ± {se:.2g} GPa)" in held
     calib_rows = {r["term"]: r for r in record["calibration"]}
     assert calib_rows["forces"]["n"] == 3
     assert calib_rows["forces"]["spearman"] == pytest.approx(
@@ -530,6 +544,7 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     paired = active.paired_differences(per_seed)
     np.testing.assert_allclose(paired["stress_mae_GPa"], [-0.1, -0.1, -0.1])
     np.testing.assert_allclose(paired["forces_mae_meV_per_A"], [-1.0, -1.0, -1.0])
+    np.testing.assert_allclose(paired["heldout_stress_mae_GPa"], [-0.4, -0.4, -0.4])
     assert "Active minus random, seed by seed" in text
     assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text

@@ -36,7 +36,10 @@ def expected_counts(cfg: dict) -> Counter:
         for t in tuned
     )
     n_elastic = 12  # ± strain along each of the six Voigt directions
-    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"]
+    held = cfg["validation"].get("heldout", {})
+    n_heldout_paths = len(held.get("paths", {}))  # the held-out benchmark: MD per path, DFT once
+    n_heldout = n_heldout_paths * held.get("frames_per_path", 4)
+    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"] + n_heldout
     counts = Counter(
         {
             "all": 1,
@@ -55,6 +58,8 @@ def expected_counts(cfg: dict) -> Counter:
     counts.update({"deformation_md": runs, "md_snapshots": runs})
     if tuned:
         counts.update({"tune_fixed": len(tuned)})
+    if n_heldout_paths:
+        counts.update({"heldout_md": n_heldout_paths, "heldout_frames": 1})
     counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
     if cfg["material"].get("relax", True) and cfg["dft"].get("engine", "qe") != "none":
         counts.update({"relax_input": 1, "relax_reference": 1})  # the DFT-relaxed reference

@@ -671,6 +671,28 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
     return snapshots
 
 
+#: config_type and id prefix of the held-out benchmark's frames (validation.heldout)
+HELDOUT = "heldout"
+
+
+def heldout_ids(paths: list[str], n: int) -> list[str]:
+    """Structure ids of the held-out frames, known from the config: ``heldout-<path>-<kk>``."""
+    return [f"{HELDOUT}-{path}-{k:02d}" for path in paths for k in range(int(n))]
+
+
+def heldout_frames(trajectories: Mapping[str, str | Path], n: int) -> list[Atoms]:
+    """The held-out benchmark's frames: ``n`` per MD path ({path name: trajectory}), evenly
+    spaced in strain up to the path's final strain (:func:`select_snapshots`), ids
+    :func:`heldout_ids`, ``config_type`` "heldout", ``heldout_path``, and the path's MD cell as
+    ``reference_cell`` (one k-point mesh per path)."""
+    frames = []
+    for path, traj in trajectories.items():
+        for atoms in select_snapshots(traj, n, id_prefix=f"{HELDOUT}-{path}"):
+            atoms.info.update(config_type=HELDOUT, heldout_path=path)
+            frames.append(atoms)
+    return frames
+
+
 def stress_validation(dft_atoms_list: list[Atoms], calc: Calculator) -> pd.DataFrame:
     """Compare DFT stress with the model's static stress on MD snapshots.
 
