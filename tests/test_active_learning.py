@@ -588,9 +588,12 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         "min_frame_gap": 2,
         "exploration": {"shear": {"mode": "shear", "direction": "xy", "max_strain": 0.02}},
     }
+    # the held-out benchmark: one shear frame, labelled once, every model scored on it
+    cfg["validation"]["heldout"] = {"frames_per_path": 1, "strain_bins": 1,
+                                    "paths": {"shear": {"mode": "shear", "direction": "xy"}}}
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     planned = planned_jobs(snakemake(work, "-n", "results/al/summary.md").stdout)
-    assert planned["dft_run"] == 4 and planned["train"] == 2 * cfg["training"]["seeds"]
+    assert planned["dft_run"] == 4 + 1 and planned["train"] == 2 * cfg["training"]["seeds"]
     for rule in ("structures", "dataset", "elastic_dft", "md_snapshots"):
         assert rule not in planned, rule
     snakemake(work, "results/al/summary.md")
@@ -604,11 +607,20 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         train = ase.io.read(res / "al" / f"adaptive__{lineage}1" / "train.extxyz", ":")
         assert len(train) == n_base + n_ok
     pool = ase.io.read(res / "al" / "explore" / "g1" / "shear" / "trajectory.extxyz", ":")
+    # the exploration starts from the DFT-relaxed cell (conventional a = sqrt(2) |a_prim|)
+    relaxed = ase.io.read(res / "dft" / "reference" / "relaxed.extxyz")
+    a_relaxed = np.sqrt(2) * np.linalg.norm(relaxed.cell.array[0])
+    assert abs(a_relaxed - 5.431) > 1e-3
+    np.testing.assert_allclose(pool[0].cell.lengths(), a_relaxed, rtol=1e-9)
+    from dft2mlip.dft.qe import kpoint_mesh
+
+    path_mesh = list(kpoint_mesh(pool[0].cell.array, cfg["dft"]["qe"]["kspacing_per_A"]))
     committee = [MLIPCalculator(res / "train" / "adaptive" / f"seed{k}" / "model.pt")
                  for k in range(cfg["training"]["seeds"])]  # fmt: skip
     calibration = pd.read_csv(res / "al" / "g1" / "calibration.csv").set_index("structure_id")
     for i in range(2):
         lab = read_label(res / "dft" / "al" / f"g1-pick{i:03d}" / "label.extxyz")
+        assert list(lab.provenance["kpoint_mesh"]) == path_mesh  # the path's mesh, recorded
         # a pick is a frame of the exploration path (same cell and positions)
         assert any(
             np.allclose(frame.cell.array, lab.atoms.cell.array, atol=1e-8)
@@ -627,6 +639,14 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         expected = np.linalg.norm(error) / GPa
         got = calibration.loc[lab.structure_id, "err_stress_GPa"]
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), lab.structure_id
+    held = read_label(res / "dft" / "heldout" / "heldout-shear-00" / "label.extxyz")
+    assert held.status == "ok"
+    for model in ("adaptive", "adaptive__al1", "adaptive__rand1"):
+        record = json.loads((res / "validate" / model / "seed0" / "heldout.json").read_text())
+        atoms = held.atoms.copy()
+        atoms.calc = MLIPCalculator(res / "train" / model / "seed0" / "model.pt")
+        error = np.abs(atoms.get_stress(voigt=True) - held.stress).mean() / GPa
+        assert record["n_ok"] == 1 and record["stress_mae_GPa"] == pytest.approx(error, rel=1e-6)
 
 
 # ---- paired lineages: the same start for active and random
