@@ -342,6 +342,19 @@ def test_a_committee_needs_two_seeds():
     check_config(cfg)  # off: no committee needed
 
 
+def test_bad_heldout_settings_name_the_key():
+    from dft2mlip.config import ConfigError, check_config
+
+    cfg = _config()
+    cfg["validation"]["heldout"]["run"] = "nope"
+    with pytest.raises(ConfigError, match="validation.heldout.run = 'nope' is not a training run"):
+        check_config(cfg)
+    cfg = _config()
+    cfg["validation"]["heldout"]["paths"]["fast"] = {"strain_rate_per_ps": 5.0}
+    with pytest.raises(ConfigError, match=r"validation\.heldout\.paths\.fast: strain_rate"):
+        check_config(cfg)
+
+
 # ---- the static DAG of the generations
 
 
