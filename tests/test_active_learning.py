@@ -399,6 +399,8 @@ def test_one_more_generation_adds_only_its_own_jobs(tmp_path):
     generations: 2 plans generation-2 jobs and the aggregates, nothing of generation 1."""
     cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
     cfg["active_learning"]["generations"] = 1
+    cfg["training"]["seeds"] = 2  # fewer jobs to touch; the held-out jobs stay (never replanned)
+    cfg["validation"]["md"]["snapshots"] = 2
     (tmp_path / "g1.yaml").write_text(yaml.safe_dump(cfg))
     workdir = make_workdir(tmp_path / "w", tmp_path / "g1.yaml")
     out = snakemake(workdir, "-n").stdout
