@@ -11,7 +11,6 @@ from dft2mlip.structures import (
     elastic_structure_ids,
     training_structure_ids,
 )
-from dft2mlip.validate.deform import heldout_ids as heldout_structure_ids
 from dft2mlip.study import (
     grid_run_names,
     resolve_run_config,
@@ -19,6 +18,7 @@ from dft2mlip.study import (
     study_paths,
     tuned_runs,
 )
+from dft2mlip.validate.deform import heldout_ids as heldout_structure_ids
 
 # Semantic checks (pseudopotentials, fractions, weights, MD settings) before any job is scheduled.
 check_config(config)
@@ -635,7 +635,8 @@ def heldout_model():
 
 def heldout_md(wildcards):
     """MD settings of one held-out path: validation.md overridden by its entry."""
-    return active.exploration_md(config["validation"]["md"], heldout_config()["paths"][wildcards.path])
+    entry = heldout_config()["paths"][wildcards.path]
+    return active.exploration_md(config["validation"]["md"], entry)
 
 
 def heldout_seed(wildcards):
