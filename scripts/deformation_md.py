@@ -5,7 +5,7 @@ from dft2mlip.logutil import log_to
 log = log_to(snakemake.log[0], snakemake)
 
 from dft2mlip.calculator import MLIPCalculator
-from dft2mlip.dft.relax import reference_from_inputs
+from dft2mlip.dft.relax import working_reference
 from dft2mlip.structures import conventional_cell
 from dft2mlip.validate.deform import (
     DeformationSpec,
@@ -15,7 +15,8 @@ from dft2mlip.validate.deform import (
 
 name = snakemake.params.get("name") or snakemake.wildcards.run  # exploration paths: a name
 spec = DeformationSpec.from_config(snakemake.params.md)
-reference = reference_from_inputs(snakemake.input)  # the DFT-relaxed cell, if any
+# the DFT-relaxed cell (material.relax; refuses a missing or failed relaxation), else configured
+reference = working_reference(snakemake.input, relax=snakemake.params.relax)
 base = conventional_cell(snakemake.params.material, [1, 1, 1], reference)
 calc = MLIPCalculator(snakemake.input.model)
 # repeat, min_width_A, or neither: sized from the checkpoint's own cutoff along the path

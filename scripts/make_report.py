@@ -7,7 +7,13 @@ log = log_to(snakemake.log[0], snakemake)
 from pathlib import Path
 
 from dft2mlip.dft.relax import reference_record
-from dft2mlip.report import RunArtifacts, describe_run, report_settings, write_report
+from dft2mlip.report import (
+    RunArtifacts,
+    describe_run,
+    report_settings,
+    trust_table,
+    write_report,
+)
 from dft2mlip.validate.deform import DeformationSpec
 
 inp = snakemake.input
@@ -49,5 +55,6 @@ summary = write_report(
         relax=bool(cfg["material"].get("relax", True)),
         new_dft=cfg["dft"]["engine"] != "none",
     ),
+    trust=trust_table(snakemake.params.models, inp.all_metrics, inp.heldout),
 )
 log.info("report written: %s", summary)

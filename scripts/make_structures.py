@@ -5,11 +5,12 @@ from dft2mlip.logutil import log_to
 
 log = log_to(snakemake.log[0], snakemake)
 
-from dft2mlip.dft.relax import reference_from_inputs
+from dft2mlip.dft.relax import working_reference
 from dft2mlip.structures import elastic_structures, training_structures, write_structure_set
 
 p = snakemake.params
-reference = reference_from_inputs(snakemake.input)  # refuses a failed relaxation
+# the DFT-relaxed cell (material.relax; refuses a missing or failed relaxation), else configured
+reference = working_reference(snakemake.input, relax=p.relax)
 sets = {
     "train": training_structures(p.material, p.spec, p.seed, reference),
     "elastic": elastic_structures(p.material, p.elastic_strain, reference),

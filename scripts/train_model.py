@@ -30,6 +30,9 @@ summary = train_run(
     seed=snakemake.params.seed,
     settings=TrainingSettings.from_config(snakemake.params.training),
     threads=snakemake.threads,
+    # an active-learning lineage: E0s, scale/shift, neighbour count and score scales of
+    # generation 0's training set, the same for both lineages of a seed (paired comparison)
+    stats_path=(snakemake.input.statistics or [None])[0],
 )
 if Path(summary["mace_model_path"]) != Path(snakemake.output.mace_model):
     raise RuntimeError(f"trainer wrote {summary['mace_model_path']}, rule expects another path")

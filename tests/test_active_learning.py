@@ -133,6 +133,42 @@ def test_choose_frames_names_every_lineage_and_records_the_pool():
     assert all("pick" in k for k in only_al)
 
 
+def test_picks_carry_their_md_cells_reference_and_its_k_mesh(tmp_path):
+    """A pick (and a random frame) is labelled with its exploration path's k-point mesh: the
+    unstrained MD cell's, not one of its own strained cell (fcc Cu, 6 % tension along x: the
+    mesh of the strained cell differs from the path's, so the test tells them apart)."""
+    from ase.calculators.emt import EMT
+
+    from dft2mlip.dft.qe import kpoint_mesh
+    from dft2mlip.structures import kpoint_reference_cell
+    from dft2mlip.validate.deform import DeformationSpec, run_deformation_md
+
+    spec = DeformationSpec.from_config({"mode": "uniaxial", "direction": "x", "repeat": [1, 1, 1],
+        "temperature_K": 50.0, "timestep_fs": 2.0, "strain_rate_per_ps": 0.5, "max_strain": 0.06,
+        "friction_per_fs": 0.02, "snapshots": 1})  # fmt: skip
+    cell = bulk("Cu", "fcc", a=3.59, cubic=True)
+    run_deformation_md(cell, EMT(), spec, 3, tmp_path / "t.extxyz", tmp_path / "t.csv")
+    pool = ase.io.read(tmp_path / "t.extxyz", ":")
+    n = len(pool)
+    table = active.combine_scores(_pool(np.arange(1.0, n + 1), np.ones(n), np.ones(n)),
+                                  {"energy": 1})  # fmt: skip
+    table["path"], table["frame"] = "x", range(n)
+    table["md_strain"] = [f.info["md_strain"] for f in pool]
+    chosen, _ = active.choose_frames(table, 1, 2, 1, seed=1, baseline="random")
+    picks = active.picked_structures(pool, chosen, table)
+    spacing = 0.25  # 1/Å: 8 k-points along the unstrained 3.59 Å edge, 7 along the strained one
+    assert kpoint_mesh(pool[-1].cell.array, spacing) != kpoint_mesh(cell.cell.array, spacing)
+    for atoms in picks:
+        np.testing.assert_allclose(kpoint_reference_cell(atoms), cell.cell.array)
+        assert kpoint_mesh(kpoint_reference_cell(atoms), spacing) == kpoint_mesh(cell.cell, spacing)
+    assert picks[0].info["md_strain"] == pytest.approx(0.06)  # the top score: the last frame
+    bare = [f.copy() for f in pool]
+    for f in bare:
+        del f.info["reference_cell"]
+    with pytest.raises(ValueError, match="rerun the MD"):
+        active.picked_structures(bare, chosen, table)
+
+
 def test_spearman_matches_scipy_with_ties():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 5, 30).astype(float)
@@ -187,6 +223,11 @@ def test_training_set_adds_ok_picks_and_lists_the_rest(tmp_path):
     assert list(table["status"]) == ["ok", "failed", "ok"]
     assert "scf not converged" in table["reason"][1] and "settings_hash" in table["reason"][2]
     assert list(table["generation"]) == [1, 1, 2]
+    held = Label("heldout-t-00", "heldout", "ok", "", frames[2], settings_hash="h1")
+    write_label(held, tmp_path / "held.extxyz")
+    with pytest.raises(ValueError, match="held-out benchmark frame"):
+        active.training_set(tmp_path / "train.extxyz", [tmp_path / "held.extxyz"],
+                            tmp_path / "out2.extxyz")  # fmt: skip
 
 
 # ---- a committee of two real trained MACE models
@@ -301,6 +342,19 @@ def test_a_committee_needs_two_seeds():
     check_config(cfg)  # off: no committee needed
 
 
+def test_bad_heldout_settings_name_the_key():
+    from dft2mlip.config import ConfigError, check_config
+
+    cfg = _config()
+    cfg["validation"]["heldout"]["run"] = "nope"
+    with pytest.raises(ConfigError, match="validation.heldout.run = 'nope' is not a training run"):
+        check_config(cfg)
+    cfg = _config()
+    cfg["validation"]["heldout"]["paths"]["fast"] = {"strain_rate_per_ps": 5.0}
+    with pytest.raises(ConfigError, match=r"validation\.heldout\.paths\.fast: strain_rate"):
+        check_config(cfg)
+
+
 # ---- the static DAG of the generations
 
 
@@ -316,9 +370,16 @@ def expected_al_jobs(cfg: dict) -> dict:
 def test_dry_run_has_every_generations_jobs(tmp_path):
     cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
     workdir = make_workdir(tmp_path / "w", ROOT / "config" / "examples" / "active_learning.yaml")
-    jobs = planned_jobs(snakemake(workdir, "-n").stdout)
+    out = snakemake(workdir, "-n").stdout
+    jobs = planned_jobs(out)
     for rule, n in expected_al_jobs(cfg).items():
         assert jobs[rule] == n, rule
+    # every job that builds a cell from the material starts from the DFT-relaxed reference
+    # (material.relax is on by default): the exploration MD too, not the configured 5.431 A cell
+    relaxed = "results/dft/reference/relaxed.extxyz"
+    for rule in ("structures", "deformation_md", "al_explore", "md_snapshots"):
+        blocks = [b for b in out.split("\n\n") if f"rule {rule}:" in b]
+        assert blocks and all(relaxed in b for b in blocks), rule
     al, seeds = cfg["active_learning"], cfg["training"]["seeds"]
     new_labels = al["generations"] * al["frames_per_generation"] * 2
     new_models = al["generations"] * 2 * seeds
@@ -338,6 +399,8 @@ def test_one_more_generation_adds_only_its_own_jobs(tmp_path):
     generations: 2 plans generation-2 jobs and the aggregates, nothing of generation 1."""
     cfg = yaml.safe_load((ROOT / "config" / "examples" / "active_learning.yaml").read_text())
     cfg["active_learning"]["generations"] = 1
+    cfg["training"]["seeds"] = 2  # fewer jobs to touch; the held-out jobs stay (never replanned)
+    cfg["validation"]["md"]["snapshots"] = 2
     (tmp_path / "g1.yaml").write_text(yaml.safe_dump(cfg))
     workdir = make_workdir(tmp_path / "w", tmp_path / "g1.yaml")
     out = snakemake(workdir, "-n").stdout
@@ -384,7 +447,9 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
         "adaptive__al1": [40, 45, 35],
         "adaptive__rand1": [41, 46, 36],
     }
-    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress")}
+    heldout = {"adaptive": [0.90, 1.00, 1.10], "adaptive__al1": [0.40, 0.45, 0.35],
+               "adaptive__rand1": [0.80, 0.85, 0.75]}  # fmt: skip
+    models, inp = [], {k: [] for k in ("metrics", "elastic", "md_stress", "heldout")}
     for run in stress:
         for k in range(3):
             models.append((run, k))
@@ -398,10 +463,13 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
             (d / "metrics.json").write_text(json.dumps(metrics))
             write_elastic_json(c_dft * 1.1, d / "elastic_relaxed.json", run, protocol="relaxed_ion")
             (d / "md_stress.json").write_text(json.dumps({"mae_GPa": 0.5}))
+            (d / "heldout.json").write_text(json.dumps({"stress_mae_GPa": heldout[run][k],
+                "forces_mae_meV_per_A": 60.0, "energy_mae_meV_per_atom": 3.0}))  # fmt: skip
             for key, name in (
                 ("metrics", "metrics"),
                 ("elastic", "elastic_relaxed"),
                 ("md_stress", "md_stress"),
+                ("heldout", "heldout"),
             ):
                 inp[key].append(str(d / f"{name}.json"))
     calib = pd.DataFrame(
@@ -476,6 +544,10 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     assert "adaptive__al1 is lower than" in s_mae and "adaptive__rand1 (Δ -0.1" in s_mae
     f_mae = next(s for s in sentences if s.startswith("test F MAE"))
     assert "not distinguishable from adaptive__rand1" in f_mae
+    # the held-out benchmark: active 0.40 vs random 0.80 GPa, each with std 0.05 over 3 seeds
+    held = next(s for s in sentences if s.startswith("held-out MD stress MAE"))
+    se = np.sqrt(2 * np.var([0.40, 0.45, 0.35], ddof=1) / 3)
+    assert f"lower than adaptive__rand1 (Δ -0.4 ± {se:.2g} GPa)" in held
     calib_rows = {r["term"]: r for r in record["calibration"]}
     assert calib_rows["forces"]["n"] == 3
     assert calib_rows["forces"]["spearman"] == pytest.approx(
@@ -487,6 +559,7 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     paired = active.paired_differences(per_seed)
     np.testing.assert_allclose(paired["stress_mae_GPa"], [-0.1, -0.1, -0.1])
     np.testing.assert_allclose(paired["forces_mae_meV_per_A"], [-1.0, -1.0, -1.0])
+    np.testing.assert_allclose(paired["heldout_stress_mae_GPa"], [-0.4, -0.4, -0.4])
     assert "Active minus random, seed by seed" in text
     assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
@@ -530,9 +603,12 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         "min_frame_gap": 2,
         "exploration": {"shear": {"mode": "shear", "direction": "xy", "max_strain": 0.02}},
     }
+    # the held-out benchmark: one shear frame, labelled once, every model scored on it
+    cfg["validation"]["heldout"] = {"frames_per_path": 1, "strain_bins": 1,
+                                    "paths": {"shear": {"mode": "shear", "direction": "xy"}}}
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     planned = planned_jobs(snakemake(work, "-n", "results/al/summary.md").stdout)
-    assert planned["dft_run"] == 4 and planned["train"] == 2 * cfg["training"]["seeds"]
+    assert planned["dft_run"] == 4 + 1 and planned["train"] == 2 * cfg["training"]["seeds"]
     for rule in ("structures", "dataset", "elastic_dft", "md_snapshots"):
         assert rule not in planned, rule
     snakemake(work, "results/al/summary.md")
@@ -546,11 +622,20 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         train = ase.io.read(res / "al" / f"adaptive__{lineage}1" / "train.extxyz", ":")
         assert len(train) == n_base + n_ok
     pool = ase.io.read(res / "al" / "explore" / "g1" / "shear" / "trajectory.extxyz", ":")
+    # the exploration starts from the DFT-relaxed cell (conventional a = sqrt(2) |a_prim|)
+    relaxed = ase.io.read(res / "dft" / "reference" / "relaxed.extxyz")
+    a_relaxed = np.sqrt(2) * np.linalg.norm(relaxed.cell.array[0])
+    assert abs(a_relaxed - 5.431) > 1e-3
+    np.testing.assert_allclose(pool[0].cell.lengths(), a_relaxed, rtol=1e-9)
+    from dft2mlip.dft.qe import kpoint_mesh
+
+    path_mesh = list(kpoint_mesh(pool[0].cell.array, cfg["dft"]["qe"]["kspacing_per_A"]))
     committee = [MLIPCalculator(res / "train" / "adaptive" / f"seed{k}" / "model.pt")
                  for k in range(cfg["training"]["seeds"])]  # fmt: skip
     calibration = pd.read_csv(res / "al" / "g1" / "calibration.csv").set_index("structure_id")
     for i in range(2):
         lab = read_label(res / "dft" / "al" / f"g1-pick{i:03d}" / "label.extxyz")
+        assert list(lab.provenance["kpoint_mesh"]) == path_mesh  # the path's mesh, recorded
         # a pick is a frame of the exploration path (same cell and positions)
         assert any(
             np.allclose(frame.cell.array, lab.atoms.cell.array, atol=1e-8)
@@ -569,3 +654,50 @@ def test_one_real_generation_on_the_tiny_run(completed_tiny_run, tmp_path):
         expected = np.linalg.norm(error) / GPa
         got = calibration.loc[lab.structure_id, "err_stress_GPa"]
         assert got == pytest.approx(expected, rel=1e-6, abs=1e-9), lab.structure_id
+    held = read_label(res / "dft" / "heldout" / "heldout-shear-00" / "label.extxyz")
+    assert held.status == "ok"
+    for model in ("adaptive", "adaptive__al1", "adaptive__rand1"):
+        record = json.loads((res / "validate" / model / "seed0" / "heldout.json").read_text())
+        atoms = held.atoms.copy()
+        atoms.calc = MLIPCalculator(res / "train" / model / "seed0" / "model.pt")
+        error = np.abs(atoms.get_stress(voigt=True) - held.stress).mean() / GPa
+        assert record["n_ok"] == 1 and record["stress_mae_GPa"] == pytest.approx(error, rel=1e-6)
+
+
+# ---- paired lineages: the same start for active and random
+
+
+def test_paired_lineages_share_statistics_and_initial_parameters(tmp_path):
+    """Both lineages of one seed (generation 0's train set plus different picks) are built with
+    the statistics of generation 0's set (stats_path, as rule train passes for an AL model): the
+    same E0s, scale/shift, neighbour count, score scales and initial parameters. Fitted on each
+    lineage's own set (no stats_path) they differ: the comparison would mix in the refit."""
+    import torch
+    from training_helpers import TINY_MODEL
+
+    from dft2mlip.train import models
+    from dft2mlip.train.settings import TrainingSettings
+    from dft2mlip.train.trainer import Trainer, TrainingData
+
+    base, extra = emt_frames(6, seed=1), emt_frames(4, seed=5, max_strain=0.06, rattle=0.15)
+    ase.io.write(tmp_path / "g0.xyz", base)
+    ase.io.write(tmp_path / "al.xyz", base + extra[:2])
+    ase.io.write(tmp_path / "rand.xyz", base + extra[2:])
+    ase.io.write(tmp_path / "val.xyz", emt_frames(2, seed=2))
+    settings = TrainingSettings.from_config({"dtype": "float64", "batch_size": 2})
+    run_cfg = {"scheme": "fixed", "weights": {"energy": 1.0, "forces": 1.0, "stress": 1.0}}
+
+    def start(lineage, stats):
+        data = TrainingData.from_files(tmp_path / f"{lineage}.xyz", tmp_path / "val.xyz",
+                                       TINY_MODEL, "float64", 2, stats_path=stats)  # fmt: skip
+        trainer = Trainer(data, tmp_path / lineage, run_name="c", model_cfg=TINY_MODEL,
+                          run_cfg=run_cfg, settings=settings, seed=7)  # fmt: skip
+        return data, trainer.model.state_dict()
+
+    with models.default_dtype("float64"):
+        (a, pa), (r, pr) = (start(x, tmp_path / "g0.xyz") for x in ("al", "rand"))
+        own_a, own_r = (TrainingData.from_files(tmp_path / f"{x}.xyz", tmp_path / "val.xyz",
+                        TINY_MODEL, "float64", 2) for x in ("al", "rand"))  # fmt: skip
+    assert a.e0s == r.e0s and a.stats == r.stats and a.scales == r.scales
+    assert pa.keys() == pr.keys() and all(torch.equal(pa[k], pr[k]) for k in pa)
+    assert own_a.stats != own_r.stats and own_a.scales != own_r.scales

@@ -197,10 +197,10 @@ def test_select_snapshots_evenly_spaced_in_strain(case, request):
         assert s.info["structure_id"] == f"md-snap-{k:02d}"
         assert s.info["config_type"] == "md_snapshot"
         assert s.calc is None and "momenta" not in s.arrays
-        # one k-point mesh for the path: the unstrained MD cell's (the first, zero-strain frame)
-        first = ase.io.read(out / "md.extxyz", index=0)
-        assert first.info["md_strain"] == 0
-        np.testing.assert_allclose(s.info["reference_cell"], first.cell.array)
+        # one k-point mesh for the path: the unstrained MD cell's, which every frame carries
+        np.testing.assert_allclose(s.info["reference_cell"], _cell(spec).cell.array)
+    for frame in ase.io.read(out / "md.extxyz", index=":"):
+        np.testing.assert_allclose(frame.info["reference_cell"], _cell(spec).cell.array)
     with pytest.raises(ValueError, match="cannot pick 500 distinct"):
         select_snapshots(out / "md.extxyz", 500)
 
@@ -393,3 +393,55 @@ def test_schema_rejects_unknown_mode_and_long_timestep():
         _tiny_config(timestep_fs=6.0)
     with pytest.raises(ConfigError, match=r"validation\.md\.direction"):
         _tiny_config(direction="diagonal")
+
+
+def test_heldout_frames_and_their_scores(tmp_path, tension, compression):
+    """The held-out set: n frames per path, ids known from the config, the path's MD cell as
+    k-mesh reference. Scored against 'DFT' labels that are EMT plus a set offset per frame, the
+    errors per component, per strain bin, of forces and energy are those offsets; a failed label
+    is listed, not scored."""
+    from dft2mlip.data import Label, write_label
+    from dft2mlip.validate.deform import heldout_frames, heldout_ids
+    from dft2mlip.validate.model_checks import write_heldout_scores
+
+    trajs = {"t": tension[2] / "md.extxyz", "c": compression[2] / "md.extxyz"}
+    frames = heldout_frames(trajs, 2)
+    assert [f.info["structure_id"] for f in frames] == heldout_ids(["t", "c"], 2)
+    for f in frames:
+        assert f.info["config_type"] == "heldout"
+        np.testing.assert_allclose(f.info["reference_cell"], _cell(tension[0]).cell.array)
+    stress_off = np.array([0.3, -0.1, 0.0, 0.05, 0.0, 0.0])  # GPa, model minus DFT below
+    paths = []
+    for i, atoms in enumerate(frames):
+        a = atoms.copy()
+        a.calc = EMT()
+        scale = 1.0 if abs(a.info["md_strain"]) < 0.02 else 3.0  # low bin, high bin
+        a.info["REF_stress"] = a.get_stress(voigt=True) - scale * stress_off * GPa
+        a.info["REF_energy"] = a.get_potential_energy() - 0.002 * len(a)  # 2 meV/atom
+        a.arrays["REF_forces"] = a.get_forces() - 0.01  # 10 meV/Å on every component
+        a.calc = None
+        status = "scf_not_converged" if i == 3 else "ok"
+        lab = Label(a.info["structure_id"], "heldout", "ok", "", a, settings_hash="h")
+        if status != "ok":
+            lab = Label(lab.structure_id, "heldout", status, "no", atoms.copy(), settings_hash="h")
+        write_label(lab, tmp_path / f"{i}.extxyz")
+        paths.append(tmp_path / f"{i}.extxyz")
+    out = {"heldout": tmp_path / "h.json", "heldout_table": tmp_path / "h.csv"}
+    rec = write_heldout_scores(EMT(), paths, out, "r", 0, n_bins=3)
+    assert rec["n_frames"] == 4 and rec["n_ok"] == 3
+    assert rec["missing"] == ["heldout-c-01 (scf_not_converged)"]
+    assert rec["energy_mae_meV_per_atom"] == pytest.approx(2.0, abs=1e-6)
+    assert rec["forces_mae_meV_per_A"] == pytest.approx(10.0, abs=1e-6)
+    strains = np.abs([f.info["md_strain"] for f in frames[:3]])
+    scales = np.where(strains < 0.02, 1.0, 3.0)
+    assert rec["stress_mae_xx_GPa"] == pytest.approx(0.3 * scales.mean(), abs=1e-6)
+    assert rec["stress_mae_zz_GPa"] == pytest.approx(0.0, abs=1e-6)
+    edges = np.linspace(0, strains.max(), 4)  # strains 0.015 and 0.03: bins 1 and 2
+    assert [e["n"] for e in rec["strain_bins"]] == [0, 2, 1]
+    for b, entry in enumerate(rec["strain_bins"]):
+        inside = (strains >= edges[b]) & ((strains < edges[b + 1]) | (b == 2))
+        assert entry["n"] == inside.sum()
+        if inside.any():
+            expected = np.abs(stress_off).mean() * scales[inside].mean()
+            assert entry["stress_mae_GPa"] == pytest.approx(expected, abs=1e-6)
+    assert len(pd.read_csv(out["heldout_table"])) == 3

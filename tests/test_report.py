@@ -152,6 +152,8 @@ def test_report_tables_and_figures(artifacts):
     text = summary.read_text()
     for run in runs:
         assert run in text
+    # the first screen: whether the stress can be trusted where the MD goes (no benchmark here)
+    assert text.split("\n## ")[1].startswith("Can the stress be trusted where the MD goes?")
     # every linked figure exists; the expected ones are there
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert set(REPORT_FIGURES) - {"convergence.png", "pareto.png"} <= set(links)
@@ -367,3 +369,35 @@ def test_settings_name_the_material_as_configured():
     config["material"].update(structure=None, prototype="hcp", c_over_a=1.62)
     assert "hcp" in report_settings(config)["material"]
     assert "c/a = 1.62" in report_settings(config)["material"]
+
+
+def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
+    """The first section after the title: per run, the held-out MD-condition stress MAE beside
+    the test-set stress MAE (mean ± std over seeds, from the models' own files) and the plain
+    verdict: yes within 2× the test error, no beyond."""
+    import json
+
+    from dft2mlip.report import _trust_section, render_markdown, trust_table
+
+    values = {("good", 0): (0.10, 0.15), ("good", 1): (0.12, 0.21),
+              ("bad", 0): (0.10, 0.90), ("bad", 1): (0.08, 1.10)}  # fmt: skip
+    models, metrics, heldout = [], [], []
+    for (run, seed), (test, held) in values.items():
+        models.append((run, seed))
+        metrics.append(tmp_path / f"{run}{seed}m.json")
+        heldout.append(tmp_path / f"{run}{seed}h.json")
+        metrics[-1].write_text(json.dumps({"stress_mae_GPa": test}))
+        heldout[-1].write_text(json.dumps({"stress_mae_GPa": held, "n_ok": 4}))
+    blocks: list = []
+    _trust_section(trust_table(models, metrics, heldout), blocks)
+    first = render_markdown(blocks)
+    assert first.startswith("## Can the stress be trusted where the MD goes?")
+    good = f"| good | 2 | 0.110 ± {np.std([0.10, 0.12], ddof=1):.2g} | 0.180 ± " \
+        f"{np.std([0.15, 0.21], ddof=1):.2g} | yes: {0.18 / 0.11:.1f}× its test error"
+    assert good in first
+    bad = f"| bad | 2 | 0.0900 ± {np.std([0.10, 0.08], ddof=1):.2g} | 1.00 ± " \
+        f"{np.std([0.9, 1.1], ddof=1):.2g} | no: {1.0 / 0.09:.1f}× its test error"
+    assert bad in first
+    blocks = []
+    _trust_section(None, blocks)
+    assert "No held-out benchmark in this run" in render_markdown(blocks)

@@ -9,6 +9,7 @@ import re
 import zipfile
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -35,7 +36,10 @@ def expected_counts(cfg: dict) -> Counter:
         for t in tuned
     )
     n_elastic = 12  # ± strain along each of the six Voigt directions
-    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"]
+    held = cfg["validation"].get("heldout", {})
+    n_heldout_paths = len(held.get("paths", {}))  # the held-out benchmark: MD per path, DFT once
+    n_heldout = n_heldout_paths * held.get("frames_per_path", 4)
+    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"] + n_heldout
     counts = Counter(
         {
             "all": 1,
@@ -54,6 +58,8 @@ def expected_counts(cfg: dict) -> Counter:
     counts.update({"deformation_md": runs, "md_snapshots": runs})
     if tuned:
         counts.update({"tune_fixed": len(tuned)})
+    if n_heldout_paths:
+        counts.update({"heldout_md": n_heldout_paths, "heldout_frames": 1})
     counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
     if cfg["material"].get("relax", True) and cfg["dft"].get("engine", "qe") != "none":
         counts.update({"relax_input": 1, "relax_reference": 1})  # the DFT-relaxed reference
@@ -171,3 +177,30 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
     for figure in figures:
         entry = re.search(re.escape(f'"{figure}": {{') + r'[^}]*?}?[^}]*?"caption": "<p>\w', page)
         assert entry, f"{figure} is not in the Snakemake report with a caption"
+
+
+def test_working_reference_never_falls_back_to_the_configured_cell(tmp_path):
+    """With material.relax on, a job without the relaxed reference among its inputs raises (it
+    used to get None and build the configured cell); with it off, a reference given is refused
+    and None (the configured cell) is the answer; a relaxed reference is returned as written."""
+    from types import SimpleNamespace
+
+    from ase.build import bulk
+    from ase.io import write
+
+    from dft2mlip.dft.relax import working_reference
+
+    none = SimpleNamespace(reference=[], reference_summary=[])
+    with pytest.raises(RuntimeError, match="material.relax is on.*reference_inputs"):
+        working_reference(none, relax=True)
+    with pytest.raises(RuntimeError, match="material.relax is on"):
+        working_reference(SimpleNamespace(model="m.pt"), relax=True)  # no such input at all
+    assert working_reference(none, relax=False) is None
+    relaxed = bulk("Si", "diamond", a=5.47)
+    write(tmp_path / "relaxed.extxyz", relaxed, format="extxyz")
+    (tmp_path / "relax.json").write_text(json.dumps({"status": "ok", "message": "relaxed"}))
+    given = SimpleNamespace(reference=[str(tmp_path / "relaxed.extxyz")],
+                            reference_summary=[str(tmp_path / "relax.json")])  # fmt: skip
+    assert np.allclose(working_reference(given, relax=True).cell.array, relaxed.cell.array)
+    with pytest.raises(RuntimeError, match="material.relax is off"):
+        working_reference(given, relax=False)

@@ -44,6 +44,34 @@ TERM_COLUMNS = {
     "stress": ("d_stress_GPa", "err_stress_GPa"),
 }
 _VOIGT_WEIGHT = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])  # off-diagonals appear twice in 3x3
+#: the held-out benchmark's errors (validate_model's heldout.json), beside the study's metrics
+HELDOUT_METRICS = (
+    ("heldout_stress_mae_GPa", "held-out MD stress MAE", "GPa"),
+    ("heldout_forces_mae_meV_per_A", "held-out F MAE", "meV/Å"),
+    ("heldout_energy_mae_meV_per_atom", "held-out E MAE", "meV/atom"),
+)
+
+
+def al_metrics() -> tuple:
+    """The metrics of the active-learning comparison: the study's and the held-out ones."""
+    from dft2mlip.study import STUDY_METRICS
+
+    return tuple(STUDY_METRICS) + HELDOUT_METRICS
+
+
+def with_heldout(per_seed: pd.DataFrame, heldout_paths: Sequence) -> pd.DataFrame:
+    """Add the :data:`HELDOUT_METRICS` columns from each model's ``heldout.json`` (row order)."""
+    import json
+    from pathlib import Path
+
+    out = per_seed.copy()
+    records = [json.loads(Path(p).read_text()) for p in heldout_paths]
+    if len(records) != len(out):
+        raise ValueError(f"{len(records)} held-out records for {len(out)} models")
+    for col, _, _ in HELDOUT_METRICS:
+        key = col.removeprefix("heldout_")
+        out[col] = [float(r.get(key, math.nan)) for r in records]
+    return out
 
 
 def lineages(baseline: str) -> list[str]:
@@ -272,8 +300,13 @@ def choose_frames(
 
 
 def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataFrame) -> list:
-    """The chosen frames as structures to label (no MD results attached), ids in ``info``."""
+    """The chosen frames as structures to label (no MD results attached), ids in ``info``, each
+    with its MD cell's ``reference_cell`` (the family's k-point mesh: a pick is labelled like the
+    other frames of its path, not with a mesh of its own strained cell)."""
     from ase import Atoms
+
+    from dft2mlip.structures import REFERENCE_CELL_KEY
+    from dft2mlip.validate.deform import md_reference_cell
 
     out = []
     for sid, row in chosen.items():
@@ -286,9 +319,11 @@ def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataF
             magmoms=src.arrays.get("initial_magmoms"),
         )  # the sites' magnetic order
         where = table.iloc[row]
+        reference = md_reference_cell(src, f"exploration path {where['path']}")
         atoms.info.update(structure_id=sid, config_type="active_learning",
                           al_path=str(where["path"]), al_frame=int(where["frame"]),
-                          md_strain=float(where["md_strain"]))  # fmt: skip
+                          md_strain=float(where["md_strain"]),
+                          **{REFERENCE_CELL_KEY: reference})  # fmt: skip
         out.append(atoms)
     return out
 
@@ -313,6 +348,8 @@ def training_set(base_train: str, label_paths: Sequence, out_path: str) -> pd.Da
     frames, rows = list(base), []
     for path in label_paths:
         lab = read_label(path)
+        if lab.config_type == "heldout":  # validate.deform.HELDOUT: the benchmark stays unseen
+            raise ValueError(f"{path} is a held-out benchmark frame; it is never trained on")
         reason = ""
         if lab.status != "ok":
             reason = f"DFT status {lab.status}: {lab.message}"
@@ -395,7 +432,29 @@ def generation_verdicts(per_seed: pd.DataFrame, base: str, generations: int) -> 
         names = [model_name(base, "al", g), model_name(base, "rand", g), base]
         rows = per_seed[per_seed["run"].isin(names)]
         out[g] = verdict(summarise(rows), reference=model_name(base, "al", g))
+        out[g] += heldout_verdict(rows, model_name(base, "al", g))
     return out
+
+
+def heldout_verdict(rows: pd.DataFrame, reference: str) -> list[str]:
+    """The study's rule (|Δ mean| > 2 standard errors over seeds) on the held-out stress MAE:
+    ``reference`` against every other model name in ``rows``."""
+    from dft2mlip.study import compare
+
+    col, label, unit = HELDOUT_METRICS[0]
+    if col not in rows or rows[col].isna().all():
+        return [f"{label}: no held-out benchmark (validation.heldout.paths is empty)"]
+    stats = rows.groupby("run", sort=False)[col].agg(["mean", "std", "count"])
+    summary = pd.DataFrame({"run": stats.index, f"{col}_mean": stats["mean"].to_numpy(),
+                            f"{col}_std": stats["std"].to_numpy(),
+                            f"{col}_n": stats["count"].to_numpy()})  # fmt: skip
+    parts = []
+    for other in [r for r in summary["run"] if r != reference]:
+        c = compare(summary, reference, other, col)
+        word = ("lower than" if c["diff"] < 0 else "higher than") if c["real"] else (
+            "not distinguishable from" if c["judged"] else "cannot be judged against")
+        parts.append(f"{word} {other} (Δ {c['diff']:+.3g} ± {c['se']:.2g} {unit})")
+    return [f"{label} of {reference}: " + "; ".join(parts)]
 
 
 def plot_generations(per_seed: pd.DataFrame, path) -> None:
@@ -406,11 +465,11 @@ def plot_generations(per_seed: pd.DataFrame, path) -> None:
     import matplotlib.pyplot as plt
 
     from dft2mlip.io import save_figure
-    from dft2mlip.study import STUDY_METRICS
 
-    fig, axes = plt.subplots(1, len(STUDY_METRICS), figsize=(4 * len(STUDY_METRICS), 3.6))
+    metrics = [m for m in al_metrics() if m[0] in per_seed]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
     start = per_seed[per_seed["generation"] == 0]
-    for ax, (col, label, unit) in zip(axes, STUDY_METRICS, strict=True):
+    for ax, (col, label, unit) in zip(axes, metrics, strict=True):
         for lineage in [x for x in LINEAGES if x in set(per_seed["lineage"])]:
             rows = pd.concat([start, per_seed[per_seed["lineage"] == lineage]])
             stats = rows.groupby("generation")[col].agg(["mean", "std"])
@@ -436,9 +495,7 @@ def _table_block(df: pd.DataFrame) -> tuple:
 def paired_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Per generation and seed: active minus random on every study metric (seed k of both
     lineages starts from the same initial parameters; negative = active lower)."""
-    from dft2mlip.study import STUDY_METRICS
-
-    cols = [c for c, _, _ in STUDY_METRICS]
+    cols = [c for c, _, _ in al_metrics() if c in per_seed]
     key = ["generation", "seed"]
     al = per_seed[per_seed["lineage"] == "al"].set_index(key)[cols]
     rand = per_seed[per_seed["lineage"] == "rand"].set_index(key)[cols]
@@ -475,9 +532,7 @@ def summary_blocks(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFra
                    selections: Sequence[Mapping] = ()) -> list[tuple]:  # fmt: skip
     """The active-learning section of the report, as :mod:`dft2mlip.report` blocks (figures
     ``al_generations.png`` and ``al_calibration.png``)."""
-    from dft2mlip.study import STUDY_METRICS
-
-    cols = [c for c, _, _ in STUDY_METRICS]
+    cols = [c for c, _, _ in al_metrics() if c in per_seed]
     stats = per_seed.groupby(["generation", "lineage"], sort=True)[cols].agg(["mean", "std"])
     stats.columns = [f"{c} {s}" for c, s in stats.columns]
     blocks: list[tuple] = [("h", 2, "Active learning: committee-picked vs random frames"), ("p",
@@ -533,9 +588,6 @@ def pool_frames(md: Mapping) -> int:
 def check_active_learning(config: Mapping) -> None:
     """Semantic checks of active_learning (only when generations > 0); one line naming the key
     and the fix."""
-    from dft2mlip.structures import conventional_cell
-    from dft2mlip.validate.deform import DeformationSpec
-
     al = config["active_learning"]
     if int(al["generations"]) == 0:
         return
@@ -549,8 +601,22 @@ def check_active_learning(config: Mapping) -> None:
     if config["dft"]["engine"] == "none":
         raise ValueError(f"{key}.generations > 0 needs new DFT labels: set dft.engine to qe or "
                          "vasp, or active_learning.generations to 0")  # fmt: skip
-    n_pool = 0
-    for name, entry in al["exploration"].items():
+    n_pool = check_md_paths(config, f"{key}.exploration", al["exploration"])
+    if int(al["frames_per_generation"]) > n_pool:
+        raise ValueError(f"{key}.frames_per_generation = {al['frames_per_generation']} exceeds "
+                         f"the {n_pool} frames the exploration paths record; lower it or add "
+                         "paths")  # fmt: skip
+
+
+def check_md_paths(config: Mapping, key: str, paths: Mapping[str, Mapping]) -> int:
+    """Check MD paths whose entries override validation.md (exploration, held-out benchmark):
+    settings and the (configured) cell against the model cutoff; one line naming
+    ``<key>.<path>`` on a bad entry. Returns the number of frames they record together."""
+    from dft2mlip.structures import conventional_cell
+    from dft2mlip.validate.deform import DeformationSpec
+
+    n_frames = 0
+    for name, entry in paths.items():
         md = exploration_md(config["validation"]["md"], entry)
         try:
             base = conventional_cell(config["material"], [1, 1, 1]).cell.array
@@ -559,12 +625,21 @@ def check_active_learning(config: Mapping) -> None:
             spec.check_supercell(cell, float(config["model"]["r_max_A"]), r_max_key="model.r_max_A")
         except ValueError as err:
             where = str(err).replace("validation.md.", "")  # the path entry overrides it
-            raise ValueError(f"{key}.exploration.{name}: {where}") from None
-        n_pool += pool_frames(md)
-    if int(al["frames_per_generation"]) > n_pool:
-        raise ValueError(f"{key}.frames_per_generation = {al['frames_per_generation']} exceeds "
-                         f"the {n_pool} frames the exploration paths record; lower it or add "
-                         "paths")  # fmt: skip
+            raise ValueError(f"{key}.{name}: {where}") from None
+        n_frames += pool_frames(md)
+    return n_frames
+
+
+def check_heldout(config: Mapping) -> None:
+    """Semantic checks of validation.heldout (when it has paths): its run, its paths."""
+    held = config["validation"].get("heldout") or {}
+    if not held.get("paths") or config["dft"]["engine"] == "none":
+        return
+    run = held.get("run") or config["training"]["reference_run"]
+    if run not in config["training"]["runs"]:
+        raise ValueError(f"validation.heldout.run = {run!r} is not a training run; use one of "
+                         f"{', '.join(config['training']['runs'])}")  # fmt: skip
+    check_md_paths(config, "validation.heldout.paths", held["paths"])
 
 
 def write_summary(
@@ -582,7 +657,7 @@ def write_summary(
 
     per_seed = per_seed_table(models, inp["metrics"], inp["elastic"], inp["md_stress"],
                               inp["dft_elastic"], inp["dft_elastic_relaxed"])  # fmt: skip
-    per_seed = with_lineage(per_seed, base)
+    per_seed = with_lineage(with_heldout(per_seed, inp["heldout"]), base)
     calib = pd.concat([pd.read_csv(p) for p in inp["calibration"]], ignore_index=True)
     labels = pd.concat([pd.read_csv(p).assign(model=Path(p).parent.name) for p in inp["labels"]],
                        ignore_index=True)  # fmt: skip

@@ -369,9 +369,10 @@ def _check_validation(config: dict) -> None:
 
 
 def _check_active_learning(config: dict) -> None:
-    from dft2mlip.active import check_active_learning
+    from dft2mlip.active import check_active_learning, check_heldout
 
     try:
+        check_heldout(config)  # the benchmark active learning is judged on
         check_active_learning(config)
     except ValueError as err:
         raise ConfigError(str(err)) from None

@@ -12,6 +12,7 @@ rule al_explore:
     over validation.md) with the previous generation's seed-0 model; every frame is a candidate."""
     input:
         model=al_explore_model,
+        **reference_inputs(),
     output:
         trajectory=f"{RESULTS}/al/explore/g{{gen}}/{{path}}/trajectory.extxyz",
         csv=f"{RESULTS}/al/explore/g{{gen}}/{{path}}/stress_strain.csv",
@@ -25,6 +26,7 @@ rule al_explore:
         path="[A-Za-z0-9][A-Za-z0-9_-]*",
     params:
         material=material_config(),
+        relax=relax_enabled(),
         md=al_explore_md,
         seed=al_explore_seed,
         name=al_explore_name,

@@ -19,6 +19,7 @@ from dft2mlip.study import (
     study_paths,
     tuned_runs,
 )
+from dft2mlip.validate.deform import heldout_ids as heldout_structure_ids
 
 # Semantic checks (pseudopotentials, fractions, weights, MD settings) before any job is scheduled.
 check_config(config)
@@ -35,7 +36,7 @@ NOT_GRID_POINT = "(?![A-Za-z0-9_-]*__g[0-9]+/)[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
 wildcard_constraints:
-    group="train|elastic|md|al",
+    group="train|elastic|md|al|heldout",
     sid="[A-Za-z0-9][A-Za-z0-9_.-]*",
     run="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed="[0-9]+",
@@ -175,7 +176,7 @@ def train_priority(wildcards):
 def dft_priority(wildcards):
     """Longest DFT jobs first, so that none is left alone on the cores at the end of a stage:
     MD snapshots (on the critical path, see train_priority), the supercells and vacancy cells."""
-    if wildcards.group == "md":
+    if wildcards.group in ("md", "heldout"):
         return 2
     big = tuple(SECTIONS[name][0] + "-" for name in SUPERCELL_SECTIONS)
     return 1 if wildcards.sid.startswith(big) else 0
@@ -188,6 +189,8 @@ def structure_set_path(group, run=None):
         return f"{RESULTS}/structures/md/{run}.extxyz"
     if group == "al":  # one set per active-learning generation (`run` is the generation)
         return f"{RESULTS}/structures/al/g{run}.extxyz"
+    if group == "heldout":  # the held-out benchmark's frames (validation.heldout)
+        return f"{RESULTS}/structures/heldout.extxyz"
     return f"{RESULTS}/structures/{group}.extxyz"
 
 
@@ -199,6 +202,8 @@ def md_run_of(sid):
 def structure_set_of(wildcards):
     """The structure set that holds {group}/{sid}."""
     run = md_run_of(wildcards.sid) if wildcards.group == "md" else None
+    if wildcards.group == "heldout":
+        return structure_set_path("heldout")
     if wildcards.group == "al":
         run = active.generation_of(wildcards.sid)
     return structure_set_path(wildcards.group, run)
@@ -328,6 +333,9 @@ def report_inputs():
         "losses": first_seed(f"{RESULTS}/train/{{run}}/seed{{seed}}/model.loss.json"),
         "active_learning": al_outputs(),
         "reference_summary": reference_inputs()["reference_summary"],
+        # the first screen: every model's held-out MD-condition stress error beside its test error
+        "all_metrics": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json"),
+        "heldout": per_model(f"{RESULTS}/validate/{{run}}/seed{{seed}}/heldout.json"),
     }
 
 
@@ -418,7 +426,11 @@ def import_label_paths():
 def all_dft_label_paths():
     """Every DFT label of the run: training candidates, elastic set, MD snapshots of every run."""
     return (
-        dft_label_paths() + elastic_label_paths() + all_snapshot_label_paths() + al_label_paths()
+        dft_label_paths()
+        + elastic_label_paths()
+        + all_snapshot_label_paths()
+        + heldout_label_paths()
+        + al_label_paths()
     )
 
 
@@ -553,6 +565,15 @@ def training_split(wildcards):
     return dataset_files()["train"]
 
 
+def statistics_input(wildcards):
+    """[generation 0's training set] for an active-learning model (its E0s, scale/shift,
+    neighbour count and score scales are fitted there, so both lineages of a seed start from
+    the same statistics and, with the same seed, the same parameters), else []."""
+    if active.parse_model_name(wildcards.run):
+        return [dataset_files()["train"]]
+    return []
+
+
 def al_dataset_labels(wildcards):
     _, lineage, g = active.parse_model_name(wildcards.run)
     return al_label_paths([lineage], g)
@@ -575,6 +596,7 @@ def al_summary_inputs():
         "metrics": al_per_model(f"{validate_dir}/metrics.json"),
         "elastic": al_per_model(f"{validate_dir}/elastic_relaxed.json"),
         "md_stress": al_per_model(f"{validate_dir}/md_stress.json"),
+        "heldout": al_per_model(f"{validate_dir}/heldout.json"),
         "dft_elastic": dft_elastic_outputs(),
         "dft_elastic_relaxed": dft_relaxed_elastic_outputs(),
         "calibration": [f"{RESULTS}/al/g{g}/calibration.csv" for g in al_generations()],
@@ -596,6 +618,53 @@ def al_outputs():
     return [al_files()["summary"]] if al_generations() else []
 
 
+# ---- the held-out stress benchmark (validation.heldout; md.smk, validate.smk)
+
+
+def heldout_config():
+    return config["validation"]["heldout"]
+
+
+def heldout_paths():
+    """Names of the held-out benchmark's MD paths ([] when off or without new DFT)."""
+    return list(heldout_config()["paths"]) if new_dft() else []
+
+
+def heldout_ids():
+    """Structure ids of the held-out frames (known from the config)."""
+    return heldout_structure_ids(heldout_paths(), heldout_config()["frames_per_path"])
+
+
+def heldout_label_paths():
+    """DFT labels of the held-out frames: every model is scored on all of them."""
+    return [label_path("heldout", s) for s in heldout_ids()]
+
+
+def heldout_model():
+    """First-seed generation-0 model of the run that drives the held-out paths."""
+    run = heldout_config().get("run") or config["training"]["reference_run"]
+    return f"{model_dir(run, 0)}/model.pt"
+
+
+def heldout_md(wildcards):
+    """MD settings of one held-out path: validation.md overridden by its entry."""
+    entry = heldout_config()["paths"][wildcards.path]
+    return active.exploration_md(config["validation"]["md"], entry)
+
+
+def heldout_seed(wildcards):
+    """MD seed of one held-out path (apart from every exploration seed, seed + 1000 g + i)."""
+    return int(config["seed"]) + 500_000 + heldout_paths().index(wildcards.path)
+
+
+def heldout_name(wildcards):
+    return f"held-out {wildcards.path}"
+
+
+def heldout_trajectories():
+    return [f"{RESULTS}/heldout/md/{p}/trajectory.extxyz" for p in heldout_paths()]
+
+
 # ---- the DFT-relaxed reference cell (structures.smk)
 
 
@@ -611,8 +680,10 @@ def reference_files():
 
 
 def reference_inputs():
-    """Inputs of every job that builds cells (structures, MD cell) and of the report: the
-    relaxed reference and its summary, both [] when the cell is not relaxed."""
+    """Inputs of every job that builds cells (structures, deformation and exploration MD,
+    snapshots, held-out frames) and of the report: the relaxed reference and its summary, both
+    [] when the cell is not relaxed. Their scripts get params relax=relax_enabled() and call
+    dft.relax.working_reference, which raises when relax is on and these are missing."""
     if not relax_enabled():
         return {"reference": [], "reference_summary": []}
     files = reference_files()

@@ -54,6 +54,7 @@ rule report:
         f"{BENCH}/report.tsv",
     params:
         runs=training_runs(),
+        models=study_models(),
         config=config,
     conda:
         "../../envs/torch.yaml"

@@ -60,6 +60,7 @@ rule structures:
         f"{BENCH}/structures.tsv"
     params:
         material=material_physics(),
+        relax=relax_enabled(),
         spec=structures_spec(),
         elastic_strain=config["validation"]["elastic"]["strain_magnitude"],
         seed=config["seed"],

@@ -12,6 +12,7 @@ rule train:
         train=training_split,
         val=rules.dataset.output.val,
         tuning=tuning_input,
+        statistics=statistics_input,
     output:
         model=f"{RESULTS}/train/{{run}}/seed{{seed}}/model.pt",
         mace_model=f"{RESULTS}/train/{{run}}/seed{{seed}}/model.model",

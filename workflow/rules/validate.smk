@@ -3,13 +3,14 @@ rule validate_model:
     than the checks): test-set MAE/RMSE per component (meV/atom, meV/Å, GPa) and parity plot;
     clamped- and relaxed-ion elastic tensors on exactly the DFT's strained cells; static stress
     vs DFT on the snapshots of every run's MD path (the same frames for every model; the plot
-    shows its own run's path and snapshots)."""
+    shows its own run's path and snapshots); errors on the held-out benchmark's frames."""
     input:
         model=rules.train.output.model,
         test=rules.dataset.output.test,
         elastic_structures=structure_set_path("elastic"),
         labels=all_snapshot_label_paths(),
         md=f"{RESULTS}/md/{{run}}/stress_strain.csv",
+        heldout=heldout_label_paths(),
     output:
         metrics=f"{RESULTS}/validate/{{run}}/seed{{seed}}/metrics.json",
         predictions=f"{RESULTS}/validate/{{run}}/seed{{seed}}/test_predictions.csv",
@@ -23,6 +24,8 @@ rule validate_model:
         relaxed=f"{RESULTS}/validate/{{run}}/seed{{seed}}/elastic_relaxed.json",
         table=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.csv",
         summary=f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.json",
+        heldout=f"{RESULTS}/validate/{{run}}/seed{{seed}}/heldout.json",
+        heldout_table=f"{RESULTS}/validate/{{run}}/seed{{seed}}/heldout.csv",
         plot=report(
             f"{RESULTS}/validate/{{run}}/seed{{seed}}/md_stress.png",
             caption="../report/md_stress.rst",
@@ -40,6 +43,7 @@ rule validate_model:
         fmax=config["validation"]["elastic"]["relax_fmax_eV_per_A"],
         max_steps=config["validation"]["elastic"]["relax_max_steps"],
         md=config["validation"]["md"],
+        strain_bins=heldout_config()["strain_bins"],
     conda:
         "../../envs/torch.yaml"
     script:

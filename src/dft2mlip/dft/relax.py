@@ -278,18 +278,51 @@ def relax_reference(
                           nprocs=nprocs)  # fmt: skip
 
 
-def reference_from_inputs(inputs) -> Atoms | None:
-    """The relaxed reference of a Snakemake job whose inputs ``reference`` and
-    ``reference_summary`` are the relaxation's outputs (lists, empty without a relaxation:
-    None, the configured cell is used). Refuses a failed relaxation (:func:`read_reference`)."""
+def working_reference(inputs, *, relax: bool) -> Atoms | None:
+    """The cell every structure of a Snakemake job is built from (its working reference).
+
+    Parameters
+    ----------
+    inputs
+        The job's ``snakemake.input``: ``reference`` and ``reference_summary`` are the outputs
+        of rule ``relax_reference`` (common.smk ``reference_inputs()``, empty lists when the
+        cell is not relaxed).
+    relax
+        Whether the material's cell is relaxed with DFT (``material.relax`` and new DFT;
+        common.smk ``relax_enabled()``).
+
+    Returns
+    -------
+    ase.Atoms or None
+        The DFT-relaxed cell when ``relax``; None (the configured cell) only when it is off.
+
+    Raises
+    ------
+    RuntimeError
+        ``relax`` on and the job has no relaxed reference among its inputs (a rule that builds
+        a cell without declaring ``reference_inputs()``), or ``relax`` off and it has one; or a
+        failed relaxation (:func:`read_reference`). Never falls back to the configured cell.
+    """
 
     def first(name):
         value = getattr(inputs, name, None) or []
         return value if isinstance(value, str) else (list(value) or [None])[0]
 
-    if not first("reference"):
+    structure, summary = first("reference"), first("reference_summary")
+    if not relax:
+        if structure or summary:
+            raise RuntimeError(
+                f"material.relax is off but the job was given a relaxed reference ({structure}, "
+                f"{summary}); declare reference_inputs() (empty when not relaxed) as its input"
+            )
         return None
-    return read_reference(first("reference"), first("reference_summary"))
+    if not (structure and summary):
+        raise RuntimeError(
+            "material.relax is on but this job has no relaxed reference among its inputs "
+            f"(reference: {structure}, reference_summary: {summary}); the rule must declare "
+            "**reference_inputs() (common.smk), no cell is built from the unrelaxed one"
+        )
+    return read_reference(structure, summary)
 
 
 def reference_record(summary_path, *, relax: bool, new_dft: bool) -> dict:

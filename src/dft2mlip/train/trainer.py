@@ -305,9 +305,12 @@ class TrainingData:
 
     @classmethod
     def from_files(
-        cls, train_path: Path, val_path: Path, model_cfg: dict, dtype: str, batch_size: int
-    ) -> TrainingData:
-        """Read both extxyz files, fit E0s and build the graphs and statistics."""
+        cls, train_path: Path, val_path: Path, model_cfg: dict, dtype: str, batch_size: int,
+        stats_path: Path | None = None,
+    ) -> TrainingData:  # fmt: skip
+        """Read both extxyz files, fit E0s and build the graphs and statistics (E0s, scale,
+        shift, neighbour count, score scales) of ``stats_path`` when given (e.g. generation 0's
+        training set, shared by paired active-learning lineages), else of the training set."""
         train_atoms = _read_frames(train_path, "training")
         val_atoms = _read_frames(val_path, "validation")
         models.check_model_cfg(model_cfg)
@@ -315,9 +318,16 @@ class TrainingData:
         zs = sorted({int(z) for a in train_atoms for z in a.numbers})
         train_configs = models.atoms_to_configs(train_atoms, source=str(train_path))
         val_configs = models.atoms_to_configs(val_atoms, source=str(val_path))
-        e0s = models.fit_e0s(train_configs, zs)
         train = models.configs_to_data(train_configs, zs, r_max, dtype)
-        loader = models.make_loader(train, batch_size, shuffle=False)
+        fit_configs, fit = train_configs, train
+        if stats_path is not None:
+            fit_atoms = _read_frames(stats_path, "statistics")
+            if {int(z) for a in fit_atoms for z in a.numbers} != set(zs):
+                raise ValueError(f"{stats_path} and {train_path} hold different elements")
+            fit_configs = models.atoms_to_configs(fit_atoms, source=str(stats_path))
+            fit = models.configs_to_data(fit_configs, zs, r_max, dtype)
+        e0s = models.fit_e0s(fit_configs, zs)
+        loader = models.make_loader(fit, batch_size, shuffle=False)
         return cls(
             train_path=Path(train_path),
             val_path=Path(val_path),
@@ -326,7 +336,7 @@ class TrainingData:
             zs=zs,
             e0s=e0s,
             stats=models.data_statistics(loader, e0s, zs),
-            scales=label_scales(train, e0s, zs),
+            scales=label_scales(fit, e0s, zs),
             has_stress=models.has_stress_labels(train_atoms),
             val_has_stress=models.has_stress_labels(val_atoms),
         )
@@ -512,6 +522,7 @@ class Trainer:
         """Hash of everything that determines the result (data, model, run, settings, seed)."""
         payload = {
             "train": _file_sha256(self.data.train_path),
+            "stats": self.data.stats,
             "val": _file_sha256(self.data.val_path),
             "model": {k: self.model_cfg[k] for k in models.MODEL_KEYS},
             "run": self.run_cfg,
@@ -892,6 +903,7 @@ def train_run(
     threads: int | None = None,
     resume: bool = True,
     progress: bool | None = None,
+    stats_path: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> dict:
     """Train one run of ``training.runs`` with a :class:`Trainer` (outputs: module docstring).
@@ -917,6 +929,9 @@ def train_run(
         Continue from ``out_dir/last.pt`` when it belongs to this very run.
     progress : bool, optional
         Show a progress bar; default: only when stderr is a terminal.
+    stats_path : path, optional
+        Fit E0s, scale/shift, neighbour count and score scales on this extxyz instead of the
+        training set (:meth:`TrainingData.from_files`).
 
     Returns
     -------
@@ -948,6 +963,7 @@ def train_run(
                 dict(model_cfg),
                 settings.dtype,
                 settings.batch_size,
+                stats_path=None if stats_path is None else Path(stats_path),
             )
             trainer = Trainer(
                 data,

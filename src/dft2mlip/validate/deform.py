@@ -447,7 +447,8 @@ def run_deformation_md(
         Seed of the velocities and the Langevin noise.
     traj_path, csv_path
         Outputs: extxyz of the recorded frames (info md_strain, md_step, md_time_ps; energy,
-        forces and virial stress attached) and the CSV table returned here.
+        forces and virial stress attached; ``reference_cell``: the unstrained MD cell, the
+        k-point mesh of any frame labelled by DFT) and the CSV table returned here.
     record_every
         Recording interval in steps; default :attr:`DeformationSpec.record_every`. The start
         (step 0) and the final step are always recorded.
@@ -495,6 +496,8 @@ def run_deformation_md(
             records.append(_md_record(work, spec, step))
 
     df = pd.DataFrame([row for row, _ in records])
+    for _, frame in records:  # one family: every frame's k-point mesh is the MD cell's
+        frame.info[REFERENCE_CELL_KEY] = np.array(cell.cell0, dtype=float)
     for path in (traj_path, csv_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     write(traj_path, [frame for _, frame in records], format="extxyz")
@@ -628,6 +631,23 @@ def run_nve(
     return pd.DataFrame(rows)
 
 
+def md_reference_cell(frame: Atoms, where: str | Path) -> np.ndarray:
+    """The unstrained MD cell an MD frame was strained from (3x3 Å): the k-point mesh of every
+    DFT label of that path (one family, see :func:`dft2mlip.structures.kpoint_reference_cell`).
+
+    Raises
+    ------
+    ValueError
+        If the frame does not carry it (a trajectory written before frames recorded it):
+        never the frame's own strained cell, whose mesh can differ.
+    """
+    cell = frame.info.get(REFERENCE_CELL_KEY)
+    if cell is None:
+        raise ValueError(f"{where}: an MD frame without info['{REFERENCE_CELL_KEY}'] (the "
+                         "unstrained MD cell); rerun the MD that wrote it")  # fmt: skip
+    return np.asarray(cell, dtype=float).reshape(3, 3)
+
+
 def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap") -> list[Atoms]:
     """Pick ``n`` frames of an MD path evenly spaced in strain for DFT single points.
 
@@ -656,8 +676,6 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
             f"{traj_path} has {len(candidates)} strained frames; cannot pick {n} distinct "
             "snapshots evenly spaced in strain; record more often or ask for fewer snapshots"
         )
-    # the unstrained MD cell: every snapshot of this path uses its k-point mesh (one family)
-    reference = next((f for f, e in zip(frames, strains, strict=True) if e == 0), frames[0]).cell
     snapshots = []
     for k, i in enumerate(picked):
         f = frames[i]
@@ -675,11 +693,33 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
                 "md_strain": float(f.info["md_strain"]),
                 "md_step": int(f.info["md_step"]),
                 "md_time_ps": float(f.info["md_time_ps"]),
-                REFERENCE_CELL_KEY: np.array(reference.array, dtype=float),
+                REFERENCE_CELL_KEY: md_reference_cell(f, traj_path),
             }
         )
         snapshots.append(snap)
     return snapshots
+
+
+#: config_type and id prefix of the held-out benchmark's frames (validation.heldout)
+HELDOUT = "heldout"
+
+
+def heldout_ids(paths: list[str], n: int) -> list[str]:
+    """Structure ids of the held-out frames, known from the config: ``heldout-<path>-<kk>``."""
+    return [f"{HELDOUT}-{path}-{k:02d}" for path in paths for k in range(int(n))]
+
+
+def heldout_frames(trajectories: Mapping[str, str | Path], n: int) -> list[Atoms]:
+    """The held-out benchmark's frames: ``n`` per MD path ({path name: trajectory}), evenly
+    spaced in strain up to the path's final strain (:func:`select_snapshots`), ids
+    :func:`heldout_ids`, ``config_type`` "heldout", ``heldout_path``, and the path's MD cell as
+    ``reference_cell`` (one k-point mesh per path)."""
+    frames = []
+    for path, traj in trajectories.items():
+        for atoms in select_snapshots(traj, n, id_prefix=f"{HELDOUT}-{path}"):
+            atoms.info.update(config_type=HELDOUT, heldout_path=path)
+            frames.append(atoms)
+    return frames
 
 
 def stress_validation(dft_atoms_list: list[Atoms], calc: Calculator) -> pd.DataFrame:

@@ -202,21 +202,68 @@ def component_metrics(predictions: Predictions) -> dict:
     }
 
 
+def _subset(predictions: Predictions, rows: np.ndarray) -> Predictions:
+    """The predictions of the structures at ``rows`` (row indices of ``per_structure``)."""
+    atoms_mask = np.isin(predictions.atom_structure_index, rows)
+    return Predictions(
+        per_structure=predictions.per_structure.iloc[rows].reset_index(drop=True),
+        forces_ref=predictions.forces_ref[atoms_mask],
+        forces_pred=predictions.forces_pred[atoms_mask],
+        atom_structure_index=predictions.atom_structure_index[atoms_mask],
+    )
+
+
 def metrics_by_config_type(predictions: Predictions) -> dict[str, dict]:
     """:func:`component_metrics` for each ``config_type`` separately (same units)."""
     df = predictions.per_structure
     out = {}
     for ct in sorted(df["config_type"].unique()):
         rows = np.flatnonzero(df["config_type"].to_numpy() == ct)
-        atoms_mask = np.isin(predictions.atom_structure_index, rows)
-        sub = Predictions(
-            per_structure=df.iloc[rows].reset_index(drop=True),
-            forces_ref=predictions.forces_ref[atoms_mask],
-            forces_pred=predictions.forces_pred[atoms_mask],
-            atom_structure_index=predictions.atom_structure_index[atoms_mask],
-        )
-        out[str(ct)] = component_metrics(sub)
+        out[str(ct)] = component_metrics(_subset(predictions, rows))
     return out
+
+
+def stress_mae_by_component(predictions: Predictions) -> dict[str, float]:
+    """Stress MAE (GPa) of each Voigt component over the structures with a reference stress:
+    ``stress_mae_<c>_GPa`` for c in xx, yy, zz, yz, xz, xy."""
+    df = predictions.per_structure
+    err = np.abs(df[STRESS_PRED_COLUMNS].to_numpy() - df[STRESS_REF_COLUMNS].to_numpy())
+    return {f"stress_mae_{c}_GPa": float(np.nanmean(err[:, j])) if np.isfinite(err[:, j]).any()
+            else float("nan") for j, c in enumerate(VOIGT_COMPONENTS)}  # fmt: skip
+
+
+def heldout_metrics(predictions: Predictions, strains: np.ndarray, n_bins: int) -> dict:
+    """Errors on the held-out validation-condition frames: :func:`component_metrics`, stress MAE
+    per component, and per bin of |strain| (``n_bins`` equal bins from 0 to the largest).
+
+    Parameters
+    ----------
+    predictions
+        :func:`predict` on the frames with an ok DFT label.
+    strains
+        Each frame's MD strain (dimensionless; engineering shear for shear paths), row order.
+    n_bins
+        Number of strain bins (>= 1).
+
+    Returns
+    -------
+    dict
+        The overall metrics (meV/atom, meV/Å, GPa), ``stress_mae_<c>_GPa``, and ``strain_bins``:
+        one record per bin (``lo``, ``hi``, ``n``, ``stress_mae_GPa``, ``forces_mae_meV_per_A``,
+        ``energy_mae_meV_per_atom``; NaN for an empty bin).
+    """
+    magnitude = np.abs(np.asarray(strains, dtype=float))
+    edges = np.linspace(0.0, float(magnitude.max()), int(n_bins) + 1)
+    which = np.clip(np.searchsorted(edges, magnitude, side="right") - 1, 0, int(n_bins) - 1)
+    bins = []
+    keys = ("stress_mae_GPa", "forces_mae_meV_per_A", "energy_mae_meV_per_atom")
+    for b in range(int(n_bins)):
+        rows = np.flatnonzero(which == b)
+        values = component_metrics(_subset(predictions, rows)) if rows.size else {}
+        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(rows.size),
+                     **{k: float(values.get(k, float("nan"))) for k in keys}})  # fmt: skip
+    return {**component_metrics(predictions), **stress_mae_by_component(predictions),
+            "strain_bins": bins}  # fmt: skip
 
 
 def write_metrics_json(metrics: dict, path: str | Path, **extra: object) -> Path:

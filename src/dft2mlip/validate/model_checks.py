@@ -1,5 +1,6 @@
 """Every check of one trained model, each writing its own files: test-set metrics and parity,
-elastic tensors on the DFT cells, and static stress against DFT on the MD snapshots.
+elastic tensors on the DFT cells, static stress against DFT on the MD snapshots, and the errors
+on the held-out frames at the validation conditions.
 
 The workflow runs them together in one job per model (rule ``validate_model``): loading torch and
 mace-torch costs about 5 s per process, more than the checks themselves on a small model.
@@ -27,7 +28,7 @@ from dft2mlip.validate.elastic import (
     write_elastic_failure,
     write_elastic_json,
 )
-from dft2mlip.validate.metrics import component_metrics, plot_parity, predict
+from dft2mlip.validate.metrics import component_metrics, heldout_metrics, plot_parity, predict
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
@@ -112,3 +113,38 @@ def write_stress_validation(
     )
     log.info("%s seed %d stress validation: %s", run, seed, summary)
     return summary
+
+
+def write_heldout_scores(
+    calc: Calculator,
+    label_paths: Sequence[PathLike],
+    out: Mapping[str, PathLike],
+    run: str,
+    seed: int,
+    n_bins: int,
+) -> dict:
+    """Errors on the held-out stress benchmark (frames at the validation conditions, labelled by
+    DFT once, never trained on): ``out["heldout_table"]`` (one row per frame: path, strain,
+    status, predictions) and ``out["heldout"]`` (:func:`heldout_metrics`, plus ``n_frames``,
+    ``n_ok`` and ``missing``). No frames (benchmark off, or no new DFT): NaN errors."""
+    labels = [read_label(path) for path in label_paths]
+    ok = [lab for lab in labels if lab.status == "ok"]
+    record = {"run": run, "seed": seed, "n_frames": len(labels), "n_ok": len(ok),
+              "missing": [f"{lab.structure_id} ({lab.status})" for lab in labels
+                          if lab.status != "ok"]}  # fmt: skip
+    if ok:
+        predictions = predict(calc, [lab.atoms for lab in ok])
+        table = predictions.per_structure
+        table.insert(1, "path", [str(lab.atoms.info.get("heldout_path", "")) for lab in ok])
+        table.insert(2, "md_strain", [float(lab.atoms.info["md_strain"]) for lab in ok])
+        record.update(heldout_metrics(predictions, table["md_strain"].to_numpy(), n_bins))
+        table.to_csv(out["heldout_table"], index=False)
+    else:
+        record.update(stress_mae_GPa=float("nan"), forces_mae_meV_per_A=float("nan"),
+                      energy_mae_meV_per_atom=float("nan"), strain_bins=[])  # fmt: skip
+        with open(out["heldout_table"], "w") as fh:
+            fh.write("structure_id,path,md_strain\n")
+    with open(out["heldout"], "w") as fh:
+        json.dump(record, fh, indent=2)
+    log.info("%s seed %d held-out frames: %s", run, seed, record)
+    return record
