@@ -10,8 +10,10 @@ so its wording is written once for both formats.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -33,16 +35,24 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(fmt=fmt, fixed=fixed, md_cell=md_cell, inline=inline_html,
-                       attr=html.escape)  # fmt: skip
+                       attr=html.escape, para=paragraph)  # fmt: skip
     return env
+
+
+def paragraph(text: str) -> str:
+    """A paragraph written over several template lines, as one line."""
+    return " ".join(line.strip() for line in str(text).strip().splitlines())
 
 
 def _macros(form: str):
     return environment().get_template(f"{form}.j2").module
 
 
-def render_section(name: str, data: Mapping, form: str = "md") -> str:
-    """One section's blocks, worded by ``sections/<name>.j2`` from ``data``, in ``form``."""
+def render_section(name: str, data: Any, form: str = "md") -> str:
+    """One section's blocks, worded by ``sections/<name>.j2`` from ``data`` (a mapping or a
+    dataclass, whose fields the template sees as variables), in ``form`` ("md" or "html")."""
+    if is_dataclass(data):
+        data = {f.name: getattr(data, f.name) for f in fields(data)}
     template = environment().get_template(f"sections/{name}.j2")
     return template.render(m=_macros(form), **data)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -41,28 +42,50 @@ def _trust_verdict(test: float, held: float) -> str:
     return f"no: {ratio:.1f}× its test error (more than {TRUST_FACTOR:g}×)"
 
 
+@dataclass
+class TrustRun:
+    """One run's stress MAE (GPa), mean and standard deviation over its seeds."""
+
+    run: str
+    seeds: int
+    test_GPa: tuple[float, float]
+    heldout_GPa: tuple[float, float]
+
+    @property
+    def verdict(self) -> str:
+        return _trust_verdict(self.test_GPa[0], self.heldout_GPa[0])
+
+    @property
+    def cells(self) -> list[str]:
+        """The run's table row: mean ± std (mean alone for one seed) and the verdict."""
+        values = [f"{fmt(m)} ± {fmt(sd, 2)}" if self.seeds > 1 else fmt(m)
+                  for m, sd in (self.test_GPa, self.heldout_GPa)]  # fmt: skip
+        return [self.run, str(self.seeds), *values, self.verdict]
+
+
+@dataclass
+class TrustData:
+    """The first screen's data: held-out frames (0: no benchmark) and every run's errors."""
+
+    n_frames: int
+    runs: list[TrustRun] = field(default_factory=list)
+    factor: float = TRUST_FACTOR
+
+
+def gather_trust(trust: pd.DataFrame | None) -> TrustData:
+    """The first screen's data from :func:`trust_table` (None or no held-out frame: none)."""
+    if trust is None or trust.empty or not trust["heldout_n_ok"].any():
+        return TrustData(n_frames=0)
+    runs = []
+    for run, group in trust.groupby("run", sort=False):
+        test, held = ((group[c].mean(), group[c].std()) for c in
+                      ("test_stress_mae_GPa", "heldout_stress_mae_GPa"))  # fmt: skip
+        runs.append(TrustRun(str(run), len(group), test, held))
+    return TrustData(n_frames=int(trust["heldout_n_ok"].max()), runs=runs)
+
+
 def trust_section(trust: pd.DataFrame | None, blocks: list) -> None:
     """The first screen: can each run's stress be trusted where its MD goes? Held-out stress
-    MAE at the validation conditions beside the test-set stress MAE, mean ± std over seeds."""
-    blocks.append(("h", 2, "Can the stress be trusted where the MD goes?"))
-    if trust is None or trust.empty or not trust["heldout_n_ok"].any():
-        blocks.append(("p", "No held-out benchmark in this run (validation.heldout.paths empty or "
-                       "no new DFT): only the test-set error below, which is measured on "
-                       "structures like the training ones, not where the MD goes."))  # fmt: skip
-        return
-    n = int(trust["heldout_n_ok"].max())
-    blocks.append(("p", f"Stress MAE on {n} held-out DFT frames at the deformation MD's "
-                   "conditions (never trained on) beside the test-set stress MAE, mean ± std "
-                   f"over seeds. Verdict: yes when the held-out error is at most {TRUST_FACTOR:g}× "
-                   "the test-set error (means)."))  # fmt: skip
-    rows = []
-    for run, group in trust.groupby("run", sort=False):
-        stats = {c: (group[c].mean(), group[c].std()) for c in
-                 ("test_stress_mae_GPa", "heldout_stress_mae_GPa")}  # fmt: skip
-        cells = [f"{fmt(m)} ± {fmt(sd, 2)}" if len(group) > 1 else fmt(m)
-                 for m, sd in stats.values()]  # fmt: skip
-        verdict = _trust_verdict(*(m for m, _ in stats.values()))
-        rows.append([run, str(len(group)), *cells, verdict])
-    header = ["run", "seeds", "test-set stress MAE (GPa)", "held-out MD stress MAE (GPa)",
-              "trusted where its MD goes?"]  # fmt: skip
-    blocks.append(("table", header, rows))
+    MAE at the validation conditions beside the test-set stress MAE, mean ± std over seeds
+    (worded by ``templates/sections/trust.j2``)."""
+    blocks.append(("section", "trust", gather_trust(trust)))
