@@ -49,10 +49,13 @@ def _macros(form: str):
 
 
 def render_section(name: str, data: Any, form: str = "md") -> str:
-    """One section's blocks, worded by ``sections/<name>.j2`` from ``data`` (a mapping or a
-    dataclass, whose fields the template sees as variables), in ``form`` ("md" or "html")."""
+    """One section's blocks, worded by ``sections/<name>.j2`` from ``data`` (a mapping, or a
+    dataclass whose fields and properties the template sees as variables), in ``form`` ("md" or
+    "html")."""
     if is_dataclass(data):
-        data = {f.name: getattr(data, f.name) for f in fields(data)}
+        names = [f.name for f in fields(data)]
+        names += [k for k, v in vars(type(data)).items() if isinstance(v, property)]
+        data = {name: getattr(data, name) for name in names}
     template = environment().get_template(f"sections/{name}.j2")
     return template.render(m=_macros(form), **data)
 
