@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,67 +13,75 @@ from dft2mlip.io import save_figure
 from dft2mlip.report.figures import plt
 
 
-def dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, figures: list):
-    blocks.append(("h", 2, "Dataset"))
-    if table is None:
-        blocks.append(("p", "The label table is missing; see *Missing artifacts*."))
-        return
-    id_col = next((c for c in ("structure_id", "id") if c in table), None)
+@dataclass
+class SettingsData:
+    """DFT settings hashes of the labels: one row per (hash, source), how many hashes the
+    trained labels mix, and (keys, rows) of the engine settings that differ between them."""
+
+    rows: list[list[str]]
+    n_trained: int
+    differing: tuple[list[str], list[list[str]]] | None = None
+
+
+@dataclass
+class DatasetData:
+    """The dataset section's data (``n_labels`` None: the label table is missing)."""
+
+    n_labels: int | None = None
+    n_ok: int = 0
+    statuses: list[str] = field(default_factory=list)
+    count_rows: list[list] = field(default_factory=list)
+    split_counts: dict[str, int] | None = None
+    excluded_rows: list[list[str]] = field(default_factory=list)
+    settings: SettingsData | None = None
+    figure: str | None = None
+
+
+def _with_columns(table: pd.DataFrame) -> pd.DataFrame:
     df = table.copy()
     if "config_type" not in df:
         df["config_type"] = "(no config_type column)"
     if "status" not in df:
         df["status"] = "(no status column)"
-    counts = pd.crosstab(df["config_type"], df["status"])
-    statuses = list(counts.columns)
-    n_ok = int((df["status"] == "ok").sum())
-    blocks.append(
-        (
-            "p",
-            f"{len(df)} DFT labels, {n_ok} with status `ok`. Only `ok` labels enter training; "
-            "every other label is listed below with its status and never enters silently.",
-        )
-    )
-    rows = [
-        [ct, *[int(counts.loc[ct, s]) for s in statuses], int(counts.loc[ct].sum())]
-        for ct in counts.index
-    ]
-    rows.append(["total", *[int(counts[s].sum()) for s in statuses], int(counts.values.sum())])
-    blocks.append(("table", ["config_type", *statuses, "total"], rows))
-    if "split" in df:
-        split_counts = df[df["status"] == "ok"].groupby("split").size()
-        blocks.append(
-            (
-                "p",
-                "Split of the `ok` labels: "
-                + ", ".join(f"{k} {v}" for k, v in split_counts.items())
-                + ".",
-            )
-        )
+    return df
+
+
+def excluded_rows(df: pd.DataFrame) -> list[list[str]]:
+    """Every label not in a split: id, config_type, status, why (ok labels) and message."""
+    id_col = next((c for c in ("structure_id", "id") if c in df), None)
     out_of_splits = df["status"] != "ok"
     if "split" in df:
         out_of_splits |= df["split"] == "excluded"
-    excluded = df[out_of_splits]
-    if len(excluded):
-        blocks.append(("p", f"**Excluded labels ({len(excluded)}):**"))
-        ex_rows = [
-            [
-                str(r.get(id_col, "?")) if id_col else "?",
-                str(r["config_type"]),
-                str(r["status"]),
-                str(r.get("excluded_reason") or "") if r["status"] == "ok" else "",
-                str(r.get("message", "")),
-            ]
-            for _, r in excluded.iterrows()
-        ]
-        header = ["structure_id", "config_type", "status", "why excluded", "message"]
-        blocks.append(("table", header, ex_rows))
-    else:
-        blocks.append(("p", "No label was excluded."))
-    _settings_blocks(df, blocks)
+    return [[str(r.get(id_col, "?")) if id_col else "?", str(r["config_type"]), str(r["status"]),
+             str(r.get("excluded_reason") or "") if r["status"] == "ok" else "",
+             str(r.get("message", ""))]
+            for _, r in df[out_of_splits].iterrows()]  # fmt: skip
+
+
+def gather_dataset(table: pd.DataFrame | None) -> DatasetData:
+    """The section's data from the label table (None: missing)."""
+    if table is None:
+        return DatasetData()
+    df = _with_columns(table)
+    counts = pd.crosstab(df["config_type"], df["status"])
+    statuses = list(counts.columns)
+    rows = [[ct, *[int(counts.loc[ct, s]) for s in statuses], int(counts.loc[ct].sum())]
+            for ct in counts.index]  # fmt: skip
+    rows.append(["total", *[int(counts[s].sum()) for s in statuses], int(counts.values.sum())])
+    splits = None
+    if "split" in df:
+        splits = dict(df[df["status"] == "ok"].groupby("split").size().items())
+    return DatasetData(len(df), int((df["status"] == "ok").sum()), statuses, rows, splits,
+                       excluded_rows(df), gather_settings(df))  # fmt: skip
+
+
+def dataset_figure(table: pd.DataFrame, out_dir: Path) -> str:
+    """``dataset.png``: labels per config_type, stacked by status."""
+    df = _with_columns(table)
+    counts = pd.crosstab(df["config_type"], df["status"])
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     bottom = np.zeros(len(counts))
-    for s in statuses:
+    for s in counts.columns:
         ax.bar(counts.index.astype(str), counts[s].to_numpy(), bottom=bottom, label=str(s))
         bottom += counts[s].to_numpy()
     ax.set_ylabel("number of labels")
@@ -81,34 +90,34 @@ def dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, fig
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     fig.tight_layout()
     save_figure(fig, out_dir / "dataset.png")
-    figures.append("dataset.png")
-    blocks.append(("img", "dataset summary", "dataset.png"))
+    return "dataset.png"
 
 
-def _settings_blocks(df: pd.DataFrame, blocks: list) -> None:
+def dataset_section(table: pd.DataFrame | None, out_dir: Path, blocks: list, figures: list):
+    """Labels by config_type and status, the excluded ones, the DFT settings hashes and the
+    figure (worded by ``templates/sections/dataset.j2``)."""
+    data = gather_dataset(table)
+    if table is not None:
+        data.figure = dataset_figure(table, out_dir)
+        figures.append(data.figure)
+    blocks.append(("section", "dataset", data))
+
+
+def gather_settings(df: pd.DataFrame) -> SettingsData | None:
     """DFT settings hashes per source; when the trained labels mix several, the settings that
-    differ between them (from the imported labels' engine settings)."""
+    differ between them (from the imported labels' engine settings). None: no hash column."""
     if "settings_hash" not in df:
-        return
+        return None
     source = df["source"] if "source" in df else pd.Series("pipeline", index=df.index)
     trained = df["split"].isin(["train", "val", "test"]) if "split" in df else df["status"] == "ok"
     groups = df.assign(source=source, trained=trained).groupby(["settings_hash", "source"])
     rows = [[str(h), str(src), str(len(g)), str(int(g["trained"].sum()))]
             for (h, src), g in groups]  # fmt: skip
     n_trained = df.loc[trained, "settings_hash"].nunique()
-    text = (
-        "Every trained label shares one DFT settings hash."
-        if n_trained <= 1
-        else f"**The trained labels mix {n_trained} DFT settings hashes** "
-        "(dataset.allow_mixed_settings or on_settings_mismatch: warn allowed it)."
-    )
-    blocks.append(("p", f"DFT settings of the labels. {text}"))
-    blocks.append(("table", ["settings hash", "source", "labels", "in splits"], rows))
+    differing = None
     if n_trained > 1 and "settings" in df:
         differing = _differing_settings(df.loc[trained])
-        if differing:
-            blocks.append(("p", "Settings that differ between the trained labels:"))
-            blocks.append(("table", ["settings hash", *differing[0]], differing[1]))
+    return SettingsData(rows, int(n_trained), differing)
 
 
 def _differing_settings(df: pd.DataFrame) -> tuple[list[str], list[list[str]]] | None:
