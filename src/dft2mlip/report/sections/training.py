@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,28 +15,29 @@ from dft2mlip.report.format import as_float, fmt
 WEIGHT_COLUMNS = {"energy": "weight_energy", "forces": "weight_forces", "stress": "weight_stress"}
 
 
-def weights_section(histories: dict, out_dir: Path, blocks: list, figures: list, descriptions):
-    blocks.append(("h", 2, "Training runs and loss weights"))
-    blocks.append(
-        (
-            "p",
-            "Each run trains the same architecture on the same data; they differ only in how the "
-            "energy (E), force (F) and stress (S) loss terms are weighted. Adaptive schemes "
-            "recompute the weights every epoch from each term's learning progress; fixed schemes "
-            "keep them constant.",
-        )
-    )
-    if descriptions:
-        blocks.append(("ul", [f"**{k}**: {v}" for k, v in descriptions.items()]))
-    available = {k: h for k, h in histories.items() if h is not None}
-    if not available:
-        blocks.append(("p", "No training history is available."))
-        return
-    rows = []
-    for run, h in available.items():
-        last = h.iloc[-1]
-        rows.append([run, str(len(h)), *[fmt(last.get(col)) for col in WEIGHT_COLUMNS.values()]])
-    blocks.append(("table", ["run", "epochs", "final w_E", "final w_F", "final w_S"], rows))
+@dataclass
+class WeightsData:
+    """The training section's data: each run's description, and per run with a history its
+    number of epochs and final weights (formatted); the figure (None: no history)."""
+
+    descriptions: Mapping[str, str] | None
+    final_rows: list[list[str]] = field(default_factory=list)
+    figure: str | None = None
+
+    @property
+    def description_items(self) -> list[str]:
+        return [f"**{k}**: {v}" for k, v in (self.descriptions or {}).items()]
+
+
+@dataclass
+class LossRecordData:
+    """The loss stored with each model: one formatted row per run with a record."""
+
+    rows: list[list[str]]
+
+
+def weights_figure(available: dict, out_dir: Path) -> str:
+    """``loss_weights.png``: each run's E, F and S weights against the epoch (log scale)."""
     n = len(available)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
     for ax, (run, h) in zip(axes[0], available.items(), strict=True):
@@ -52,39 +55,39 @@ def weights_section(histories: dict, out_dir: Path, blocks: list, figures: list,
     axes[0][0].set_ylabel("loss weight")
     fig.tight_layout()
     save_figure(fig, out_dir / "loss_weights.png")
-    figures.append("loss_weights.png")
-    blocks.append(("img", "loss weights vs epoch", "loss_weights.png"))
+    return "loss_weights.png"
+
+
+def weights_section(histories: dict, out_dir: Path, blocks: list, figures: list, descriptions):
+    """The runs, their final loss weights and the weights' figure (worded by
+    ``templates/sections/weights.j2``)."""
+    data = WeightsData(descriptions)
+    available = {k: h for k, h in histories.items() if h is not None}
+    for run, h in available.items():
+        final = [fmt(h.iloc[-1].get(col)) for col in WEIGHT_COLUMNS.values()]
+        data.final_rows.append([run, str(len(h)), *final])
+    if available:
+        data.figure = weights_figure(available, out_dir)
+        figures.append(data.figure)
+    blocks.append(("section", "weights", data))
+
+
+def loss_record_row(run: str, r: Mapping) -> list[str]:
+    """Scheme with options, normalisation, reference losses, final weights, model epoch."""
+    refs = r.get("reference_losses") or {}
+    final = r.get("final_weights") or {}
+    options = ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
+    return [run, f"{r.get('scheme')}" + (f" ({options})" if options else ""),
+            str(r.get("normalise")),
+            " / ".join(f"{as_float(refs.get(c)):.2g}" for c in WEIGHT_COLUMNS) if refs else "—",
+            " / ".join(fmt(final.get(c)) for c in WEIGHT_COLUMNS),
+            str(r.get("model_epoch", "—"))]  # fmt: skip
 
 
 def loss_record_section(records: dict, blocks: list) -> None:
     """The loss each model was trained with, read back from the record stored with it
-    (``model.loss.json``, the same as in ``model.pt`` and the MACE export)."""
-    have = {run: r for run, r in records.items() if r is not None}
-    if not have:
-        return
-    blocks.append(("h", 3, "The loss stored with each model"))
-    blocks.append(
-        (
-            "p",
-            "Read from `model.loss.json` beside each model (the same record is in `model.pt` and "
-            "in the MACE export as `dft2mlip_loss`, with the weight of every epoch). Reference "
-            "losses are the first-epoch MSEs the terms are divided by under `normalise: initial`.",
-        )
-    )
-    rows = []
-    for run, r in have.items():
-        refs = r.get("reference_losses") or {}
-        final = r.get("final_weights") or {}
-        options = ", ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
-        rows.append(
-            [
-                run,
-                f"{r.get('scheme')}" + (f" ({options})" if options else ""),
-                str(r.get("normalise")),
-                " / ".join(f"{as_float(refs.get(c)):.2g}" for c in WEIGHT_COLUMNS) if refs else "—",
-                " / ".join(fmt(final.get(c)) for c in WEIGHT_COLUMNS),
-                str(r.get("model_epoch", "—")),
-            ]
-        )
-    header = ["run", "scheme", "normalise", "L_ref E / F / S", "final w E / F / S", "model epoch"]
-    blocks.append(("table", header, rows))
+    (``model.loss.json``, the same as in ``model.pt`` and the MACE export); nothing when no
+    run has one (worded by ``templates/sections/loss_record.j2``)."""
+    rows = [loss_record_row(run, r) for run, r in records.items() if r is not None]
+    if rows:
+        blocks.append(("section", "loss_record", LossRecordData(rows)))
