@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -21,76 +22,53 @@ def _mean_spread(row: pd.Series, col: str) -> str:
     return f"{fmt(mean)}{spread}" + (f" [{int(n)}]" if int(n) > 1 else "")
 
 
-def study_section(study_dir: Path | None, out_dir: Path, blocks: list, figures: list, missing):
-    """Every run x seed: mean ± standard deviation, the Pareto plot with the fixed-weight grid,
-    the tuning choice and the verdict (all from results/study/, written by dft2mlip.study)."""
+@dataclass
+class StudyData:
+    """The study section's data (``record`` None: its files are missing): the summary table
+    (formatted mean ± std per metric), the Pareto figure, the study's record (verdict, rule,
+    Pareto standing, tuning) and each tuned run's grid rows."""
+
+    record: Mapping | None = None
+    header: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    figure: str | None = None
+    tuning: list[tuple[Mapping, list[list[str]]]] = field(default_factory=list)
+
+
+def tuning_rows(tuning: Mapping) -> list[list[str]]:
+    """A tuned run's grid: point (✓ the chosen one), weights E:F:S, validation score, epoch."""
+    return [[g["name"] + (" ✓" if g["name"] == tuning["chosen"] else ""),
+             ":".join(f"{g['weights'][c]:.3g}" for c in ("energy", "forces", "stress")),
+             fmt(g["val_score"]), str(int(g["epoch"]))]
+            for g in tuning["grid"]]  # fmt: skip
+
+
+def gather_study(study_dir: Path | None, out_dir: Path, missing) -> StudyData:
+    """The section's data from ``results/study/`` (written by :mod:`dft2mlip.study`), the Pareto
+    figure copied beside the report; no record when a file is missing (named in ``missing``)."""
     from dft2mlip.study import STUDY_METRICS
 
-    blocks.append(("h", 2, "The study: every run over seeds, and the verdict"))
     summary_csv = missing.path("study summary", study_dir / "summary.csv" if study_dir else None)
     study_json = missing.path("study verdict", study_dir / "study.json" if study_dir else None)
     if summary_csv is None or study_json is None:
-        blocks.append(("p", "The study's files are missing: no verdict."))
-        return
+        return StudyData()
     summary = pd.read_csv(summary_csv)
     record = json.loads(study_json.read_text())
-    blocks.append(
-        (
-            "p",
-            "Each run is trained with the same seeds; cells give mean ± standard deviation over "
-            "seeds [number of seeds]. Elastic-tensor error is 100·‖C_model − C_DFT‖/‖C_DFT‖ "
-            "over the whole 6×6 tensor (relaxed ion when DFT has it). The MD-snapshot stress "
-            "error is over the DFT snapshots of every run's MD path (the same frames for all).",
-        )
-    )
     header = ["run", "seeds"] + [f"{label} ({unit})" for _, label, unit in STUDY_METRICS]
-    rows = [
-        [r["run"], str(int(r["n_seeds"]))] + [_mean_spread(r, c) for c, _, _ in STUDY_METRICS]
-        for _, r in summary.iterrows()
-    ]
-    blocks.append(("table", header, rows))
-    pareto = study_dir / "pareto.png"
-    if pareto.is_file():
-        shutil.copyfile(pareto, out_dir / "pareto.png")
-        figures.append("pareto.png")
-        blocks.append(("img", "test-set errors of every run and seed, with the grid", "pareto.png"))
-    tuning_blocks(record, blocks)
-    blocks.append(("h", 3, f"Verdict (reference run: {record['reference']})"))
-    blocks.append(("p", f"Rule: {record['rule']}."))
-    blocks.append(("ul", list(record["verdict"])))
-    standing = record.get("pareto") or []
-    if standing:
-        texts = [
-            f"seed {s['seed']}: "
-            + (
-                f"dominated by {', '.join(s['dominated_by'])}"
-                if s["dominated_by"]
-                else "not dominated by any grid point"
-            )  # fmt: skip
-            for s in standing
-        ]
-        blocks.append(
-            (
-                "p",
-                f"{record['reference']} against every point of the fixed-weight grid on test "
-                "E, F and S MAE at once (a point dominates when it is no worse on all three and "
-                "better on one): " + "; ".join(texts) + ".",
-            )
-        )
+    rows = [[r["run"], str(int(r["n_seeds"]))] + [_mean_spread(r, c) for c, _, _ in STUDY_METRICS]
+            for _, r in summary.iterrows()]  # fmt: skip
+    figure = None
+    if (study_dir / "pareto.png").is_file():
+        figure = "pareto.png"
+        shutil.copyfile(study_dir / "pareto.png", out_dir / figure)
+    tuning = [(t, tuning_rows(t)) for t in record.get("tuning") or []]
+    return StudyData(record, header, rows, figure, tuning)
 
 
-def tuning_blocks(record: Mapping, blocks: list) -> None:
-    """The weight grid of each tuned run: validation score per point and the chosen one."""
-    for tuning in record.get("tuning") or []:
-        blocks.append(("h", 3, f"Tuning of {tuning['run']}"))
-        blocks.append(("p", f"Chosen: **{tuning['chosen']}** by {tuning['criterion']}."))
-        rows = [
-            [
-                g["name"] + (" ✓" if g["name"] == tuning["chosen"] else ""),
-                ":".join(f"{g['weights'][c]:.3g}" for c in ("energy", "forces", "stress")),
-                fmt(g["val_score"]),
-                str(int(g["epoch"])),
-            ]
-            for g in tuning["grid"]
-        ]
-        blocks.append(("table", ["grid point", "w_E:w_F:w_S", "val score", "best epoch"], rows))
+def study_section(study_dir: Path | None, out_dir: Path, blocks: list, figures: list, missing):
+    """Every run x seed: mean ± standard deviation, the Pareto plot with the fixed-weight grid,
+    the tuning choice and the verdict (all from results/study/, written by dft2mlip.study;
+    worded by ``templates/sections/study.j2``)."""
+    data = gather_study(study_dir, out_dir, missing)
+    figures.extend([data.figure] if data.figure else [])
+    blocks.append(("section", "study", data))
