@@ -68,25 +68,15 @@ def read_runs(runs: Mapping[str, RunArtifacts], missing: Missing) -> RunData:
 
 
 def intro_blocks(title: str, runs: Mapping) -> list[tuple]:
-    """The title and the paragraph that says what the report compares."""
-    return [("h", 1, title), (
-        "p",
-        "This report compares machine-learning interatomic potentials trained on the same DFT "
-        f"labels with different loss weightings ({', '.join(runs) or 'no runs'}). The "
-        "detailed sections show the first seed of each run; the study section at the end "
-        "gives every seed, the spread and the verdict. Units: "
-        "energy eV (errors meV/atom), forces eV/Å (errors meV/Å), stress GPa with tension "
-        "positive (a compressed cell has negative stress).",
-    )]  # fmt: skip
+    """The title and the paragraph that says what the report compares
+    (``templates/sections/intro.j2``)."""
+    return [("section", "intro", {"title": title, "runs": list(runs)})]
 
 
 def missing_blocks(missing: Missing) -> list[tuple]:
-    """The closing list of the artifacts that could not be read."""
-    if not missing.items:
-        return [("h", 2, "Missing artifacts"), ("p", "None: every artifact was found.")]
-    return [("h", 2, "Missing artifacts"),
-            ("p", "These inputs were not available; their cells above show “missing” or “—”:"),
-            ("ul", missing.items)]  # fmt: skip
+    """The closing list of the artifacts that could not be read
+    (``templates/sections/missing.j2``)."""
+    return [("section", "missing", {"items": missing.items})]
 
 
 def _section_blocks(opts: Mapping[str, Any], runs: RunData, table, dft: tuple, out_dir: Path,
@@ -96,7 +86,7 @@ def _section_blocks(opts: Mapping[str, Any], runs: RunData, table, dft: tuple, o
     figures: list[str] = []
     trust_section(opts["trust"], blocks)
     if opts["settings"]:
-        blocks.append(("ul", [f"{k}: `{v}`" for k, v in opts["settings"].items()]))
+        blocks.append(("section", "settings", {"settings": opts["settings"]}))
     if opts["reference"] is not None:
         reference_section(opts["reference"], blocks)
     dataset_section(table, out_dir, blocks, figures)
