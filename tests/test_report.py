@@ -392,12 +392,39 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
     _trust_section(trust_table(models, metrics, heldout), blocks)
     first = render_markdown(blocks)
     assert first.startswith("## Can the stress be trusted where the MD goes?")
-    good = f"| good | 2 | 0.110 ± {np.std([0.10, 0.12], ddof=1):.2g} | 0.180 ± " \
+    good = (
+        f"| good | 2 | 0.110 ± {np.std([0.10, 0.12], ddof=1):.2g} | 0.180 ± "
         f"{np.std([0.15, 0.21], ddof=1):.2g} | yes: {0.18 / 0.11:.1f}× its test error"
+    )
     assert good in first
-    bad = f"| bad | 2 | 0.0900 ± {np.std([0.10, 0.08], ddof=1):.2g} | 1.00 ± " \
+    bad = (
+        f"| bad | 2 | 0.0900 ± {np.std([0.10, 0.08], ddof=1):.2g} | 1.00 ± "
         f"{np.std([0.9, 1.1], ddof=1):.2g} | no: {1.0 / 0.09:.1f}× its test error"
+    )
     assert bad in first
     blocks = []
     _trust_section(None, blocks)
     assert "No held-out benchmark in this run" in render_markdown(blocks)
+
+
+def test_a_section_is_worded_by_its_template_from_plain_data():
+    """The first screen rendered from a hand-made data object through ``sections/trust.j2``, in
+    both formats: the numbers formatted as worked out here, the verdict from the ratio of means."""
+    from dft2mlip.report import render_section
+    from dft2mlip.report.sections.trust import TrustData, TrustRun
+
+    runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1)),
+            TrustRun("fixed", 1, (0.05, float("nan")), (0.5, 0.0))]  # fmt: skip
+    data = TrustData(n_frames=6, runs=runs)
+    md = render_section("trust", data, "md")
+    assert md.startswith("## Can the stress be trusted where the MD goes?\n\nStress MAE on 6 ")
+    assert "at most 2× the test-set error" in md
+    # 0.3 / 0.2 = 1.5 ≤ 2: yes; 0.5 / 0.05 = 10 > 2: no; one seed: no spread
+    assert (
+        "| adaptive | 3 | 0.200 ± 0.050 | 0.300 ± 0.10 | yes: 1.5× its test error (within 2×) |"
+        in md
+    )
+    assert "| fixed | 1 | 0.0500 | 0.500 | no: 10.0× its test error (more than 2×) |" in md
+    html = render_section("trust", data, "html")
+    assert "<td>adaptive</td><td>3</td><td>0.200 ± 0.050</td>" in html
+    assert "No held-out benchmark" in render_section("trust", TrustData(n_frames=0), "md")

@@ -330,6 +330,22 @@ def per_seed_table(
     return pd.DataFrame(rows)
 
 
+def _readable_log_ticks(axis, limits: tuple[float, float]) -> None:
+    """Short plain tick labels on a log axis and none on its minor ticks; within two decades
+    (where a log axis has at most two labelled powers of ten) ticks at 1, 2 and 5 times the
+    powers of ten, or within a narrow range a few evenly spaced ones."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+    low, high = sorted(limits)
+    if not (low > 0 and high / low < 100):
+        return
+    one_two_five = ticker.LogLocator(subs=(1.0, 2.0, 5.0))
+    inside = [v for v in one_two_five.tick_values(low, high) if low <= v <= high]
+    axis.set_major_locator(one_two_five if len(inside) >= 3 else ticker.MaxNLocator(nbins=4))
+
+
 def plot_pareto(per_seed: pd.DataFrame, grid: pd.DataFrame | None, path: str | Path) -> Path:
     """Three panels (E–F, E–S, F–S test MAE) with every run and seed, and the grid points."""
     import matplotlib
@@ -341,15 +357,21 @@ def plot_pareto(per_seed: pd.DataFrame, grid: pd.DataFrame | None, path: str | P
 
     pairs = [(0, 1), (0, 2), (1, 2)]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.0))
+    # one marker and colour per run in every panel, as in the legend of the first
+    runs = list(dict.fromkeys(per_seed["run"]))
     markers = itertools.cycle("osD^v<>PX*")
+    style = {run: (next(markers), f"C{k % 10}") for k, run in enumerate(runs)}
     for ax, (i, j) in zip(axes, pairs, strict=True):
         (xc, xl, xu), (yc, yl, yu) = PARETO_METRICS[i], PARETO_METRICS[j]
         if grid is not None and len(grid):
             ax.scatter(grid[xc], grid[yc], marker="x", c="0.5", label="fixed grid (seed 0)")
         for run, group in per_seed.groupby("run", sort=False):
-            ax.scatter(group[xc], group[yc], marker=next(markers), label=run, alpha=0.8)
+            marker, colour = style[run]
+            ax.scatter(group[xc], group[yc], marker=marker, color=colour, label=run, alpha=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _readable_log_ticks(ax.xaxis, ax.get_xlim())
+        _readable_log_ticks(ax.yaxis, ax.get_ylim())
         ax.set_xlabel(f"{xl} ({xu})")
         ax.set_ylabel(f"{yl} ({yu})")
     axes[0].legend(fontsize=7)
