@@ -2,6 +2,7 @@
 seeds, the verdict rule and Pareto dominance. Expected values are worked out by hand here."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from dft2mlip.study import (
     write_study,
 )
 
-ROOT_CONFIG = "config/config.yaml"
+ROOT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def test_grid_points_are_every_combination_rescaled_to_unit_sum():
@@ -173,9 +174,13 @@ def test_write_study_files_and_pareto_standing(tmp_path):
     assert len(pd.read_csv(out["summary"])) == 2
 
 
-def _config():
-    with open(ROOT_CONFIG) as fh:
+def _config(path=ROOT_CONFIG):
+    with open(path) as fh:
         return validate_config(yaml.safe_load(fh))
+
+
+#: the example with the tuned weight grid (the default config has no tuned run)
+WEIGHT_GRID_CONFIG = ROOT_CONFIG.parent / "examples" / "weight_grid.yaml"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +193,7 @@ def _config():
     ],
 )
 def test_bad_study_settings_are_refused_naming_the_key(change, key):
-    cfg = _config()
+    cfg = _config(WEIGHT_GRID_CONFIG)
     change(cfg["training"]["runs"])
     with pytest.raises(ConfigError, match=key):
         check_config(cfg)
