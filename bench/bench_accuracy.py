@@ -15,7 +15,11 @@ Trainers (each ``--seeds`` times, one thread each, ``--jobs`` at once):
   rate decay to ``min_lr`` instead of the plateau schedule), ``ours-float32`` (trained and
   evaluated in float32), ``ours-fixed-normalised``
   (constant equal weights, same normalisation), ``ours-mace-weights`` (fixed 1:100:1 on raw
-  MSEs), ``ours-target`` (weights by distance to per-term targets).
+  MSEs), ``ours-target`` (weights by distance to per-term targets);
+- issue 25's levers on how much each term counts: ``ours-anchored`` (SoftAdapt anchored to
+  E:F:S = ``ANCHOR`` = 1:4:1, oscillating around it), ``ours-counts`` (``normalise: counts``:
+  each term times its share of label components), ``ours-variance`` (``normalise: variance``:
+  each MSE over its labels' mean square instead of the initial loss).
 
 Every model is evaluated by the pipeline's own code (``dft2mlip.validate.metrics``: MAE per
 component, energy per atom, forces per Cartesian component, stress per Voigt component) through
@@ -25,6 +29,7 @@ MACE's calculator on the same held-out test split. Data: any extxyz with ``REF_*
 (mace_run_train drops the last incomplete batch and takes its statistics from the rest).
 
 Usage: ``python bench/bench_accuracy.py /tmp/si200.extxyz --epochs 60 --seeds 2 --jobs 2``
+(a forces-rich set: ``python bench/make_emt_forces_set.py /tmp/cu_emt.extxyz``)
 Prints a Markdown table; stores ``bench/results/accuracy.json`` and ``accuracy.md`` (with
 ``--tag T``: ``accuracy_T.json``/``.md``, e.g. for a run of a few trainers with ``--only``).
 """
@@ -56,6 +61,9 @@ COMPONENTS = ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "stress_mae_GPa
 
 #: our trainer's variants: (run config, TrainingSettings overrides), each one change from default
 _REFERENCE = CONFIG["training"]["reference_run"]
+_DEFAULT_RUN = CONFIG["training"]["runs"][_REFERENCE]
+#: ours-anchored's E:F:S (SoftAdapt anchored to it; forces two thirds of the weight)
+ANCHOR = {"energy": 1.0, "forces": 4.0, "stress": 1.0}
 OURS = {
     "ours-default": (CONFIG["training"]["runs"][_REFERENCE], {}),
     "ours-no-ema": (CONFIG["training"]["runs"][_REFERENCE], {"ema_decay": 0.0}),
@@ -64,6 +72,10 @@ OURS = {
     "ours-float32": (CONFIG["training"]["runs"][_REFERENCE], {"dtype": "float32"}),
     "ours-fixed-normalised": (CONFIG["training"]["runs"]["fixed-normalised"], {}),
     "ours-mace-weights": (CONFIG["training"]["runs"]["mace-like"], {}),
+    # issue 25's levers: how much each term counts (one change each from ours-default)
+    "ours-anchored": ({**_DEFAULT_RUN, "anchor": ANCHOR}, {}),
+    "ours-counts": ({**_DEFAULT_RUN, "normalise": "counts"}, {}),
+    "ours-variance": ({**_DEFAULT_RUN, "normalise": "variance"}, {}),
     "ours-target": (  # bench/study.yaml's target run: targets at the DFT tolerances
         {
             "scheme": "target",
@@ -236,7 +248,7 @@ def main() -> None:
     }
     result.update(run_all(a, a.work))
     result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    lines = table(result) + paired(result)
+    lines = table(result) + paired(result) + paired(result, "mace-two-stage")
     print("\n".join(lines))
     a.results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"accuracy_{a.tag}" if a.tag else "accuracy"
