@@ -124,8 +124,12 @@ def mace_cmd(name: str, data: dict, a: argparse.Namespace, seed: int, work: Path
 
 
 def train_one(name: str, seed: int, data: dict, a: argparse.Namespace, work: Path) -> dict:
-    """One training process: wall and CPU seconds (its own, by wait4) and its model file."""
+    """One training process: wall and CPU seconds (its own, by wait4) and its model file,
+    also stored in ``run.json`` beside it; a run whose ``run.json`` exists is not trained again
+    (a measurement that was stopped continues with the models it finished)."""
     out = work / f"{name}_s{seed}"
+    if (out / "run.json").exists():
+        return json.loads((out / "run.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     if name in MACE:
         cmd = mace_cmd(name, data, a, seed, out)
@@ -147,7 +151,9 @@ def train_one(name: str, seed: int, data: dict, a: argparse.Namespace, work: Pat
     wall = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"{name} seed {seed} failed; see {out / 'train.log'}")
-    return {"model": str(model), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+    run = {"model": str(model), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+    (out / "run.json").write_text(json.dumps(run))
+    return run
 
 
 def test_errors(model_path: str, test_frames: list, dtype: str = "float64") -> dict:
@@ -174,7 +180,7 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
         data[key] = work / f"{key}.extxyz"
         ase.io.write(data[key], part, format="extxyz")
     names = [*MACE, *OURS] if not a.only else a.only
-    jobs = [(n, s) for s in range(a.seeds) for n in names]
+    jobs = [(n, s) for s in range(a.seeds) for n in names if s == 0 or n not in a.one_seed]
     with ThreadPoolExecutor(a.jobs) as pool:
         done = list(pool.map(lambda job: train_one(*job, data, a, work), jobs))
     results: dict[str, list] = {n: [] for n in names}
@@ -188,16 +194,26 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
 
 def table(results: dict) -> list[str]:
     """Mean ± std over seeds of the test MAEs and the wall time per model."""
-    lines = ["| trainer | E MAE meV/atom | F MAE meV/Å | S MAE GPa | wall s/model | CPU s/model |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| trainer | seeds | E MAE meV/atom | F MAE meV/Å | S MAE GPa | wall s/model | "
+             "CPU s/model |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, runs in results["runs"].items():
         cells = []
         for key in COMPONENTS:
             values = [r["test"][key] for r in runs]
             cells.append(f"{np.mean(values):.3g} ± {np.std(values):.2g}")
-        wall, cpu = (np.mean([r[k] for r in runs]) for k in ("wall_s", "cpu_s"))
-        lines.append(f"| {name} | {' | '.join(cells)} | {wall:.0f} | {cpu:.0f} |")
+        # mean over the seeds whose time was measured (null: lost when a run was restarted)
+        wall, cpu = (_mean_known([r[k] for r in runs]) for k in ("wall_s", "cpu_s"))
+        lines.append(f"| {name} | {len(runs)} | {' | '.join(cells)} | {wall} | {cpu} |")
     return lines
+
+
+def _mean_known(values: list) -> str:
+    """Mean of the measured values (``n of m`` when some are unknown), ``-`` if none."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    note = "" if len(known) == len(values) else f" ({len(known)} of {len(values)})"
+    return f"{np.mean(known):.0f}{note}"
 
 
 def paired(results: dict, base: str = "ours-default") -> list[str]:
@@ -234,6 +250,8 @@ def main() -> None:
     p.add_argument("--split-seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=[*MACE, *OURS], help="a subset of trainers")
+    p.add_argument("--one-seed", nargs="+", default=[], choices=[*MACE, *OURS],
+                   help="trainers run with seed 0 only (no paired interval)")  # fmt: skip
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_accuracy"))
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--tag", default="", help="results file suffix (accuracy_<tag>.json)")
