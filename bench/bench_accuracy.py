@@ -188,7 +188,7 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
         dtype = OURS[name][1].get("dtype", "float64") if name in OURS else "float64"
         run.update(seed=seed, test=test_errors(run["model"], parts["test"], dtype))
         results[name].append(run)
-        print(f"{name} seed {seed}: {run['wall_s']:.0f} s, {run['test']}", flush=True)
+        print(f"{name} seed {seed}: {run['wall_s']} s, {run['test']}", flush=True)
     return {"split": {k: len(v) for k, v in parts.items()}, "runs": results}
 
 
