@@ -15,7 +15,11 @@ Trainers (each ``--seeds`` times, one thread each, ``--jobs`` at once):
   rate decay to ``min_lr`` instead of the plateau schedule), ``ours-float32`` (trained and
   evaluated in float32), ``ours-fixed-normalised``
   (constant equal weights, same normalisation), ``ours-mace-weights`` (fixed 1:100:1 on raw
-  MSEs), ``ours-target`` (weights by distance to per-term targets).
+  MSEs), ``ours-target`` (weights by distance to per-term targets);
+- issue 25's levers on how much each term counts: ``ours-anchored`` (SoftAdapt anchored to
+  E:F:S = ``ANCHOR`` = 1:4:1, oscillating around it), ``ours-counts`` (``normalise: counts``:
+  each term times its share of label components), ``ours-variance`` (``normalise: variance``:
+  each MSE over its labels' mean square instead of the initial loss).
 
 Every model is evaluated by the pipeline's own code (``dft2mlip.validate.metrics``: MAE per
 component, energy per atom, forces per Cartesian component, stress per Voigt component) through
@@ -25,6 +29,7 @@ MACE's calculator on the same held-out test split. Data: any extxyz with ``REF_*
 (mace_run_train drops the last incomplete batch and takes its statistics from the rest).
 
 Usage: ``python bench/bench_accuracy.py /tmp/si200.extxyz --epochs 60 --seeds 2 --jobs 2``
+(a forces-rich set: ``python bench/make_emt_forces_set.py /tmp/cu_emt.extxyz``)
 Prints a Markdown table; stores ``bench/results/accuracy.json`` and ``accuracy.md`` (with
 ``--tag T``: ``accuracy_T.json``/``.md``, e.g. for a run of a few trainers with ``--only``).
 """
@@ -56,6 +61,9 @@ COMPONENTS = ("energy_mae_meV_per_atom", "forces_mae_meV_per_A", "stress_mae_GPa
 
 #: our trainer's variants: (run config, TrainingSettings overrides), each one change from default
 _REFERENCE = CONFIG["training"]["reference_run"]
+_DEFAULT_RUN = CONFIG["training"]["runs"][_REFERENCE]
+#: ours-anchored's E:F:S (SoftAdapt anchored to it; forces two thirds of the weight)
+ANCHOR = {"energy": 1.0, "forces": 4.0, "stress": 1.0}
 OURS = {
     "ours-default": (CONFIG["training"]["runs"][_REFERENCE], {}),
     "ours-no-ema": (CONFIG["training"]["runs"][_REFERENCE], {"ema_decay": 0.0}),
@@ -64,6 +72,10 @@ OURS = {
     "ours-float32": (CONFIG["training"]["runs"][_REFERENCE], {"dtype": "float32"}),
     "ours-fixed-normalised": (CONFIG["training"]["runs"]["fixed-normalised"], {}),
     "ours-mace-weights": (CONFIG["training"]["runs"]["mace-like"], {}),
+    # issue 25's levers: how much each term counts (one change each from ours-default)
+    "ours-anchored": ({**_DEFAULT_RUN, "anchor": ANCHOR}, {}),
+    "ours-counts": ({**_DEFAULT_RUN, "normalise": "counts"}, {}),
+    "ours-variance": ({**_DEFAULT_RUN, "normalise": "variance"}, {}),
     "ours-target": (  # bench/study.yaml's target run: targets at the DFT tolerances
         {
             "scheme": "target",
@@ -112,8 +124,12 @@ def mace_cmd(name: str, data: dict, a: argparse.Namespace, seed: int, work: Path
 
 
 def train_one(name: str, seed: int, data: dict, a: argparse.Namespace, work: Path) -> dict:
-    """One training process: wall and CPU seconds (its own, by wait4) and its model file."""
+    """One training process: wall and CPU seconds (its own, by wait4) and its model file,
+    also stored in ``run.json`` beside it; a run whose ``run.json`` exists is not trained again
+    (a measurement that was stopped continues with the models it finished)."""
     out = work / f"{name}_s{seed}"
+    if (out / "run.json").exists():
+        return json.loads((out / "run.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     if name in MACE:
         cmd = mace_cmd(name, data, a, seed, out)
@@ -135,7 +151,9 @@ def train_one(name: str, seed: int, data: dict, a: argparse.Namespace, work: Pat
     wall = time.perf_counter() - start
     if status != 0:
         raise RuntimeError(f"{name} seed {seed} failed; see {out / 'train.log'}")
-    return {"model": str(model), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+    run = {"model": str(model), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+    (out / "run.json").write_text(json.dumps(run))
+    return run
 
 
 def test_errors(model_path: str, test_frames: list, dtype: str = "float64") -> dict:
@@ -162,7 +180,7 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
         data[key] = work / f"{key}.extxyz"
         ase.io.write(data[key], part, format="extxyz")
     names = [*MACE, *OURS] if not a.only else a.only
-    jobs = [(n, s) for s in range(a.seeds) for n in names]
+    jobs = [(n, s) for s in range(a.seeds) for n in names if s == 0 or n not in a.one_seed]
     with ThreadPoolExecutor(a.jobs) as pool:
         done = list(pool.map(lambda job: train_one(*job, data, a, work), jobs))
     results: dict[str, list] = {n: [] for n in names}
@@ -170,22 +188,32 @@ def run_all(a: argparse.Namespace, work: Path) -> dict:
         dtype = OURS[name][1].get("dtype", "float64") if name in OURS else "float64"
         run.update(seed=seed, test=test_errors(run["model"], parts["test"], dtype))
         results[name].append(run)
-        print(f"{name} seed {seed}: {run['wall_s']:.0f} s, {run['test']}", flush=True)
+        print(f"{name} seed {seed}: {run['wall_s']} s, {run['test']}", flush=True)
     return {"split": {k: len(v) for k, v in parts.items()}, "runs": results}
 
 
 def table(results: dict) -> list[str]:
     """Mean ± std over seeds of the test MAEs and the wall time per model."""
-    lines = ["| trainer | E MAE meV/atom | F MAE meV/Å | S MAE GPa | wall s/model | CPU s/model |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| trainer | seeds | E MAE meV/atom | F MAE meV/Å | S MAE GPa | wall s/model | "
+             "CPU s/model |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, runs in results["runs"].items():
         cells = []
         for key in COMPONENTS:
             values = [r["test"][key] for r in runs]
             cells.append(f"{np.mean(values):.3g} ± {np.std(values):.2g}")
-        wall, cpu = (np.mean([r[k] for r in runs]) for k in ("wall_s", "cpu_s"))
-        lines.append(f"| {name} | {' | '.join(cells)} | {wall:.0f} | {cpu:.0f} |")
+        # mean over the seeds whose time was measured (null: lost when a run was restarted)
+        wall, cpu = (_mean_known([r[k] for r in runs]) for k in ("wall_s", "cpu_s"))
+        lines.append(f"| {name} | {len(runs)} | {' | '.join(cells)} | {wall} | {cpu} |")
     return lines
+
+
+def _mean_known(values: list) -> str:
+    """Mean of the measured values (``n of m`` when some are unknown), ``-`` if none."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    note = "" if len(known) == len(values) else f" ({len(known)} of {len(values)})"
+    return f"{np.mean(known):.0f}{note}"
 
 
 def paired(results: dict, base: str = "ours-default") -> list[str]:
@@ -222,6 +250,8 @@ def main() -> None:
     p.add_argument("--split-seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--only", nargs="+", choices=[*MACE, *OURS], help="a subset of trainers")
+    p.add_argument("--one-seed", nargs="+", default=[], choices=[*MACE, *OURS],
+                   help="trainers run with seed 0 only (no paired interval)")  # fmt: skip
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_accuracy"))
     p.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--tag", default="", help="results file suffix (accuracy_<tag>.json)")
@@ -236,7 +266,7 @@ def main() -> None:
     }
     result.update(run_all(a, a.work))
     result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
-    lines = table(result) + paired(result)
+    lines = table(result) + paired(result) + paired(result, "mace-two-stage")
     print("\n".join(lines))
     a.results_dir.mkdir(parents=True, exist_ok=True)
     stem = f"accuracy_{a.tag}" if a.tag else "accuracy"

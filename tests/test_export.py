@@ -204,7 +204,7 @@ def test_loss_record_travels_with_both_model_files(trained):
     assert whole.dft2mlip_loss == record
 
     assert record["scheme"] == RUN_CFG["scheme"]
-    assert record["options"] == {k: RUN_CFG[k] for k in SCHEME_OPTIONS["softadapt"]}
+    assert record["options"] == {k: RUN_CFG.get(k) for k in SCHEME_OPTIONS["softadapt"]}
     assert record["normalise"] == RUN_CFG["normalise"]
     assert record["update_interval_batches"] == 0
     assert record["components"] == ["energy", "forces", "stress"]

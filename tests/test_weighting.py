@@ -389,10 +389,100 @@ def test_make_weighting_needs_labels_for_weighted_components():
 
 
 def test_normalise_mode():
-    assert normalise_mode("a", {"normalise": "initial"}) == "initial"
+    for mode in ("initial", "counts", "variance", "none"):
+        assert normalise_mode("a", {"normalise": mode}) == mode
     assert normalise_mode("a", {}) == "none"
     with pytest.raises(ValueError, match=r"training\.runs\.a\.normalise"):
         normalise_mode("a", {"normalise": "running"})
+
+
+# ------------------------------------------------------------------------------------------
+# Anchored SoftAdapt: w_k ∝ a_k w̃_k (NequIP PR #515's weighted variant)
+
+ANCHOR = {"energy": 1.0, "forces": 4.0, "stress": 1.0}
+A = np.array([1.0, 4.0, 1.0]) / 6.0
+
+
+def test_anchored_starts_at_the_anchor_and_stays_there_while_all_terms_fall_alike():
+    """Before two observations w = a / Σa; when every loss changes by the same amount, d is
+    (−1, −1, −1)/√3, the softmax is uniform and w = a / Σa exactly."""
+    sa = SoftAdapt(COMPS, anchor=ANCHOR)
+    np.testing.assert_allclose(vector(sa.weights), A, rtol=1e-15)
+    np.testing.assert_allclose(vector(sa.update(as_dict([1.0, 1.0, 1.0]))), A, rtol=1e-15)
+    for t in range(1, 8):
+        level = 1.0 - 0.1 * t
+        np.testing.assert_allclose(vector(sa.update(as_dict([level] * 3))), A, rtol=1e-12)
+
+
+def test_anchored_hand_computed_window_2():
+    """w(t) = a ⊙ w̃(t) / Σ (a ⊙ w̃(t)), w̃ the window mean of the hand softmax vectors."""
+    sa = SoftAdapt(COMPS, beta=1.0, window=2, anchor=ANCHOR)
+    w = [vector(sa.update(as_dict(x))) for x in HAND_LOSSES]
+    expected = [A, A * S1, A * (S1 + S2) / 2, A * (S2 + S3) / 2]
+    for got, e in zip(w, expected, strict=True):
+        np.testing.assert_allclose(got, e / e.sum(), rtol=1e-9)
+    # written out at t = 1: (1·0.274661, 4·0.224874, 1·0.500465) / 1.674622
+    np.testing.assert_allclose(w[1], [0.164014, 0.537133, 0.298853], atol=1e-6)
+
+
+def test_anchored_oscillates_around_the_anchor_not_around_equal_shares():
+    """(w_k / a_k) / (w_j / a_j) = w̃_k / w̃_j ≤ exp(√2 β) on any curves (‖d‖ ≤ 1), and its
+    geometric mean over random curves stays near 1; the plain scheme's mean weights are near
+    1/3 instead."""
+    beta = 1.1
+    rng = np.random.default_rng(4)
+    anchored = SoftAdapt(COMPS, beta=beta, window=5, anchor=ANCHOR)
+    plain = SoftAdapt(COMPS, beta=beta, window=5)
+    losses = np.ones(3)
+    log_ratio, plain_w = [], []
+    for _ in range(300):
+        losses = losses * rng.uniform(0.9, 1.05, 3)
+        w = vector(anchored.update(as_dict(losses))) / A
+        assert w.max() / w.min() <= math.exp(math.sqrt(2) * beta) * (1 + 1e-12)
+        log_ratio.append(np.log(w / w.mean()))
+        plain_w.append(vector(plain.update(as_dict(losses))))
+    assert np.abs(np.mean(log_ratio, axis=0)).max() < 0.1
+    np.testing.assert_allclose(np.mean(plain_w, axis=0), [1 / 3] * 3, atol=0.03)
+
+
+def test_equal_anchor_is_the_plain_scheme():
+    rng = np.random.default_rng(5)
+    seq = [as_dict(rng.uniform(0.1, 1.0, 3)) for _ in range(10)]
+    for loss_weighted in (False, True):
+        a = SoftAdapt(COMPS, loss_weighted=loss_weighted)
+        b = SoftAdapt(COMPS, loss_weighted=loss_weighted, anchor=dict.fromkeys(COMPS, 7.0))
+        for losses in seq:
+            assert b.update(losses) == pytest.approx(a.update(losses), rel=1e-12)
+
+
+def test_anchored_state_round_trip_and_config():
+    sa = make_weighting("r", {"scheme": "softadapt", "anchor": ANCHOR}, COMPS)
+    assert sa.options()["anchor"] == ANCHOR
+    rng = np.random.default_rng(6)
+    seq = [as_dict(rng.uniform(0.1, 1.0, 3)) for _ in range(9)]
+    for losses in seq[:4]:
+        sa.update(losses)
+    b = SoftAdapt(COMPS)
+    b.load_state_dict(json.loads(json.dumps(sa.state_dict())))
+    assert b.anchor == ANCHOR
+    for losses in seq[4:]:
+        assert b.update(losses) == sa.update(losses)
+
+
+@pytest.mark.parametrize(
+    ("anchor", "match"),
+    [
+        ({"energy": 1.0, "forces": 4.0}, r"missing \['stress'\]"),
+        ({**ANCHOR, "virial": 1.0}, r"extra \['virial'\]"),
+        ({**ANCHOR, "forces": 0.0}, "anchor.forces must be a finite number > 0"),
+        ({**ANCHOR, "forces": "lots"}, "anchor.forces"),
+        ([1, 4, 1], "must be a mapping"),
+    ],
+)
+def test_anchor_errors_name_the_run_and_the_key(anchor, match):
+    with pytest.raises(ValueError, match=match) as err:
+        make_weighting("adaptive", {"scheme": "softadapt", "anchor": anchor}, COMPS)
+    assert "training.runs.adaptive" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------
@@ -682,7 +772,7 @@ def test_options_are_the_run_config_keys_of_each_scheme():
         assert tuple(built.options()) == SCHEME_OPTIONS[scheme], scheme
         json.dumps(built.options())  # plain types
     sa = make_weighting("r", {"scheme": "softadapt", "beta": 0.7, "window": 2}, COMPS)
-    assert sa.options() == {"beta": 0.7, "window": 2, "loss_weighted": False}
+    assert sa.options() == {"beta": 0.7, "window": 2, "loss_weighted": False, "anchor": None}
 
 
 def test_loss_record_of_fixed_weights_without_normalisation():

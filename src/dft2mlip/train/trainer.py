@@ -10,7 +10,9 @@ One call of :func:`train_run` trains one run spec of ``training.runs`` with a :c
 - model: :func:`dft2mlip.train.models.build_model` with E0s fitted to the training energies by
   least squares and scale/shift from the training set (MACE's ``rms_forces_scaling``);
 - loss: Σ_k w_k L_k (``normalise: none``) or Σ_k w_k L_k / L_k^ref (``normalise: initial``,
-  L_k^ref = mean training loss of the initial model over the training set, frozen); L_k are
+  L_k^ref = mean training loss of the initial model over the training set, frozen; ``counts``:
+  the same times each term's share of label components m_k; ``variance``: L_k^ref = mean square
+  of the training labels; :mod:`dft2mlip.train.normalisation`); L_k are
   the raw MSEs of :mod:`dft2mlip.train.loss`; weights from :mod:`dft2mlip.train.weighting`,
   updated once per epoch with the epoch-mean (normalised when enabled) training losses;
 - optimiser: Adam (amsgrad) with an optional learning-rate schedule (``plateau`` on the
@@ -58,6 +60,7 @@ import torch
 from dft2mlip.io import atomic_write, atomic_write_text
 from dft2mlip.train import models
 from dft2mlip.train.loss import COMPONENTS, component_sums
+from dft2mlip.train.normalisation import count_factors, label_counts, variance_refs
 from dft2mlip.train.settings import LR_SCHEDULERS, TrainingSettings
 from dft2mlip.train.state import (
     RESUME_FORMAT,
@@ -436,6 +439,9 @@ class Trainer:
         weighting = self._make_weighting()
         self.normalise = normalise_mode(run_name, run_cfg)
         self.interval = update_interval(run_name, run_cfg)
+        self.factors = {k: 1.0 for k in weighting.components}
+        if self.normalise == "counts":
+            self.factors.update(count_factors(label_counts(data.train), self.trained))
         self.score_components = tuple(
             c for c in self.trained if c != "stress" or data.val_has_stress
         )
@@ -550,8 +556,10 @@ class Trainer:
                 files.state,
                 self.state.epoch,
             )
-        elif self.normalise == "initial":
+        elif self.normalise in ("initial", "counts"):
             self.state.refs.update(self._initial_references())
+        elif self.normalise == "variance":
+            self.state.refs.update(variance_refs(self.data.scales, self.trained))
         # the declared outputs are rewritten from the state (a workflow manager may have removed
         # them when the interrupted attempt failed)
         for stale in (files.model, files.mace_model, files.loss):
@@ -597,7 +605,7 @@ class Trainer:
         parts = component_sums(pred, batch)
         counts = {k: float(c) for k, (_, c) in parts.items()}
         losses = {
-            k: parts[k][0] / counts[k] / st.refs[k]
+            k: parts[k][0] / counts[k] / st.refs[k] * self.factors[k]
             for k in weighting.components
             if k in parts and counts[k] > 0
         }
@@ -709,6 +717,7 @@ class Trainer:
             update_interval_batches=self.interval,
             history=st.history,
             model_epoch=st.best["epoch"],
+            factors=self.factors,
         )
 
     def record_epoch(self, epoch, losses, rmse, score, best_payload, lr, t0, c0) -> dict:

@@ -15,6 +15,14 @@ stress (eV/Å³)²).
   training loss over the first epoch's pass (the initial model evaluated on the whole training
   set before the first parameter update), frozen and saved in the checkpoint. The terms are
   dimensionless and start near 1, so weights that sum to 1 are comparable across E, F and S.
+- ``normalise: counts`` — as ``initial``, and each term further multiplied by m_k, the number
+  of label components it has per training structure (energy 1, forces 3 N, stress 6) over the
+  mean of these numbers across the weighted terms (:mod:`dft2mlip.train.normalisation`): a term
+  counts as much as the information its labels hold, not one third each. The scheme's
+  ``update`` still receives L_k / L_k^ref (without m_k).
+- ``normalise: variance`` — loss = Σ_k w_k · L_k / Var_k with Var_k the mean square of the
+  training labels (energy per atom minus the E0s, force components, stress components): each
+  term is a relative error, 1 for a model that predicts zero, independent of the initial model.
 - ``normalise: none`` — loss = Σ_k w_k · L_k with raw MSEs. With MACE-like fixed weights
   E:F:S = 1:100:1 the stress term, in (eV/Å³)², barely counts (1 GPa = 0.0062 eV/Å³): that is
   the point of the fixed-weight comparison run.
@@ -30,6 +38,9 @@ At interval t: Δ_k = L_k(t) − L_k(t−1); d = Δ / max(‖Δ‖₂, 1e-8); w�
 by the current loss values the update received and renormalised, w_k ∝ w̃_k · f_k(t) — not by
 the current weights, which would compound every softmax vector ``window`` times (see
 :class:`SoftAdapt`). Until two observations exist the weights are uniform (1/n).
+Anchored variant (``anchor: {energy: a_E, forces: a_F, stress: a_S}``; the idea of NequIP's
+PR #515): w_k ∝ a_k w̃_k (before the loss weighting), so the weights start at the user's ratio
+a / Σ a and oscillate around it instead of drifting to equal shares.
 
 ReLoBRaLo (Bischof & Kraus 2021)
 --------------------------------
@@ -78,7 +89,7 @@ from dft2mlip.units import EV_PER_A3_TO_GPA
 
 ALL_COMPONENTS = ("energy", "forces", "stress")
 SCHEMES = ("fixed", "softadapt", "relobralo", "dwa", "uncertainty", "gradnorm", "target")
-NORMALISE_MODES = ("initial", "none")
+NORMALISE_MODES = ("initial", "counts", "variance", "none")
 #: floor of the loss-weighted SoftAdapt weights (a term whose loss reached 0 keeps a share)
 _LOSS_WEIGHTED_FLOOR = 1e-12
 
@@ -242,6 +253,12 @@ class SoftAdapt(WeightingScheme):
     weight within 20 updates on smooth loss curves. Here the weights depend only on the last
     ``window`` loss changes and the current losses, so nothing compounds.
 
+    Anchored variant: with an anchor a (the user's E:F:S ratio, normalised to sum 1) the
+    averaged vector is multiplied by a and renormalised, w_k = a_k w̃_k / Σ_j a_j w̃_j, and the
+    weights before the second observation are a. A uniform w̃ (all terms falling alike) gives
+    exactly a, and w_k / a_k lies within a factor exp(√2 β) of w_j / a_j: the weights oscillate
+    around the user's ratio instead of drifting to equal shares (NequIP PR #515's proposal).
+
     Bounds: ‖d‖₂ ≤ 1 gives max_k d_k − min_k d_k ≤ √2, so any s, and so w̃, has
     max/min ≤ exp(√2 β) (≤ exp(2β)). The loss-weighted w_k therefore lies below
     f_k R / (f_k R + Σ_{j≠k} f_j) with R = exp(√2 β): it is limited by how far the current
@@ -258,6 +275,9 @@ class SoftAdapt(WeightingScheme):
         Number of most recent softmax vectors averaged (≥ 1).
     loss_weighted : bool
         Multiply the averaged vector by the current losses before renormalising.
+    anchor : mapping or None
+        The user's ratio per component (> 0, any scale; every component needs one), or None
+        for the plain scheme (equivalent to equal anchors).
     """
 
     name = "softadapt"
@@ -268,6 +288,7 @@ class SoftAdapt(WeightingScheme):
         beta: float = 1.1,
         window: int = 5,
         loss_weighted: bool = False,
+        anchor: Mapping[str, float] | None = None,
     ) -> None:
         self.components = _ordered(components, "softadapt")
         beta = float(beta)
@@ -278,17 +299,26 @@ class SoftAdapt(WeightingScheme):
         self.beta = beta
         self.window = int(window)
         self.loss_weighted = bool(loss_weighted)
+        self.anchor = None if anchor is None else _anchor(anchor, self.components)
         n = len(self.components)
-        self._weights = np.full(n, 1.0 / n)
+        self._weights = np.full(n, 1.0 / n) if anchor is None else self._anchor_vector()
         self._previous: np.ndarray | None = None
         self._recent: list[np.ndarray] = []
+
+    def _anchor_vector(self) -> np.ndarray:
+        """The anchor as a vector summing to 1 (uniform without an anchor)."""
+        if self.anchor is None:
+            return np.full(len(self.components), 1.0 / len(self.components))
+        a = np.array([self.anchor[c] for c in self.components])
+        return a / a.sum()
 
     @property
     def weights(self) -> dict[str, float]:
         return {c: float(w) for c, w in zip(self.components, self._weights, strict=True)}
 
     def options(self) -> dict[str, Any]:
-        return {"beta": self.beta, "window": self.window, "loss_weighted": self.loss_weighted}
+        return {"beta": self.beta, "window": self.window, "loss_weighted": self.loss_weighted,
+                "anchor": None if self.anchor is None else dict(self.anchor)}  # fmt: skip
 
     def update(self, component_losses: Mapping[str, float]) -> dict[str, float]:
         losses = self._losses_vector(component_losses)
@@ -299,7 +329,7 @@ class SoftAdapt(WeightingScheme):
             softmax = np.exp(z - z.max())
             softmax /= softmax.sum()
             self._recent = (self._recent + [softmax])[-self.window :]
-            averaged = np.mean(self._recent, axis=0)
+            averaged = np.mean(self._recent, axis=0) * self._anchor_vector()
             averaged /= averaged.sum()
             if self.loss_weighted:
                 f = np.maximum(losses, 0.0)
@@ -317,6 +347,7 @@ class SoftAdapt(WeightingScheme):
             "beta": self.beta,
             "window": self.window,
             "loss_weighted": self.loss_weighted,
+            "anchor": None if self.anchor is None else dict(self.anchor),
             "weights": self._weights.tolist(),
             "previous": None if self._previous is None else self._previous.tolist(),
             "recent": [v.tolist() for v in self._recent],
@@ -327,10 +358,30 @@ class SoftAdapt(WeightingScheme):
         self.beta = float(state["beta"])
         self.window = int(state["window"])
         self.loss_weighted = bool(state["loss_weighted"])
+        anchor = state.get("anchor")
+        self.anchor = None if anchor is None else {c: float(anchor[c]) for c in self.components}
         self._weights = np.array(state["weights"], dtype=float)
         prev = state["previous"]
         self._previous = None if prev is None else np.array(prev, dtype=float)
         self._recent = [np.array(v, dtype=float) for v in state["recent"]]
+
+
+def _anchor(anchor: Mapping[str, float], components: tuple[str, ...]) -> dict[str, float]:
+    """SoftAdapt's anchor checked: a positive finite number for exactly the weighed components."""
+    if not isinstance(anchor, Mapping):
+        raise ValueError(f"softadapt anchor must be a mapping like {{energy: 1, forces: 4}}, "
+                         f"got {anchor!r}")  # fmt: skip
+    extra = sorted(set(anchor) - set(components))
+    missing = [c for c in components if c not in anchor]
+    if extra or missing:
+        raise ValueError(f"softadapt anchor needs a value for each of {list(components)} and "
+                         f"no other (missing {missing}, extra {extra})")  # fmt: skip
+    out = {}
+    for c in components:
+        if isinstance(anchor[c], bool) or not isinstance(anchor[c], int | float):
+            raise ValueError(f"softadapt anchor.{c} = {anchor[c]!r} is not a number")
+        out[c] = _check_positive(anchor[c], f"softadapt anchor.{c}")
+    return out
 
 
 #: smallest weight of the ratio-based schemes (a softmax of huge ratios would underflow to 0)
@@ -776,7 +827,7 @@ class GradNorm(_VectorScheme):
 #: run-config keys each scheme reads (besides scheme, components, normalise, interval)
 SCHEME_OPTIONS = {
     "fixed": ("weights",),
-    "softadapt": ("beta", "window", "loss_weighted"),
+    "softadapt": ("beta", "window", "loss_weighted", "anchor"),
     "relobralo": ("alpha", "temperature", "lookback"),
     "dwa": ("temperature",),
     "uncertainty": (),
@@ -799,6 +850,7 @@ def loss_record(
     update_interval_batches: int,
     history: Sequence[Mapping[str, Any]],
     model_epoch: int | None,
+    factors: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The loss a model was trained with, as plain JSON types (stored in ``model.pt``,
     ``model.loss.json`` and as the ``dft2mlip_loss`` attribute of ``model.model``).
@@ -819,17 +871,20 @@ def loss_record(
         epoch's batches of the weights the loss used).
     model_epoch : int or None
         Epoch of the stored model (the best validation score).
+    factors : mapping or None
+        m_k of ``normalise: counts`` (:func:`dft2mlip.train.normalisation.count_factors`).
 
     Returns
     -------
     dict
         ``format``, ``scheme``, ``options`` (:meth:`WeightingScheme.options`), ``components``,
-        ``normalise``, ``reference_losses`` (None unless ``initial``), ``reference_units``,
+        ``normalise``, ``reference_losses`` (None for ``none``), ``term_factors`` (m_k of
+        ``counts``, else None), ``reference_units``,
         ``update_interval_batches``, ``model_epoch``, ``final_weights`` (after the last update)
         and ``weight_trajectory`` = ``{"epoch": [...], "energy": [...], "forces": [...],
         "stress": [...]}``, one entry per epoch, equal to history.csv's weight columns.
     """
-    initial = normalise == "initial"
+    initial = normalise != "none"
     return {
         "format": LOSS_RECORD_FORMAT,
         "scheme": scheme.name,
@@ -838,6 +893,9 @@ def loss_record(
         "normalise": normalise,
         "reference_losses": (
             {k: float(refs[k]) for k in scheme.components if k in refs} if initial else None
+        ),
+        "term_factors": (
+            {k: float(v) for k, v in (factors or {}).items()} if normalise == "counts" else None
         ),
         "reference_units": dict(LOSS_UNITS),
         "update_interval_batches": int(update_interval_batches),
@@ -865,7 +923,7 @@ def make_weighting(
         Name of the run (for error messages).
     run_cfg : mapping
         ``scheme`` (one of :data:`SCHEMES`) and its options: fixed: ``weights``; softadapt:
-        ``beta``, ``window``, ``loss_weighted``; relobralo: ``alpha``, ``temperature``,
+        ``beta``, ``window``, ``loss_weighted``, ``anchor``; relobralo: ``alpha``, ``temperature``,
         ``lookback``; dwa: ``temperature``; gradnorm: ``alpha``, ``weights_lr``. Adaptive
         schemes take ``components`` (default all three). ``normalise`` and
         ``update_interval_batches`` are read by the trainer, not here.
@@ -905,6 +963,7 @@ def make_weighting(
                 beta=run_cfg.get("beta", 1.1),
                 window=run_cfg.get("window", 5),
                 loss_weighted=run_cfg.get("loss_weighted", False),
+                anchor=run_cfg.get("anchor"),
             )
         if scheme == "relobralo":
             return ReLoBRaLo(
@@ -947,7 +1006,7 @@ def update_interval(run_name: str, run_cfg: Mapping) -> int:
 
 
 def normalise_mode(run_name: str, run_cfg: Mapping) -> str:
-    """``training.runs.<run>.normalise`` checked against ``initial`` | ``none`` (default none)."""
+    """``training.runs.<run>.normalise`` checked against :data:`NORMALISE_MODES` (default none)."""
     mode = run_cfg.get("normalise", "none")
     if mode is None or mode is False:
         mode = "none"
