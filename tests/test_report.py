@@ -428,3 +428,19 @@ def test_a_section_is_worded_by_its_template_from_plain_data():
     html = render_section("trust", data, "html")
     assert "<td>adaptive</td><td>3</td><td>0.200 ± 0.050</td>" in html
     assert "No held-out benchmark" in render_section("trust", TrustData(n_frames=0), "md")
+
+
+def test_run_description_names_every_normalisation_and_the_anchor():
+    """Each normalise mode gets its own words (counts and variance are not raw MSEs), and an
+    anchored SoftAdapt run shows the user's ratio."""
+    from dft2mlip.report import describe_run
+
+    base = {"scheme": "softadapt", "beta": 1.1, "window": 5}
+    texts = {m: describe_run({**base, "normalise": m})
+             for m in ("initial", "counts", "variance", "none")}  # fmt: skip
+    assert len(set(texts.values())) == 4
+    assert "raw MSEs" in texts["none"]
+    assert not any("raw MSEs" in texts[m] for m in ("initial", "counts", "variance"))
+    anchored = describe_run({**base, "normalise": "counts",
+                             "anchor": {"energy": 1.0, "forces": 4.0, "stress": 1.0}})  # fmt: skip
+    assert "E:F:S = 1:4:1" in anchored

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: how each ``training.runs.<run>.normalise`` mode scales the loss terms, in the report's words
+NORMALISATION_TEXT = {
+    "initial": "terms divided by their first-epoch loss",
+    "counts": "terms divided by their first-epoch loss, times their number of label components",
+    "variance": "terms divided by the mean square of their training labels",
+    "none": "raw MSEs",
+}
+
 
 def describe_run(run_cfg: Mapping[str, Any]) -> str:
     """One line saying how a training run weighs its loss terms."""
     norm = run_cfg.get("normalise", "none")
-    norm_text = "terms divided by their first-epoch loss" if norm == "initial" else "raw MSEs"
+    norm_text = NORMALISATION_TEXT[norm]
     if run_cfg["scheme"] == "fixed" and run_cfg.get("tune"):
         from dft2mlip.study import grid_points
 
@@ -25,7 +33,7 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
 
             w = unit_sum(w)
         ratio = ":".join(f"{w.get(k, 0):.3g}" for k in ("energy", "forces", "stress"))
-        unit = "" if norm == "initial" else "; stress in eV/Å³"
+        unit = "; stress in eV/Å³" if norm == "none" else ""
         return f"fixed weights E:F:S = {ratio} ({norm_text}{unit})"
     if run_cfg["scheme"] == "target":
         t = run_cfg.get("targets") or {}
@@ -35,6 +43,9 @@ def describe_run(run_cfg: Mapping[str, Any]) -> str:
             f"from its target weighed most, (RMSE/target)^β with β = {run_cfg.get('beta')}"
         )
     variant = " (loss-weighted)" if run_cfg.get("loss_weighted") else ""
+    if anchor := run_cfg.get("anchor"):
+        ratio = ":".join(f"{anchor.get(k, 0):.3g}" for k in ("energy", "forces", "stress"))
+        variant += f" anchored to E:F:S = {ratio}"
     return (
         f"{run_cfg['scheme']}{variant}, β = {run_cfg.get('beta')}, window {run_cfg.get('window')} "
         f"epochs ({norm_text})"
