@@ -176,6 +176,13 @@ class DeformationSpec:
     min_width_A: float | None = None
 
     def __post_init__(self) -> None:
+        self._check_mode()
+        self._check_size()
+        self._check_numbers()
+        self._check_snapshots()
+
+    def _check_mode(self) -> None:
+        """``mode``, ``direction`` and ``lateral`` are known and fit together."""
         k = CONFIG_KEY
         if self.mode not in DEFORMATION_MODES:
             raise ValueError(
@@ -198,7 +205,10 @@ class DeformationSpec:
                 f"{k}.lateral = 'relaxed' applies to mode 'uniaxial' only (mode is "
                 f"{self.mode!r}, whose whole cell follows the strain); set lateral: fixed"
             )
-        self._check_size()
+
+    def _check_numbers(self) -> None:
+        """The MD's numbers are finite floats in their ranges (stored as float)."""
+        k = CONFIG_KEY
         numbers = (
             "temperature_K",
             "timestep_fs",
@@ -249,6 +259,10 @@ class DeformationSpec:
                 f"{k}.barostat_modulus_GPa = {self.barostat_modulus_GPa:g} must be positive "
                 "(an estimate of the bulk modulus, e.g. 100)"
             )
+
+    def _check_snapshots(self) -> None:
+        """``snapshots``: an integer from 1 to the number of MD steps."""
+        k = CONFIG_KEY
         if isinstance(self.snapshots, bool) or int(self.snapshots) != self.snapshots:
             raise ValueError(f"{k}.snapshots = {self.snapshots!r} must be an integer")
         self.snapshots = int(self.snapshots)
