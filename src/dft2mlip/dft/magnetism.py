@@ -256,6 +256,18 @@ def order_change(initial: Sequence[float], final: Sequence[float]) -> str | None
     return None
 
 
+def ordered_site_moments(atoms: Atoms) -> list[float]:
+    """The sites' own moments (μB) of a structure written under a per-site magnetic order;
+    raises when it carries none (a structure not made from the configured cell)."""
+    if not atoms.has("initial_magmoms"):
+        raise ValueError(
+            f"structure {atoms.info.get('structure_id', '?')} carries no site moments, but the "
+            "settings have a per-site magnetic order (dft.magnetic_order or the structure "
+            "file's moments); make it from the configured cell, which carries them"
+        )
+    return [float(m) for m in atoms.get_initial_magnetic_moments()]
+
+
 def starting_magnetization(moment_muB: float, z_valence: float, *, element: str) -> float:
     """QE's ``starting_magnetization``: the moment as a fraction of the valence charge.
 

@@ -244,23 +244,17 @@ def _site_fractions(atoms: Atoms, settings: QESettings) -> list[float]:
     (``initial_magmoms``, inherited from the configured cell's sites); else the element's
     moment from the settings; never moments a structure happens to carry otherwise.
     """
-    from dft2mlip.dft.magnetism import starting_magnetization
+    from dft2mlip.dft.magnetism import ordered_site_moments, starting_magnetization
 
     if not settings.spin_polarised:
         return [0.0] * len(atoms)
     if settings.magnetic_order_muB is None:
         fractions = settings.starting_magnetization()
         return [fractions.get(s, 0.0) for s in atoms.symbols]
-    if not atoms.has("initial_magmoms"):
-        raise ValueError(
-            f"structure {atoms.info.get('structure_id', '?')} carries no site moments, but the "
-            "settings have a per-site magnetic order (dft.magnetic_order or the structure "
-            "file's moments); make it from the configured cell, which carries them"
-        )
     z_valence = settings.z_valence()
     return [
         starting_magnetization(m, z_valence[s], element=s)
-        for s, m in zip(atoms.symbols, atoms.get_initial_magnetic_moments(), strict=True)
+        for s, m in zip(atoms.symbols, ordered_site_moments(atoms), strict=True)
     ]
 
 

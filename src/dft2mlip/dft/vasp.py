@@ -37,7 +37,7 @@ from ase import Atoms
 
 from dft2mlip import __version__
 from dft2mlip.data import Label, structure_label, structure_mismatch
-from dft2mlip.dft.magnetism import vasp_magnetization
+from dft2mlip.dft.magnetism import ordered_site_moments, vasp_magnetization
 from dft2mlip.dft.outputs import OutputFrame, RunOutput, outcome_from_run, read_until
 from dft2mlip.units import GPA_TO_EV_PER_A3, KBAR_TO_GPA
 
@@ -303,13 +303,7 @@ def _site_moments(atoms: Atoms, settings: VaspSettings) -> list[float]:
     if settings.magnetic_order_muB is None:
         moments = settings.magnetic_moments_muB if settings.ispin == 2 else {}
         return [moments.get(s, 0.0) for s in atoms.symbols]
-    if not atoms.has("initial_magmoms"):
-        raise ValueError(
-            f"structure {atoms.info.get('structure_id', '?')} carries no site moments, but the "
-            "settings have a per-site magnetic order (dft.magnetic_order or the structure "
-            "file's moments); make it from the configured cell, which carries them"
-        )
-    return [float(m) for m in atoms.get_initial_magnetic_moments()]
+    return ordered_site_moments(atoms)
 
 
 def potcar_hashes_from_file(path: str | os.PathLike) -> dict[str, str]:
