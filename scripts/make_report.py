@@ -7,13 +7,10 @@ log = log_to(snakemake.log[0], snakemake)
 from pathlib import Path
 
 from dft2mlip.dft.relax import reference_record
-from dft2mlip.report import (
-    RunArtifacts,
-    describe_run,
-    report_settings,
-    trust_table,
-    write_report,
-)
+from dft2mlip.report.artifacts import RunArtifacts
+from dft2mlip.report.sections.trust import trust_table
+from dft2mlip.report.settings import describe_run, report_settings
+from dft2mlip.report.write import write_report
 from dft2mlip.validate.deform import DeformationSpec
 
 inp = snakemake.input

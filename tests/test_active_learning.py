@@ -565,7 +565,7 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
     assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences
     # the report shows the section (Markdown and HTML) with its figures beside it
-    from dft2mlip.report import write_report
+    from dft2mlip.report.write import write_report
 
     summary = write_report(tmp_path / "report", dataset_table=None, runs={},
                            dft_elastic_json=None, active_learning_dir=tmp_path / "out")  # fmt: skip

@@ -137,7 +137,8 @@ def test_dft_faults_lose_nothing_and_train_on_nothing_broken(tmp_path):
     for split in ("train", "val", "test"):
         frames = ase.io.read(work / "results" / "dataset" / f"{split}.extxyz", index=":")
         assert TRUNCATE not in [a.info.get("structure_id") for a in frames]
-    from dft2mlip.report import _dataset_section, _render_markdown
+    from dft2mlip.report.document import render_markdown as _render_markdown
+    from dft2mlip.report.sections.dataset import dataset_section as _dataset_section
 
     blocks: list = []
     (tmp_path / "report").mkdir()

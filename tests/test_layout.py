@@ -42,9 +42,10 @@ NONE_ON_MISSING_FILE = {
     "file is a mismatch and gives its message",
     "dft2mlip.provenance:git_state.git": "no git or no checkout: commit and dirty are recorded "
     "as None (git_state's docstring)",
-    "dft2mlip.report:_Missing.path": "the artifact is listed in the report's 'Missing "
+    "dft2mlip.report.artifacts:Missing.path": "the artifact is listed in the report's 'Missing "
     "artifacts' section, not dropped",
-    "dft2mlip.report:_load": "through _Missing.path (listed by hand: the scan does not see it)",
+    "dft2mlip.report.sections.convergence:read_choice": "a study folder without a choice: its "
+    "tables are still shown, the choice paragraph is left out (docstring)",
     "dft2mlip.train.state:TrainingState.read": "no resume file yet: a first start (docstring)",
 }
 

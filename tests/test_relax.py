@@ -127,7 +127,7 @@ def test_a_relaxation_that_runs_out_of_steps_fails_and_stops_the_structures(tmp_
 @needs_pw
 def test_report_shows_relaxed_next_to_configured_and_the_residual_pressure(si_relax, tmp_path):
     from dft2mlip.dft.relax import reference_record
-    from dft2mlip.report import write_report
+    from dft2mlip.report.write import write_report
 
     _, summary, out = si_relax
     record = reference_record(out / "relax.json", relax=True, new_dft=True)

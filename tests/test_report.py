@@ -11,7 +11,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from dft2mlip.report import REPORT_FIGURES, RunArtifacts, report_settings, write_report  # noqa: E402
+from dft2mlip.report.artifacts import RunArtifacts  # noqa: E402
+from dft2mlip.report.figures import REPORT_FIGURES  # noqa: E402
+from dft2mlip.report.settings import report_settings  # noqa: E402
+from dft2mlip.report.write import write_report  # noqa: E402
 from dft2mlip.validate.elastic import write_elastic_failure, write_elastic_json  # noqa: E402
 from dft2mlip.validate.metrics import write_metrics_json  # noqa: E402
 
@@ -377,7 +380,9 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
     verdict: yes within 2× the test error, no beyond."""
     import json
 
-    from dft2mlip.report import _trust_section, render_markdown, trust_table
+    from dft2mlip.report.document import render_markdown
+    from dft2mlip.report.sections.trust import trust_section as _trust_section
+    from dft2mlip.report.sections.trust import trust_table
 
     values = {("good", 0): (0.10, 0.15), ("good", 1): (0.12, 0.21),
               ("bad", 0): (0.10, 0.90), ("bad", 1): (0.08, 1.10)}  # fmt: skip
@@ -410,7 +415,7 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
 def test_a_section_is_worded_by_its_template_from_plain_data():
     """The first screen rendered from a hand-made data object through ``sections/trust.j2``, in
     both formats: the numbers formatted as worked out here, the verdict from the ratio of means."""
-    from dft2mlip.report import render_section
+    from dft2mlip.report.document import render_section
     from dft2mlip.report.sections.trust import TrustData, TrustRun
 
     runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1)),
@@ -433,7 +438,7 @@ def test_a_section_is_worded_by_its_template_from_plain_data():
 def test_run_description_names_every_normalisation_and_the_anchor():
     """Each normalise mode gets its own words (counts and variance are not raw MSEs), and an
     anchored SoftAdapt run shows the user's ratio."""
-    from dft2mlip.report import describe_run
+    from dft2mlip.report.settings import describe_run
 
     base = {"scheme": "softadapt", "beta": 1.1, "window": 5}
     texts = {m: describe_run({**base, "normalise": m})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from tiny_run import ROOT, TINY, make_workdir, planned_jobs, snakemake
 
-from dft2mlip.report import REPORT_FIGURES
+from dft2mlip.report.figures import REPORT_FIGURES
 
 
 def expected_counts(cfg: dict) -> Counter:

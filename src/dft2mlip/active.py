@@ -652,7 +652,7 @@ def write_summary(
     from pathlib import Path
 
     from dft2mlip.io import write_json
-    from dft2mlip.report import render_markdown
+    from dft2mlip.report.document import render_markdown
     from dft2mlip.study import per_seed_table
 
     per_seed = per_seed_table(models, inp["metrics"], inp["elastic"], inp["md_stress"],

@@ -1,5 +1,11 @@
 """The final report: dataset, training runs, test errors, elastic constants, deformation MD.
 
+Entry points: :func:`.write.write_report`, :class:`.artifacts.RunArtifacts`,
+:func:`.settings.report_settings` / :func:`.settings.describe_run`,
+:func:`.sections.trust.trust_table`.
+The package re-exports nothing (a re-export would make every section import the package that
+imports it: an import cycle).
+
 Every number comes from the artifact files of the pipeline; an artifact that is missing is named
 in the report instead of stopping it. The report is ``summary.md`` (Markdown) with PNG figures
 beside it, and the same content as ``report.html``.
@@ -21,38 +27,6 @@ A new section, file by file:
 3. ``write.py``: read its artifact in :func:`.write.read_runs` (or ``write_report``) and call the
    section in ``_section_blocks`` where it belongs; a figure a workflow declares goes into
    :data:`.figures.REPORT_FIGURES` (a placeholder is written when there is no data).
-4. A test that renders the section from a hand-made data object with :func:`render_section`.
+4. A test that renders the section from a hand-made data object with
+   :func:`.document.render_section`.
 """
-
-from dft2mlip.report.artifacts import RunArtifacts
-from dft2mlip.report.document import render_html, render_markdown, render_section
-from dft2mlip.report.figures import REPORT_FIGURES
-from dft2mlip.report.sections.dataset import dataset_section
-from dft2mlip.report.sections.elastic import ELASTIC_QUANTITIES
-from dft2mlip.report.sections.test_errors import TEST_METRICS
-from dft2mlip.report.sections.training import WEIGHT_COLUMNS
-from dft2mlip.report.sections.trust import TRUST_FACTOR, trust_section, trust_table
-from dft2mlip.report.settings import describe_run, report_settings
-from dft2mlip.report.write import write_report
-
-# the names the single-module report had (other modules and tests import them)
-_render_markdown = render_markdown
-_render_html = render_html
-_dataset_section = dataset_section
-_trust_section = trust_section
-
-__all__ = [
-    "ELASTIC_QUANTITIES",
-    "REPORT_FIGURES",
-    "TEST_METRICS",
-    "TRUST_FACTOR",
-    "WEIGHT_COLUMNS",
-    "RunArtifacts",
-    "describe_run",
-    "render_html",
-    "render_markdown",
-    "render_section",
-    "report_settings",
-    "trust_table",
-    "write_report",
-]

@@ -40,7 +40,8 @@ class ConvergenceData:
 
 def read_choice(folder: Path, missing: Missing) -> dict | None:
     """``chosen_settings.json`` with its errors and tolerances as text; None when there is none
-    or it is broken (then named in ``missing``)."""
+    (a study folder whose tables are shown without a choice paragraph, as before the report was
+    split) or it is broken (then named in ``missing``)."""
     path = folder / "chosen_settings.json"
     if not path.is_file():
         return None
