@@ -303,21 +303,14 @@ def picked_structures(pool: Sequence, chosen: Mapping[str, int], table: pd.DataF
     """The chosen frames as structures to label (no MD results attached), ids in ``info``, each
     with its MD cell's ``reference_cell`` (the family's k-point mesh: a pick is labelled like the
     other frames of its path, not with a mesh of its own strained cell)."""
-    from ase import Atoms
 
-    from dft2mlip.structures import REFERENCE_CELL_KEY
+    from dft2mlip.structures import REFERENCE_CELL_KEY, bare_cell
     from dft2mlip.validate.deform import md_reference_cell
 
     out = []
     for sid, row in chosen.items():
         src = pool[row]
-        atoms = Atoms(
-            numbers=src.numbers,
-            positions=src.positions,
-            cell=src.cell,
-            pbc=src.pbc,
-            magmoms=src.arrays.get("initial_magmoms"),
-        )  # the sites' magnetic order
+        atoms = bare_cell(src)  # keeps the sites' magnetic order
         where = table.iloc[row]
         reference = md_reference_cell(src, f"exploration path {where['path']}")
         atoms.info.update(structure_id=sid, config_type="active_learning",

@@ -772,3 +772,10 @@ def read_structure(path, structure_id: str) -> Atoms:
         f"{path} holds no structure {structure_id!r}; rerun the job that wrote it "
         "(snakemake --forcerun structures, or md_snapshots for MD snapshots)"
     )
+
+
+def bare_cell(atoms: Atoms) -> Atoms:
+    """Species, positions, cell and the sites' initial moments (a magnetic order) of ``atoms``
+    only (no info, calculator or constraints)."""
+    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True,
+                 magmoms=atoms.arrays.get("initial_magmoms"))  # fmt: skip

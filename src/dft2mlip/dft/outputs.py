@@ -8,7 +8,7 @@ engine, and this module imports no other module of :mod:`dft2mlip.dft`.
 - :class:`OutputFrame` (one ionic step) and :class:`RunOutput` (one output file);
 - :class:`RelaxOutcome`, what a relaxation output says (:func:`outcome_from_run`);
 - :func:`check_relaxed_forces`, the force check every engine applies to a relaxed frame;
-- :func:`read_until` and :func:`bare_cell`, file and structure helpers.
+- :func:`read_until`, a file helper.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip.data import Label
+from dft2mlip.structures import bare_cell
 
 
 @dataclass
@@ -69,13 +70,6 @@ def read_until(path: str | os.PathLike, stop: str) -> str:
                 break
             lines.append(line)
     return "".join(lines)
-
-
-def bare_cell(atoms: Atoms) -> Atoms:
-    """Species, positions, cell and the sites' initial moments (a magnetic order) of ``atoms``
-    only (no info, calculator or constraints)."""
-    return Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell.array, pbc=True,
-                 magmoms=atoms.arrays.get("initial_magmoms"))  # fmt: skip
 
 
 @dataclass

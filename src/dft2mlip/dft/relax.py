@@ -27,7 +27,8 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip.dft.engines import get_engine
-from dft2mlip.dft.outputs import RelaxOutcome, bare_cell
+from dft2mlip.dft.outputs import RelaxOutcome
+from dft2mlip.structures import bare_cell
 from dft2mlip.units import GPA_TO_EV_PER_A3
 
 #: info key of the relaxed reference cell's status in relaxed.extxyz

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - older ASE
 
 
 from dft2mlip.io import save_figure  # noqa: E402
-from dft2mlip.structures import REFERENCE_CELL_KEY  # noqa: E402
+from dft2mlip.structures import REFERENCE_CELL_KEY, bare_cell  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
 from dft2mlip.validate.metrics import VOIGT_COMPONENTS, model_static_stress, voigt_stress  # noqa: E402
 
@@ -693,13 +693,7 @@ def select_snapshots(traj_path: str | Path, n: int, *, id_prefix: str = "md-snap
     snapshots = []
     for k, i in enumerate(picked):
         f = frames[i]
-        snap = Atoms(
-            numbers=f.numbers,
-            positions=f.positions,
-            cell=f.cell,
-            pbc=f.pbc,
-            magmoms=f.arrays.get("initial_magmoms"),
-        )  # the sites' magnetic order
+        snap = bare_cell(f)  # keeps the sites' magnetic order
         snap.info.update(
             {
                 "structure_id": f"{id_prefix}-{k:02d}",
