@@ -960,33 +960,32 @@ def train_run(
     settings = settings.replace(**overrides) if overrides else settings
     resolve_device(settings.device)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    previous_threads = torch.get_num_threads()
+    with _torch_threads(threads), models.default_dtype(settings.dtype):
+        seed_everything(int(seed))
+        data = TrainingData.from_files(
+            Path(train_path),
+            Path(val_path),
+            dict(model_cfg),
+            settings.dtype,
+            settings.batch_size,
+            stats_path=None if stats_path is None else Path(stats_path),
+        )
+        trainer = Trainer(data, Path(out_dir), run_name=run_name, model_cfg=model_cfg,
+                          run_cfg=run_cfg, settings=settings, seed=seed)  # fmt: skip
+        show = sys.stderr.isatty() if progress is None else bool(progress)
+        return trainer.fit(resume=resume, progress=show)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """``torch.set_num_threads(threads)`` inside the block (None: unchanged), restored after."""
+    previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
-        with models.default_dtype(settings.dtype):
-            seed_everything(int(seed))
-            data = TrainingData.from_files(
-                Path(train_path),
-                Path(val_path),
-                dict(model_cfg),
-                settings.dtype,
-                settings.batch_size,
-                stats_path=None if stats_path is None else Path(stats_path),
-            )
-            trainer = Trainer(
-                data,
-                Path(out_dir),
-                run_name=run_name,
-                model_cfg=model_cfg,
-                run_cfg=run_cfg,
-                settings=settings,
-                seed=seed,
-            )
-            show = sys.stderr.isatty() if progress is None else bool(progress)
-            return trainer.fit(resume=resume, progress=show)
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 def _log_epoch(run_name, epoch, epochs, row, raw, is_best) -> None:

@@ -483,16 +483,7 @@ def run_deformation_md(
     work.calc = calc
     work.set_constraint(FixCom())
     cell = _StrainedCell(work, spec)
-    thermalize_momenta(work, spec.temperature_K, rng=rng)
-    Stationary(work)
-    dyn = Langevin(
-        work,
-        timestep=spec.timestep_fs * units.fs,
-        temperature_K=spec.temperature_K,
-        friction=spec.friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    dyn = _thermalised_langevin(work, spec, rng)
     records: list[tuple[dict, Atoms]] = []  # (row, frame) of each recorded step
 
     forces = work.get_forces(md=True)
@@ -509,9 +500,30 @@ def run_deformation_md(
         if step % every == 0 or step == spec.n_steps:
             records.append(_md_record(work, spec, step))
 
+    return _write_md_records(records, cell.cell0, traj_path, csv_path)
+
+
+def _thermalised_langevin(work: Atoms, spec: DeformationSpec, rng) -> Langevin:
+    """Seeded Maxwell–Boltzmann velocities at ``spec.temperature_K`` (no centre-of-mass
+    momentum) and the Langevin integrator of the deformation MD (same ``rng``)."""
+    thermalize_momenta(work, spec.temperature_K, rng=rng)
+    Stationary(work)
+    return Langevin(
+        work,
+        timestep=spec.timestep_fs * units.fs,
+        temperature_K=spec.temperature_K,
+        friction=spec.friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
+
+
+def _write_md_records(records: list, cell0, traj_path, csv_path) -> pd.DataFrame:
+    """Write the recorded frames (each carrying the unstrained MD cell ``cell0`` as its k-point
+    reference: one family) and the table; return the table."""
     df = pd.DataFrame([row for row, _ in records])
     for _, frame in records:  # one family: every frame's k-point mesh is the MD cell's
-        frame.info[REFERENCE_CELL_KEY] = np.array(cell.cell0, dtype=float)
+        frame.info[REFERENCE_CELL_KEY] = np.array(cell0, dtype=float)
     for path in (traj_path, csv_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     write(traj_path, [frame for _, frame in records], format="extxyz")
