@@ -34,7 +34,7 @@ import numpy as np
 from ase import Atoms
 
 from dft2mlip import __version__
-from dft2mlip.data import Label
+from dft2mlip.data import Label, structure_label
 from dft2mlip.dft.engines import ENGINES, get_engine
 from dft2mlip.dft.outputs import OutputFrame, RunOutput
 
@@ -212,17 +212,10 @@ def _external_label(atoms: Atoms, sid: str, source: Mapping, path: str, index: i
         clean.arrays["REF_forces"] = forces
         clean.info["REF_stress"] = stress
         message = f"imported from {Path(path).name} frame {index}"
-    return Label(
-        structure_id=sid,
-        config_type=config_type,
-        status=status,
-        message=message,
-        atoms=clean,
-        provenance=prov,
-        energy_kind=energy_kind,
-        settings_hash=settings_hash,
-        dft_engine=prov["engine"],
-    )
+    # clean.info holds the id and config type: the label of "clean" as every parser makes one
+    return structure_label(clean, status, message, clean, provenance=prov,
+                           settings_hash=settings_hash, dft_engine=prov["engine"],
+                           default_id=sid, energy_kind=energy_kind)  # fmt: skip
 
 
 def _given_values(atoms: Atoms) -> tuple:
