@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import ase.io
@@ -286,6 +287,49 @@ def test_afm_nio_with_u_stays_antiferromagnetic_for_real(tmp_path):
     allowed = parse_run("qe", cfg, tmp_path, ferro_start, tmp_path / "settings.json", run,
                         allow_order_change=True)  # fmt: skip
     assert allowed.status == "ok"
+
+
+def test_vasp_labels_record_site_moments_and_refuse_a_flipped_order(tmp_path, monkeypatch):
+    """The same checks on the VASP path. VASP is licensed: tests/vasp_standin/vasp_std is a
+    STAND-IN (EMT/LJ physics, VASP's file formats) that prints VASP's per-site table when LORBIT
+    >= 10, the site moments its MAGMOM's. The expected moments come from the INCAR the pipeline
+    wrote and from ASE's own OUTCAR reader, not from the parser under test."""
+    from pymatgen.core import SETTINGS
+    from pymatgen.io.vasp import Incar
+
+    from dft2mlip.dft.engines import STANDIN_ENV
+
+    monkeypatch.delenv("PMG_VASP_PSP_DIR", raising=False)
+    monkeypatch.delitem(SETTINGS, "PMG_VASP_PSP_DIR", raising=False)
+    monkeypatch.setenv(STANDIN_ENV, "1")
+    standin = f"{sys.executable} {ROOT / 'tests' / 'vasp_standin' / 'vasp_std'}"
+    cfg = physics_cfg(nio_config("nio_vasp.yaml"), "vasp")
+    cfg.update(executable=standin, encut_eV=400.0, kspacing_per_A=0.5)
+    structure = ase.io.read(NIO_FILE)
+    labels = {}
+    for name, env in (("kept", {}), ("flipped", {"VASP_STANDIN_FERROMAGNETIC": "1"})):
+        directory = tmp_path / name
+        directory.mkdir()
+        write_input("vasp", cfg, structure, directory, directory / "settings.json")
+        incar = Incar.from_file(directory / "INCAR")
+        assert incar["LORBIT"] == 11 and list(incar["MAGMOM"]) == file_moments()
+        monkeypatch.delenv("VASP_STANDIN_FERROMAGNETIC", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        run = run_input("vasp", directory, executable=standin, mpi_launcher="", max_errors=1)
+        labels[name] = parse_run("vasp", cfg, directory, structure, directory / "settings.json",
+                                 run)  # fmt: skip
+        ase_moments = ase.io.read(directory / "OUTCAR", format="vasp-out").get_magnetic_moments()
+        assert labels[name].provenance["site_magnetizations_muB"] == pytest.approx(ase_moments)
+    kept = labels["kept"]
+    assert kept.status == "ok", kept.message
+    assert kept.provenance["site_magnetizations_muB"] == pytest.approx(file_moments())
+    assert kept.provenance["magnetic_order_check"] == "kept"
+    flipped = labels["flipped"]
+    assert flipped.provenance["site_magnetizations_muB"] == pytest.approx(
+        [abs(m) for m in file_moments()])
+    assert flipped.status == "failed" and "magnetic order changed" in flipped.message
+    assert "dft.allow_magnetic_order_change" in flipped.message
 
 
 def perpendicular_widths(cell) -> np.ndarray:

@@ -45,6 +45,14 @@ _VASP_TOTAL = re.compile(
     r"[ \t]*$",
     re.MULTILINE,
 )
+#: VASP's per-site table (LORBIT >= 10): " magnetization (x)", a blank line, "# of ion  s  p  d
+#: tot", a rule, one row per ion (its last column the total), a rule and the "tot" row
+_VASP_SITES = re.compile(
+    r"^[ \t]*magnetization \(x\)[ \t]*\n(?:[ \t]*\n)*[ \t]*# of ion[^\n]*\n[ \t]*-+[ \t]*\n"
+    r"((?:[ \t]*\d+(?:[ \t]+[-+]?\d*\.\d+)+[ \t]*\n)+)",
+    re.MULTILINE,
+)
+_VASP_SITE = re.compile(r"([-+]?\d*\.\d+)[ \t]*$", re.MULTILINE)
 
 
 def spin_polarised(moments: Mapping[str, float] | None) -> bool:
@@ -320,12 +328,21 @@ def qe_magnetization(text: str) -> dict:
 
 
 def vasp_magnetization(outcar_text: str) -> dict:
-    """``total_magnetization_muB`` (μB per cell) from OUTCAR's last "magnetization" count.
+    """The final magnetisation a spin-polarised VASP run printed in OUTCAR (empty for ISPIN = 1).
 
-    Empty for a non-spin-polarised run (ISPIN = 1: VASP prints the word without a value) and for
-    an OUTCAR without the line.
+    Returns
+    -------
+    dict
+        ``total_magnetization_muB`` (μB per cell, the last "number of electron ... magnetization"
+        count; VASP 5.x and 6.x print the word without a value for ISPIN = 1) and
+        ``site_magnetizations_muB`` (μB per atom, the "tot" column of the last collinear
+        ``magnetization (x)`` table, printed with LORBIT >= 10; integrated on the POTCAR's
+        Wigner-Seitz spheres), each when printed. VASP prints no absolute magnetisation.
     """
+    out: dict = {}
     totals = _VASP_TOTAL.findall(outcar_text)
     if totals and totals[-1]:
-        return {"total_magnetization_muB": float(totals[-1])}
-    return {}
+        out["total_magnetization_muB"] = float(totals[-1])
+    if tables := _VASP_SITES.findall(outcar_text):
+        out["site_magnetizations_muB"] = [float(v) for v in _VASP_SITE.findall(tables[-1])]
+    return out
