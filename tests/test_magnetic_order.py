@@ -402,6 +402,19 @@ def test_md_snapshots_and_active_learning_picks_keep_the_sites_moments(tmp_path)
         assert structure.get_initial_magnetic_moments().tolist() == moments.tolist()
 
 
+@needs_pw
+def test_reading_the_pw_version_leaves_no_file_where_it_was_asked(tmp_path, monkeypatch):
+    """pw.x started without input writes input_tmp.in (and CRASH) in its working directory: the
+    version check at `snakemake -n` must not leave them in the user's project."""
+    from dft2mlip.dft.hubbard import pw_version
+
+    monkeypatch.chdir(tmp_path)
+    pw_version.cache_clear()
+    major, _ = pw_version("pw.x")
+    assert major >= 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_hubbard_card_form_for_pw_7_1_and_later():
     """From pw.x 7.1 the U goes in the HUBBARD card (QE's INPUT_PW: ``HUBBARD {atomic}`` then
     ``U <label>-<orbital> <value>`` per species), never in the removed lda_plus_u keys."""

@@ -19,6 +19,7 @@ import math
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,8 @@ def describe(entries: Mapping[str, HubbardU]) -> str:
 def pw_version(executable: str = "pw.x") -> tuple[int, int]:
     """The (major, minor) version pw.x prints in its banner ("Program PWSCF v.6.7MaX starts").
 
-    pw.x is started without an input (it prints the banner, then stops): the version is read,
-    never assumed.
+    pw.x is started without an input in a scratch directory (it prints the banner, then stops):
+    the version is read, never assumed.
 
     Raises
     ------
@@ -179,10 +180,10 @@ def pw_version(executable: str = "pw.x") -> tuple[int, int]:
             f"config key 'dft.qe.executable' = {executable!r} not found: the DFT+U input form "
             "depends on the pw.x version, read from pw.x itself; install pw.x or set the key"
         )
-    try:
-        done = subprocess.run(
-            [program], input="", capture_output=True, text=True, timeout=60, check=False
-        )
+    try:  # in a scratch directory: pw.x leaves input_tmp.in and CRASH where it runs
+        with tempfile.TemporaryDirectory(prefix="pw_version_") as scratch:
+            done = subprocess.run([program], input="", capture_output=True, text=True,
+                                  timeout=60, check=False, cwd=scratch)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as err:
         raise ValueError(f"could not start {program} to read its version: {err}") from None
     return version_from_output(done.stdout + done.stderr, source=program)
