@@ -52,6 +52,7 @@ summary = write_report(
         relax=bool(cfg["material"].get("relax", True)),
         new_dft=cfg["dft"]["engine"] != "none",
     ),
-    trust=trust_table(snakemake.params.models, inp.all_metrics, inp.heldout),
+    trust=trust_table(snakemake.params.models, inp.all_metrics, inp.heldout,
+                      cfg["validation"]["heldout"]["stress_tol_GPa"]),
 )
 log.info("report written: %s", summary)

@@ -377,7 +377,8 @@ def test_settings_name_the_material_as_configured():
 def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
     """The first section after the title: per run, the held-out MD-condition stress MAE beside
     the test-set stress MAE (mean ± std over seeds, from the models' own files) and the plain
-    verdict: yes within 2× the test error, no beyond."""
+    verdict: yes when small (within the tolerance) and within 2× the test error, no otherwise,
+    saying which."""
     import json
 
     from dft2mlip.report.document import render_markdown
@@ -385,7 +386,9 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
     from dft2mlip.report.sections.trust import trust_table
 
     values = {("good", 0): (0.10, 0.15), ("good", 1): (0.12, 0.21),
-              ("bad", 0): (0.10, 0.90), ("bad", 1): (0.08, 1.10)}  # fmt: skip
+              ("bad", 0): (0.10, 0.90), ("bad", 1): (0.08, 1.10),
+              # as wrong where the MD goes as on the test set: consistent, but not small
+              ("poor", 0): (1.9, 1.5), ("poor", 1): (2.1, 1.7)}  # fmt: skip
     models, metrics, heldout = [], [], []
     for (run, seed), (test, held) in values.items():
         models.append((run, seed))
@@ -394,19 +397,23 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
         metrics[-1].write_text(json.dumps({"stress_mae_GPa": test}))
         heldout[-1].write_text(json.dumps({"stress_mae_GPa": held, "n_ok": 4}))
     blocks: list = []
-    _trust_section(trust_table(models, metrics, heldout), blocks)
+    _trust_section(trust_table(models, metrics, heldout, stress_tol_GPa=0.5), blocks)
     first = render_markdown(blocks)
     assert first.startswith("## Can the stress be trusted where the MD goes?")
     good = (
         f"| good | 2 | 0.110 ± {np.std([0.10, 0.12], ddof=1):.2g} | 0.180 ± "
-        f"{np.std([0.15, 0.21], ddof=1):.2g} | yes: {0.18 / 0.11:.1f}× its test error"
+        f"{np.std([0.15, 0.21], ddof=1):.2g} | yes: within 0.5 GPa and {0.18 / 0.11:.1f}× its "
+        "test error"
     )
     assert good in first
     bad = (
         f"| bad | 2 | 0.0900 ± {np.std([0.10, 0.08], ddof=1):.2g} | 1.00 ± "
-        f"{np.std([0.9, 1.1], ddof=1):.2g} | no: {1.0 / 0.09:.1f}× its test error"
+        f"{np.std([0.9, 1.1], ddof=1):.2g} | no: 1.00 GPa, above the 0.5 GPa tolerance"
     )
     assert bad in first
+    # 1.6 / 2.0 = 0.8x its test error, yet 1.6 GPa: not trusted
+    assert "| poor | 2 | 2.00 ± " in first
+    assert "| no: 1.60 GPa, above the 0.5 GPa tolerance |" in first
     blocks = []
     _trust_section(None, blocks)
     assert "No held-out benchmark in this run" in render_markdown(blocks)
@@ -418,18 +425,19 @@ def test_a_section_is_worded_by_its_template_from_plain_data():
     from dft2mlip.report.document import render_section
     from dft2mlip.report.sections.trust import TrustData, TrustRun
 
-    runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1)),
-            TrustRun("fixed", 1, (0.05, float("nan")), (0.5, 0.0))]  # fmt: skip
-    data = TrustData(n_frames=6, runs=runs)
+    runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1), 0.6),
+            TrustRun("fixed", 1, (0.05, float("nan")), (0.5, 0.0), 0.6),
+            TrustRun("consistent", 1, (1.0, float("nan")), (0.8, 0.0), 0.6)]  # fmt: skip
+    data = TrustData(n_frames=6, runs=runs, tolerance_GPa=0.6)
     md = render_section("trust", data, "md")
     assert md.startswith("## Can the stress be trusted where the MD goes?\n\nStress MAE on 6 ")
-    assert "at most 2× the test-set error" in md
-    # 0.3 / 0.2 = 1.5 ≤ 2: yes; 0.5 / 0.05 = 10 > 2: no; one seed: no spread
-    assert (
-        "| adaptive | 3 | 0.200 ± 0.050 | 0.300 ± 0.10 | yes: 1.5× its test error (within 2×) |"
-        in md
-    )
+    assert "at most 0.6 GPa (validation.heldout.stress_tol_GPa) and at most 2× the test-set" in md
+    # 0.3 ≤ 0.6 and 0.3 / 0.2 = 1.5 ≤ 2: yes; 0.5 / 0.05 = 10 > 2: no; 0.8 > 0.6: no; one seed:
+    # no spread
+    assert ("| adaptive | 3 | 0.200 ± 0.050 | 0.300 ± 0.10 | yes: within 0.6 GPa and 1.5× its "
+            "test error (within 2×) |") in md  # fmt: skip
     assert "| fixed | 1 | 0.0500 | 0.500 | no: 10.0× its test error (more than 2×) |" in md
+    assert "| consistent | 1 | 1.00 | 0.800 | no: 0.800 GPa, above the 0.6 GPa tolerance |" in md
     html = render_section("trust", data, "html")
     assert "<td>adaptive</td><td>3</td><td>0.200 ± 0.050</td>" in html
     assert "No held-out benchmark" in render_section("trust", TrustData(n_frames=0), "md")
