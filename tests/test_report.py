@@ -376,44 +376,47 @@ def test_settings_name_the_material_as_configured():
 
 def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
     """The first section after the title: per run, the held-out MD-condition stress MAE beside
-    the test-set stress MAE (mean ± std over seeds, from the models' own files) and the plain
-    verdict: yes when small (within the tolerance) and within 2× the test error, no otherwise,
-    saying which."""
+    the test-set stress MAE (mean ± std over seeds, from the models' own files), the held-out
+    worst component's MAE and the plain verdict: yes when that component is within the
+    tolerance and the held-out error within 2× the test error, no otherwise, saying which."""
     import json
 
     from dft2mlip.report.document import render_markdown
     from dft2mlip.report.sections.trust import trust_section as _trust_section
     from dft2mlip.report.sections.trust import trust_table
 
-    values = {("good", 0): (0.10, 0.15), ("good", 1): (0.12, 0.21),
-              ("bad", 0): (0.10, 0.90), ("bad", 1): (0.08, 1.10),
+    # (test MAE, held-out MAE over six components, held-out σ_xx MAE); the other five
+    # components' MAE is 0.05 GPa in every file
+    values = {("good", 0): (0.10, 0.15, 0.40), ("good", 1): (0.12, 0.21, 0.30),
+              # small on average, but σ_xx (what a tension path loads) is 0.9 GPa off
+              ("diluted", 0): (0.10, 0.19, 0.85), ("diluted", 1): (0.12, 0.19, 0.95),
+              ("far", 0): (0.10, 0.30, 0.45), ("far", 1): (0.10, 0.30, 0.45),
               # as wrong where the MD goes as on the test set: consistent, but not small
-              ("poor", 0): (1.9, 1.5), ("poor", 1): (2.1, 1.7)}  # fmt: skip
+              ("poor", 0): (1.9, 1.5, 2.0), ("poor", 1): (2.1, 1.7, 2.2)}  # fmt: skip
     models, metrics, heldout = [], [], []
-    for (run, seed), (test, held) in values.items():
+    for (run, seed), (test, held, xx) in values.items():
         models.append((run, seed))
         metrics.append(tmp_path / f"{run}{seed}m.json")
         heldout.append(tmp_path / f"{run}{seed}h.json")
         metrics[-1].write_text(json.dumps({"stress_mae_GPa": test}))
-        heldout[-1].write_text(json.dumps({"stress_mae_GPa": held, "n_ok": 4}))
+        components = {f"stress_mae_{c}_GPa": 0.05 for c in ("yy", "zz", "yz", "xz", "xy")}
+        heldout[-1].write_text(json.dumps({"stress_mae_GPa": held, "n_ok": 4,
+                                           "stress_mae_xx_GPa": xx, **components}))
     blocks: list = []
     _trust_section(trust_table(models, metrics, heldout, stress_tol_GPa=0.5), blocks)
     first = render_markdown(blocks)
     assert first.startswith("## Can the stress be trusted where the MD goes?")
     good = (
         f"| good | 2 | 0.110 ± {np.std([0.10, 0.12], ddof=1):.2g} | 0.180 ± "
-        f"{np.std([0.15, 0.21], ddof=1):.2g} | yes: within 0.5 GPa and {0.18 / 0.11:.1f}× its "
-        "test error"
+        f"{np.std([0.15, 0.21], ddof=1):.2g} | σ_xx: 0.350 ± {np.std([0.4, 0.3], ddof=1):.2g} | "
+        f"yes: within 0.5 GPa and {0.18 / 0.11:.1f}× its test error"
     )
     assert good in first
-    bad = (
-        f"| bad | 2 | 0.0900 ± {np.std([0.10, 0.08], ddof=1):.2g} | 1.00 ± "
-        f"{np.std([0.9, 1.1], ddof=1):.2g} | no: 1.00 GPa, above the 0.5 GPa tolerance"
-    )
-    assert bad in first
-    # 1.6 / 2.0 = 0.8x its test error, yet 1.6 GPa: not trusted
-    assert "| poor | 2 | 2.00 ± " in first
-    assert "| no: 1.60 GPa, above the 0.5 GPa tolerance |" in first
+    # 0.19 / 0.11 = 1.7x its test error, yet σ_xx 0.9 GPa: not trusted, and the cause named
+    assert "| diluted | 2 | 0.110 ± " in first
+    assert "| no: σ_xx 0.900 GPa, above the 0.5 GPa tolerance |" in first
+    assert "| far | 2 | 0.100 ± 0 | 0.300 ± 0 | σ_xx: 0.450 ± 0 | no: 3.0× its test error" in first
+    assert "| no: σ_xx 2.10 GPa, above the 0.5 GPa tolerance |" in first  # poor
     blocks = []
     _trust_section(None, blocks)
     assert "No held-out benchmark in this run" in render_markdown(blocks)
@@ -421,23 +424,27 @@ def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):
 
 def test_a_section_is_worded_by_its_template_from_plain_data():
     """The first screen rendered from a hand-made data object through ``sections/trust.j2``, in
-    both formats: the numbers formatted as worked out here, the verdict from the ratio of means."""
+    both formats: the numbers formatted as worked out here, the verdict from the worst
+    component against the tolerance and the ratio of means."""
     from dft2mlip.report.document import render_section
     from dft2mlip.report.sections.trust import TrustData, TrustRun
 
-    runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1), 0.6),
-            TrustRun("fixed", 1, (0.05, float("nan")), (0.5, 0.0), 0.6),
-            TrustRun("consistent", 1, (1.0, float("nan")), (0.8, 0.0), 0.6)]  # fmt: skip
+    nan = float("nan")
+    runs = [TrustRun("adaptive", 3, (0.2, 0.05), (0.3, 0.1), (0.5, 0.1), "xx", 0.6),
+            TrustRun("fixed", 1, (0.05, nan), (0.3, 0.0), (0.4, 0.0), "zz", 0.6),
+            TrustRun("consistent", 1, (1.0, nan), (0.5, 0.0), (0.8, 0.0), "xy", 0.6)]  # fmt: skip
     data = TrustData(n_frames=6, runs=runs, tolerance_GPa=0.6)
     md = render_section("trust", data, "md")
     assert md.startswith("## Can the stress be trusted where the MD goes?\n\nStress MAE on 6 ")
-    assert "at most 0.6 GPa (validation.heldout.stress_tol_GPa) and at most 2× the test-set" in md
-    # 0.3 ≤ 0.6 and 0.3 / 0.2 = 1.5 ≤ 2: yes; 0.5 / 0.05 = 10 > 2: no; 0.8 > 0.6: no; one seed:
-    # no spread
-    assert ("| adaptive | 3 | 0.200 ± 0.050 | 0.300 ± 0.10 | yes: within 0.6 GPa and 1.5× its "
-            "test error (within 2×) |") in md  # fmt: skip
-    assert "| fixed | 1 | 0.0500 | 0.500 | no: 10.0× its test error (more than 2×) |" in md
-    assert "| consistent | 1 | 1.00 | 0.800 | no: 0.800 GPa, above the 0.6 GPa tolerance |" in md
+    assert "at most 0.6 GPa (validation.heldout.stress_tol_GPa) and the held-out error" in md
+    # 0.5 ≤ 0.6 and 0.3 / 0.2 = 1.5 ≤ 2: yes; 0.3 / 0.05 = 6 > 2: no; σ_xy 0.8 > 0.6: no;
+    # one seed: no spread
+    assert ("| adaptive | 3 | 0.200 ± 0.050 | 0.300 ± 0.10 | σ_xx: 0.500 ± 0.10 | yes: within "
+            "0.6 GPa and 1.5× its test error (within 2×) |") in md  # fmt: skip
+    fixed = "| fixed | 1 | 0.0500 | 0.300 | σ_zz: 0.400 | no: 6.0× its test error (more than 2×) |"
+    assert fixed in md
+    consistent = "| consistent | 1 | 1.00 | 0.500 | σ_xy: 0.800 | no: σ_xy 0.800 GPa, above the 0.6"
+    assert consistent in md
     html = render_section("trust", data, "html")
     assert "<td>adaptive</td><td>3</td><td>0.200 ± 0.050</td>" in html
     assert "No held-out benchmark" in render_section("trust", TrustData(n_frames=0), "md")
