@@ -52,6 +52,8 @@ summary = write_report(
         relax=bool(cfg["material"].get("relax", True)),
         new_dft=cfg["dft"]["engine"] != "none",
     ),
+    # the cross-family check's JSON when it ran, else None: no section
+    families=inp.families[0] if inp.families else None,
     trust=trust_table(snakemake.params.models, inp.all_metrics, inp.heldout,
                       cfg["validation"]["heldout"]["stress_tol_GPa"]),
 )

@@ -18,28 +18,30 @@ import yaml
 from dft2mlip.config import validate_config
 from dft2mlip.dag import active_learning as al
 from dft2mlip.dag import engine, heldout, imports, labels, paths, structures, targets, training
+from dft2mlip.structures import conventional_cell, primitive_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"default": ROOT / "config" / "config.yaml"} | {
     p.stem: p for p in sorted((ROOT / "config" / "examples").glob("*.yaml"))
 }
 
-#: jobs per rule of `snakemake -n --configfile <config>` (Snakemake 9.27), recorded on main before
-#: the move: total (without `all`), dft_run, train, validate_model, test_metrics, deformation_md,
-#: heldout_md, al_explore, import_data, convergence_point, elastic_dft_relax
+#: jobs per rule of `snakemake -n --configfile <config>` (Snakemake 9.27), recorded on main (last
+#: with the cross-family check's 6 jobs where the primitive and conventional cells differ):
+#: total (with `all`), dft_run, train, validate_model, test_metrics, deformation_md, heldout_md,
+#: al_explore, import_data, convergence_point, elastic_dft_relax
 DRY_RUN = {
-    "default": (193, 68, 12, 12, 0, 4, 2, 0, 0, 0, 12),
-    "active_learning": (289, 96, 21, 21, 0, 7, 2, 9, 0, 0, 12),
-    "cu_fcc": (247, 83, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "fe_bcc": (247, 83, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "default": (199, 70, 12, 12, 0, 4, 2, 0, 0, 0, 12),
+    "active_learning": (295, 98, 21, 21, 0, 7, 2, 9, 0, 0, 12),
+    "cu_fcc": (253, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "fe_bcc": (253, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
     "import_only": (30, 0, 9, 9, 0, 3, 0, 0, 3, 0, 0),
-    "mg_hcp": (307, 113, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "mg_hcp": (313, 115, 24, 15, 9, 5, 0, 0, 0, 0, 12),
     "nio_qe": (275, 97, 24, 15, 9, 5, 0, 0, 0, 0, 12),
     "nio_vasp": (275, 97, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "sic_3c": (327, 123, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "sic_3c": (333, 125, 24, 15, 9, 5, 0, 0, 0, 0, 12),
     "tio2_cif": (299, 109, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "vasp_slurm": (417, 170, 9, 9, 0, 3, 0, 0, 0, 30, 12),
-    "weight_grid": (222, 69, 24, 15, 9, 5, 2, 0, 0, 0, 12),
+    "vasp_slurm": (423, 172, 9, 9, 0, 3, 0, 0, 0, 30, 12),
+    "weight_grid": (228, 71, 24, 15, 9, 5, 2, 0, 0, 0, 12),
 }
 N_ELASTIC = 12  # ± strain along each of the six Voigt directions
 
@@ -97,11 +99,17 @@ def test_counts_from_the_config(named_config):
     n_points = len(conv["cutoffs"]) * len(conv["kspacings_per_A"]) if conv["enabled"] else 0
     if conv["enabled"]:
         assert len(engine.convergence_point_results(cfg)) == n_points
+    # the cross-family check: the crystal in the primitive and the conventional cell, when the
+    # two cells differ (fcc: 1 and 4 atoms) and DFT runs
+    material = structures.material_physics(cfg)
+    two_cells = len(primitive_cell(material)) != len(conventional_cell(material, (1, 1, 1)))
+    n_fam = 2 if new and two_cells else 0
+    assert len(labels.family_label_paths(cfg)) == n_fam
     every = targets.all_dft_label_paths(cfg)
     assert (
         len(every)
         == len(set(every))
-        == len(train_ids) + (N_ELASTIC if new else 0) + n_snap + n_held + n_al
+        == len(train_ids) + (N_ELASTIC if new else 0) + n_snap + n_held + n_al + n_fam
     )
 
 

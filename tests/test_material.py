@@ -34,7 +34,8 @@ def test_user_configfile_stands_alone(tmp_path):
         user["structures"][s]["count"] for s in ("strained", "rattled", "supercell")
     )
     n_elastic, n_snapshots = 12, len(runs) * user["validation"]["md"]["snapshots"]
-    assert jobs["dft_input"] == jobs["dft_run"] == n_train + n_elastic + n_snapshots
+    n_family = 2  # the cross-family check: fcc Cu's primitive (1 atom) and conventional (4) cell
+    assert jobs["dft_input"] == jobs["dft_run"] == n_train + n_elastic + n_snapshots + n_family
     # the user's DFT settings only: the input and its settings hash name Cu's file, not Si's
     label_dir = work / "results" / "dft" / "train" / "hydro-000"
     snakemake(work, "results/dft/train/hydro-000/pw.in", "--configfile", str(CU), cores=1)

@@ -151,8 +151,9 @@ def test_dft_inputs_target_writes_every_input_without_running_dft(tmp_path):
     # the rendered inputs are what the full run will use: nothing to redo for them
     planned = planned_jobs(snakemake(workdir, "-n").stdout)
     n_md = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
-    assert planned["dft_input"] == n_md
-    assert planned["dft_run"] == 3 + 12 + n_md
+    n_family = 2  # the cross-family check (diamond Si: primitive and conventional cell)
+    assert planned["dft_input"] == n_md + n_family
+    assert planned["dft_run"] == 3 + 12 + n_md + n_family
 
 
 def test_provenance_manifest_records_versions_settings_and_output_hashes(completed_tiny_run):

@@ -135,11 +135,19 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
 
     results = workdir / "results"
     table = pd.read_parquet(results / "dataset" / "labels.parquet")
-    assert len(table) == planned["dft_run"] - 12 - 2 * cfg["validation"]["md"]["snapshots"]
+    n_family = 2  # the cross-family check's labels (diamond Si: primitive and conventional cell)
+    n_snapshots_dft = 2 * cfg["validation"]["md"]["snapshots"]
+    assert len(table) == planned["dft_run"] - 12 - n_snapshots_dft - n_family
     assert set(table["status"]) == {"ok"}
     assert table["settings_hash"].nunique() == 1
 
     summary = (results / "report" / "summary.md").read_text()
+    # the cross-family check ran on real labels and the report shows its verdict
+    families = json.loads((results / "validate" / "dft" / "family_offsets.json").read_text())
+    assert {k: f["status"] for k, f in families["families"].items()} == {
+        "primitive": "ok", "conventional": "ok"}
+    assert "## Are the labels of different cells consistent?" in summary
+    assert families["verdict"] in summary
     n_snapshots = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
     for run in cfg["training"]["runs"]:
         assert run in summary

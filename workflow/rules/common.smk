@@ -27,7 +27,7 @@ NOT_GRID_POINT = "(?![A-Za-z0-9_-]*__g[0-9]+/)[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
 wildcard_constraints:
-    group="train|elastic|md|al|heldout",
+    group="train|elastic|md|al|heldout|families",
     sid="[A-Za-z0-9][A-Za-z0-9_.-]*",
     run="[A-Za-z0-9][A-Za-z0-9_-]*",
     seed="[0-9]+",
@@ -432,3 +432,15 @@ def reference_files():
 
 def reference_inputs():
     return dag_engine.reference_inputs(config)
+
+
+def family_ids():
+    return dag_labels.family_ids(config)
+
+
+def family_label_paths():
+    return dag_labels.family_label_paths(config)
+
+
+def family_offsets_path():
+    return dag_paths.family_offsets_path(RESULTS)

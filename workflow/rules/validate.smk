@@ -138,3 +138,41 @@ rule elastic_dft_relaxed:
         "../../envs/qe.yaml"
     script:
         "../../scripts/elastic.py"
+
+
+rule family_structures:
+    """The perfect crystal in the primitive and in the conventional cell, from the working
+    reference: one DFT label each, with the mesh the pipeline gives each family."""
+    input:
+        **reference_inputs(),
+    output:
+        structures=structure_set_path("families"),
+    log:
+        f"{LOGS}/family_structures.log",
+    params:
+        material=material_physics(),
+        relax=relax_enabled(),
+        ids=family_ids(),
+    conda:
+        "../../envs/qe.yaml"
+    script:
+        "../../scripts/family_structures.py"
+
+
+rule family_offsets:
+    """Are the labels of different cell families consistent? Energy per atom and stress of the
+    same crystal in both cells against dft.convergence's tolerances (a console warning when
+    not; the report shows it)."""
+    input:
+        labels=family_label_paths(),
+    output:
+        offsets=family_offsets_path(),
+    log:
+        f"{LOGS}/family_offsets.log",
+    params:
+        energy_tol=config["dft"]["convergence"]["energy_tol_meV_per_atom"],
+        stress_tol=config["dft"]["convergence"]["stress_tol_GPa"],
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/family_offsets.py"

@@ -1,5 +1,5 @@
 """The DFT labels of the training candidates, the elastic strain set and the MD snapshots, and
-the DFT elastic tensors made from them."""
+the DFT elastic tensors made from them, and the cross-family consistency check's labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from dft2mlip.dag import paths
 from dft2mlip.dag.engine import fixed_cell_relaxation, new_dft
-from dft2mlip.dag.structures import elastic_ids, md_snapshot_ids, training_ids
+from dft2mlip.dag.structures import elastic_ids, material_physics, md_snapshot_ids, training_ids
 from dft2mlip.dag.training import training_runs
 
 
@@ -55,3 +55,21 @@ def dft_input_pairs(config: Mapping) -> list[tuple[str, str]]:
     """(group, sid) of every DFT input known before training: the training candidates and the
     elastic strain set (target dft_inputs, without convergence study or reference relaxation)."""
     return [("train", s) for s in training_ids(config)] + [("elastic", s) for s in elastic_ids()]
+
+
+def family_ids(config: Mapping) -> list[str]:
+    """Structure ids of the cross-family check (the perfect crystal in the primitive and the
+    conventional cell); none without new DFT or when both cells are one."""
+    from dft2mlip.validate.families import family_structure_ids
+
+    return family_structure_ids(material_physics(config)) if new_dft(config) else []
+
+
+def family_label_paths(config: Mapping) -> list[str]:
+    """The labels of the cross-family check."""
+    return [paths.label_path(config["results_dir"], "families", s) for s in family_ids(config)]
+
+
+def family_offsets_outputs(config: Mapping) -> list[str]:
+    """[the check's JSON] when it runs, else []."""
+    return [paths.family_offsets_path(config["results_dir"])] if family_ids(config) else []

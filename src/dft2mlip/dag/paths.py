@@ -110,6 +110,11 @@ def dft_relaxed_elastic_path(results: str) -> str:
     return f"{results}/validate/dft/elastic_relaxed.json"
 
 
+def family_offsets_path(results: str) -> str:
+    """The cross-family consistency check of the labels (:mod:`dft2mlip.validate.families`)."""
+    return f"{results}/validate/dft/family_offsets.json"
+
+
 def elastic_relaxed_label_path(results: str, sid: str) -> str:
     """The label of the relaxation in fixed ± strained cell ``sid`` (relaxed-ion elastic)."""
     return f"{results}/validate/dft/relax/{sid}/label.extxyz"

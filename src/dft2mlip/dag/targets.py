@@ -21,6 +21,8 @@ from dft2mlip.dag.labels import (
     dft_label_paths,
     dft_relaxed_elastic_outputs,
     elastic_label_paths,
+    family_label_paths,
+    family_offsets_outputs,
 )
 from dft2mlip.dag.training import first_seed, per_grid_point, per_model, per_run, tuning_paths
 
@@ -64,6 +66,7 @@ def report_inputs(config: Mapping) -> dict:
         "losses": first_seed(config, f"{train_dir}/model.loss.json"),
         "active_learning": al_outputs(config),
         "reference_summary": reference_inputs(config)["reference_summary"],
+        "families": family_offsets_outputs(config),  # are the cell families' labels consistent?
         # the first screen: every model's held-out MD-condition stress error beside its test error
         "all_metrics": per_model(config, f"{validate_dir}/metrics.json"),
         "heldout": per_model(config, f"{validate_dir}/heldout.json"),
@@ -78,9 +81,10 @@ def final_outputs(config: Mapping) -> list[str]:
 
 def all_dft_label_paths(config: Mapping) -> list[str]:
     """Every DFT label of the run: training candidates, elastic set, MD snapshots of every run,
-    held-out frames, active-learning picks."""
+    held-out frames, active-learning picks, the cross-family check."""
     return (
         dft_label_paths(config)
+        + family_label_paths(config)
         + elastic_label_paths(config)
         + all_snapshot_label_paths(config)
         + heldout_label_paths(config)

@@ -24,6 +24,7 @@ from dft2mlip.report.sections.active_learning import active_learning_section
 from dft2mlip.report.sections.convergence import convergence_section
 from dft2mlip.report.sections.dataset import dataset_section
 from dft2mlip.report.sections.elastic import elastic_section
+from dft2mlip.report.sections.families import families_section
 from dft2mlip.report.sections.md import md_section
 from dft2mlip.report.sections.reference import reference_section
 from dft2mlip.report.sections.study import study_section
@@ -89,6 +90,7 @@ def _section_blocks(opts: Mapping[str, Any], runs: RunData, table, dft: tuple, o
         blocks.append(("section", "settings", {"settings": opts["settings"]}))
     if opts["reference"] is not None:
         reference_section(opts["reference"], blocks)
+    families_section(opts["families"], blocks)
     dataset_section(table, out_dir, blocks, figures)
     convergence_section(opts["convergence_dir"], out_dir, blocks, figures, missing)
     weights_section(runs.histories, out_dir, blocks, figures, opts["run_descriptions"])
@@ -123,6 +125,7 @@ def write_report(
     active_learning_dir: str | Path | None = None,
     reference: Mapping[str, Any] | None = None,
     trust: pd.DataFrame | None = None,
+    families: str | Path | None = None,
 ) -> Path:
     """Write ``summary.md`` (and ``report.html``) with figures into ``out_dir``.
 
@@ -156,6 +159,9 @@ def write_report(
     trust
         :func:`trust_table` of every model: the first screen (held-out MD-condition stress
         error beside the test-set error per run, with a verdict). None: says there is none.
+    families
+        ``family_offsets.json`` of the cross-family check (:mod:`dft2mlip.validate.families`);
+        None: no such section (the check did not run).
 
     Returns
     -------
@@ -173,9 +179,10 @@ def write_report(
     dft = (load("DFT elastic tensor", dft_elastic_json, read_elastic, missing),
            load("DFT relaxed-ion elastic tensor", dft_elastic_relaxed_json, read_elastic,
                 missing))  # fmt: skip
-    opts = dict(trust=trust, settings=settings, reference=reference, study_dir=study_dir,
-                convergence_dir=convergence_dir, run_descriptions=run_descriptions,
-                md_component=md_component, md_strain_label=md_strain_label,
+    opts = dict(trust=trust, families=families, settings=settings, reference=reference,
+                study_dir=study_dir, convergence_dir=convergence_dir,
+                run_descriptions=run_descriptions, md_component=md_component,
+                md_strain_label=md_strain_label,
                 active_learning_dir=active_learning_dir)  # fmt: skip
     sections, figures = _section_blocks(opts, run_data, table, dft, out_dir, missing)
     blocks = intro_blocks(title, runs) + sections + missing_blocks(missing)
