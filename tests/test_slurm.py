@@ -80,7 +80,8 @@ def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_lost(slurm_run):
     )
     n_md = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
     labels = all_labels(workdir)
-    assert len(labels) == n_train + 12 + n_md
+    n_family = 2  # the cross-family check (diamond Si: primitive and conventional cell)
+    assert len(labels) == n_train + 12 + n_md + n_family
     statuses = {path.parent.name: read_label(path).status for path in labels}
     assert set(statuses.values()) == {"ok"}, statuses
     table = pd.read_parquet(workdir / "results" / "dataset" / "labels.parquet")
