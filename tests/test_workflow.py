@@ -39,7 +39,11 @@ def expected_counts(cfg: dict) -> Counter:
     held = cfg["validation"].get("heldout", {})
     n_heldout_paths = len(held.get("paths", {}))  # the held-out benchmark: MD per path, DFT once
     n_heldout = n_heldout_paths * held.get("frames_per_path", 4)
-    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"] + n_heldout
+    # the cross-family check: the crystal in the primitive and the conventional cell (both
+    # configs here are diamond: 2 and 8 atoms), one structure set and one comparison
+    new_dft = cfg["dft"].get("engine", "qe") != "none"
+    n_family = 2 if new_dft and cfg["material"]["prototype"] == "diamond" else 0
+    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"] + n_heldout + n_family
     counts = Counter(
         {
             "all": 1,
@@ -61,6 +65,8 @@ def expected_counts(cfg: dict) -> Counter:
     if n_heldout_paths:
         counts.update({"heldout_md": n_heldout_paths, "heldout_frames": 1})
     counts.update({"dft_input": n_dft, "dft_run": n_dft})  # input, then run + parse
+    if n_family:
+        counts.update({"family_structures": 1, "family_offsets": 1})
     if cfg["material"].get("relax", True) and cfg["dft"].get("engine", "qe") != "none":
         counts.update({"relax_input": 1, "relax_reference": 1})  # the DFT-relaxed reference
     if cfg["dft"].get("engine", "qe") == "qe":
