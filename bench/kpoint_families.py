@@ -38,20 +38,8 @@ from bench_trainer import machine  # noqa: E402
 
 from dft2mlip.dft.engines import get_engine  # noqa: E402
 from dft2mlip.dft.labels import parse_run, run_input, write_input  # noqa: E402
-from dft2mlip.structures import conventional_cell, primitive_cell  # noqa: E402
 from dft2mlip.units import EV_PER_A3_TO_GPA  # noqa: E402
-
-FAMILIES = ("primitive", "conventional")
-
-
-def family_cells(material: dict) -> dict:
-    """The perfect crystal in each family's cell (the 1x1x1 conventional cell: the supercells'
-    and the default MD cell's family)."""
-    cells = {"primitive": primitive_cell(material), "conventional": conventional_cell(material,
-                                                                                      (1, 1, 1))}
-    for name, atoms in cells.items():
-        atoms.info.update(structure_id=f"perfect-{name}", config_type=name)
-    return cells
+from dft2mlip.validate.families import FAMILIES, family_cells  # noqa: E402
 
 
 def single_point(physics: dict, atoms, work: Path) -> dict:
@@ -83,7 +71,8 @@ def main() -> None:
     material = dict(config["material"])
     if a.lattice_constant:
         material["lattice_constant_A"] = a.lattice_constant
-    cells = family_cells(material)
+    # the pipeline's own check cells (the conventional 1x1x1: the supercells' and MD cells' family)
+    cells = dict(zip(FAMILIES, family_cells(material, None), strict=True))
     rows = []
     with tempfile.TemporaryDirectory(prefix="kfam_") as tmp:
         for spacing in a.kspacings:
