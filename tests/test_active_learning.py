@@ -561,6 +561,7 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     np.testing.assert_allclose(paired["forces_mae_meV_per_A"], [-1.0, -1.0, -1.0])
     np.testing.assert_allclose(paired["heldout_stress_mae_GPa"], [-0.4, -0.4, -0.4])
     assert "Active minus random, seed by seed" in text
+    assert "| 1 | held-out MD stress MAE | -0.4 GPa | [-0.4, -0.4] | 3 | active lower |" in text
     assert "1 of 2 picked frames trained on" not in text  # 2 of 3 over both lineages
     assert "2 of 3 picked frames trained on" in text and "g1-pick001" in text
     assert json.loads(out["record"].read_text())["verdicts"]["1"] == sentences
@@ -575,6 +576,34 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     for link in ("al_generations.png", "al_calibration.png"):
         assert f"]({link})" in text and (tmp_path / "report" / link).exists()
     assert "Active learning: committee-picked" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_paired_verdict_is_a_t_interval_over_seed_differences():
+    """Active minus random per seed, its mean and 95 % Student-t interval: the Si generation-3
+    differences (-0.035, -0.019, -0.020 GPa) worked out by hand with the tabulated
+    t(0.975, 2 d.o.f.) = 4.303; an interval that holds 0 is "not distinguishable"; one seed is
+    not judged."""
+    rows = []
+    diffs = {1: [0.010, -0.005, 0.020], 3: [-0.035, -0.019, -0.020], 4: [-0.01]}
+    for g, ds in diffs.items():
+        for seed, d in enumerate(ds):
+            key = {"generation": g, "seed": seed}
+            rows += [{**key, "lineage": "al", "heldout_stress_mae_GPa": 0.2 + d},
+                     {**key, "lineage": "rand", "heldout_stress_mae_GPa": 0.2}]  # fmt: skip
+    verdicts = {v["generation"]: v for v in active.paired_verdicts(pd.DataFrame(rows))}
+    g3 = verdicts[3]
+    mean = (-0.035 - 0.019 - 0.020) / 3
+    sd = np.sqrt(((-0.035 - mean) ** 2 + (-0.019 - mean) ** 2 + (-0.020 - mean) ** 2) / 2)
+    half = 4.303 * sd / np.sqrt(3)
+    assert g3["mean"] == pytest.approx(mean)
+    assert g3["ci95_low"] == pytest.approx(mean - half, rel=1e-3)  # [-0.047, -0.002]
+    assert g3["ci95_high"] == pytest.approx(mean + half, rel=1e-2)
+    assert g3["verdict"] == "active lower" and g3["metric"] == "held-out MD stress MAE"
+    assert verdicts[1]["verdict"] == "not distinguishable"
+    assert verdicts[4]["verdict"] == "cannot be judged (one seed)"
+    rows = [{**r, "heldout_stress_mae_GPa": 0.5 - r["heldout_stress_mae_GPa"]} for r in rows]
+    flipped = {v["generation"]: v for v in active.paired_verdicts(pd.DataFrame(rows))}
+    assert flipped[3]["verdict"] == "random lower"
 
 
 # ---- one real generation on top of the tiny end-to-end run
