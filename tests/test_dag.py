@@ -26,22 +26,23 @@ CONFIGS = {"default": ROOT / "config" / "config.yaml"} | {
 }
 
 #: jobs per rule of `snakemake -n --configfile <config>` (Snakemake 9.27), recorded on main (last
-#: with the cross-family check's 6 jobs where the primitive and conventional cells differ):
+#: with DFT snapshots on the reference run's MD path only, validation.snapshot_runs: null):
 #: total (with `all`), dft_run, train, validate_model, test_metrics, deformation_md, heldout_md,
 #: al_explore, import_data, convergence_point, elastic_dft_relax
 DRY_RUN = {
-    "default": (199, 70, 12, 12, 0, 4, 2, 0, 0, 0, 12),
+    "default": (196, 70, 12, 12, 0, 4, 2, 0, 0, 0, 12),
     "active_learning": (295, 98, 21, 21, 0, 7, 2, 9, 0, 0, 12),
-    "cu_fcc": (253, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "fe_bcc": (253, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "active_learning_sic": (253, 77, 21, 21, 0, 7, 2, 9, 0, 0, 12),
+    "cu_fcc": (225, 73, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "fe_bcc": (225, 73, 24, 15, 9, 5, 0, 0, 0, 0, 12),
     "import_only": (30, 0, 9, 9, 0, 3, 0, 0, 3, 0, 0),
-    "mg_hcp": (313, 115, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "nio_qe": (275, 97, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "nio_vasp": (275, 97, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "sic_3c": (333, 125, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "tio2_cif": (299, 109, 24, 15, 9, 5, 0, 0, 0, 0, 12),
-    "vasp_slurm": (423, 172, 9, 9, 0, 3, 0, 0, 0, 30, 12),
-    "weight_grid": (228, 71, 24, 15, 9, 5, 2, 0, 0, 0, 12),
+    "mg_hcp": (285, 103, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "nio_qe": (247, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "nio_vasp": (247, 85, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "sic_3c": (305, 113, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "tio2_cif": (271, 97, 24, 15, 9, 5, 0, 0, 0, 0, 12),
+    "vasp_slurm": (381, 152, 9, 9, 0, 3, 0, 0, 0, 30, 12),
+    "weight_grid": (222, 70, 24, 15, 9, 5, 2, 0, 0, 0, 12),
 }
 N_ELASTIC = 12  # ± strain along each of the six Voigt directions
 
@@ -76,12 +77,14 @@ def _n_grid(cfg: dict) -> int:
 def test_counts_from_the_config(named_config):
     name, cfg = named_config
     new = cfg["dft"]["engine"] != "none"
-    runs, seeds = len(cfg["training"]["runs"]), cfg["training"]["seeds"]
+    seeds = cfg["training"]["seeds"]
     train_ids = structures.training_ids(cfg)
     assert len(train_ids) == len(set(train_ids)) == _n_training(cfg)
     assert len(labels.dft_label_paths(cfg)) == len(train_ids)
     assert len(labels.elastic_label_paths(cfg)) == (N_ELASTIC if new else 0)
-    n_snap = runs * cfg["validation"]["md"]["snapshots"] if new else 0
+    # DFT snapshots on the paths of validation.snapshot_runs (null: the reference run only)
+    snap_runs = cfg["validation"]["snapshot_runs"] or [cfg["training"]["reference_run"]]
+    n_snap = len(snap_runs) * cfg["validation"]["md"]["snapshots"] if new else 0
     assert len(labels.all_snapshot_label_paths(cfg)) == n_snap
     held = cfg["validation"]["heldout"]
     n_held = len(held["paths"]) * held["frames_per_path"] if new else 0
@@ -169,6 +172,23 @@ def test_default_config_ids_and_paths():
     }
     assert engine.convergence_chosen_settings(cfg) == []
     assert labels.dft_relaxed_elastic_outputs(cfg) == ["results/validate/dft/elastic_relaxed.json"]
+
+
+def test_snapshot_runs_pick_the_validated_md_paths():
+    """null: the reference run's path only (4 points, a curve, in the default); a list: those
+    runs' paths, each with validation.md.snapshots points; a name that is not a run is refused
+    at `snakemake -n`, naming the key."""
+    from dft2mlip.config import ConfigError, check_config
+
+    cfg = load("default")
+    ids = [Path(p).parent.name for p in labels.all_snapshot_label_paths(cfg)]
+    assert ids == [f"adaptive__snap{k:02d}" for k in range(4)]
+    cfg["validation"]["snapshot_runs"] = ["no-stress", "adaptive"]
+    ids = [Path(p).parent.name for p in labels.all_snapshot_label_paths(cfg)]
+    assert ids == [f"{r}__snap{k:02d}" for r in ("no-stress", "adaptive") for k in range(4)]
+    cfg["validation"]["snapshot_runs"] = ["adaptive", "tuned"]
+    with pytest.raises(ConfigError, match=r"'validation.snapshot_runs' names 'tuned', not a run"):
+        check_config(cfg)
 
 
 def test_engines_name_their_files():

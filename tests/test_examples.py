@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_run import ROOT, make_workdir, planned_jobs, snakemake  # noqa: E402
+from tiny_run import ROOT, make_workdir, n_snapshot_labels, planned_jobs, snakemake  # noqa: E402
 
 from dft2mlip.data import read_label  # noqa: E402
 from dft2mlip.structures import training_structure_ids  # noqa: E402
@@ -77,13 +77,13 @@ def label(work: Path, sid: str):
 @pytest.mark.parametrize("name", QE_EXAMPLES)
 def test_example_dry_run(tmp_path, name):
     """Every QE example passes every check at `snakemake -n` and plans its own DFT jobs: its
-    training structures, the 12 elastic strains and the MD snapshots of the schema's five runs."""
+    training structures, the 12 elastic strains and the MD snapshots of the reference run's path."""
     example = yaml.safe_load((EXAMPLES / name).read_text())
     work = make_workdir(tmp_path / "w", ROOT / "config" / "config.yaml")
     shutil.copytree(EXAMPLES / "data", work / "config" / "examples" / "data")
     jobs = planned_jobs(snakemake(work, "-n", "--configfile", str(EXAMPLES / name)).stdout)
     n_train = len(training_structure_ids(example["structures"]))
-    n_snapshots = 5 * example["validation"]["md"]["snapshots"]
+    n_snapshots = n_snapshot_labels({"training": {}, **example})  # the schema's runs
     # the cross-family check: the crystal in the primitive and the conventional cell, where the
     # two differ (a structure file is used as it is: one cell)
     n_family = 0 if "structure" in example["material"] else 2

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_run import ROOT, make_workdir, planned_jobs, snakemake  # noqa: E402
+from tiny_run import ROOT, make_workdir, n_snapshot_labels, planned_jobs, snakemake  # noqa: E402
 
 from dft2mlip.study import grid_run_names  # noqa: E402
 
@@ -33,7 +33,7 @@ def test_user_configfile_stands_alone(tmp_path):
     n_train = len(user["structures"]["hydrostatic"]["strains"]) + sum(
         user["structures"][s]["count"] for s in ("strained", "rattled", "supercell")
     )
-    n_elastic, n_snapshots = 12, len(runs) * user["validation"]["md"]["snapshots"]
+    n_elastic, n_snapshots = 12, n_snapshot_labels(user)
     n_family = 2  # the cross-family check: fcc Cu's primitive (1 atom) and conventional (4) cell
     assert jobs["dft_input"] == jobs["dft_run"] == n_train + n_elastic + n_snapshots + n_family
     # the user's DFT settings only: the input and its settings hash name Cu's file, not Si's

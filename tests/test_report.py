@@ -62,7 +62,8 @@ def _run(tmp_path, name, metrics, weights, c, md_slope, dft_offset, c_relaxed=No
     md.to_csv(d / "md.csv", index=False)
     snaps = pd.DataFrame(
         {
-            "structure_id": [f"{name}-md-snap-{k:02d}" for k in range(3)],
+            # the pipeline's ids: the same frames, from adaptive's path, for every run
+            "structure_id": [f"adaptive__snap{k:02d}" for k in range(3)],
             "md_strain": [0.0133, 0.0267, 0.04],
             "status": ["ok", "ok", "failed"],
         }
@@ -179,7 +180,8 @@ def test_report_tables_and_figures(artifacts):
     assert "No convergence study was run" in text and "convergence.png" not in links
     # stress validation: MAE over ok snapshots, the failed one named as missing
     assert "| adaptive | 2/3 | 0.0500 | 0.0500 |" in text
-    assert "adaptive-md-snap-02 (failed)" in text
+    assert "adaptive__snap02 (failed)" in text
+    assert "the same DFT snapshots: those of adaptive run's path" in " ".join(text.split())
     # no study folder given: said so, no verdict invented from the first seed
     assert "The study's files are missing: no verdict." in text
     # per-component errors on the MD snapshots (GPa): 0.05 offset on every component

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tiny_run import TINY, make_workdir, planned_jobs, snakemake
+from tiny_run import TINY, make_workdir, n_snapshot_labels, planned_jobs, snakemake
 
 from dft2mlip.data import read_label, reproducible_provenance
 from dft2mlip.dft.settings import QESettings, file_md5
@@ -83,8 +83,8 @@ def test_changing_a_training_setting_reruns_training_and_validation_but_no_train
         assert planned[rule] >= 1, rule
     for rule in ("structures", "dataset", "elastic_dft"):
         assert rule not in planned, rule
-    # DFT reruns only for the snapshots of the new MD paths (validation), never a training label
-    n_md = n_runs * cfg["validation"]["md"]["snapshots"]
+    # DFT reruns only for the snapshots of the new MD path (validation), never a training label
+    n_md = n_snapshot_labels(cfg)
     assert all(planned[rule] == n_md for rule in DFT_RULES), planned
 
 
@@ -150,7 +150,7 @@ def test_dft_inputs_target_writes_every_input_without_running_dft(tmp_path):
         assert ecut == cfg["dft"]["qe"]["ecutwfc_Ry"]
     # the rendered inputs are what the full run will use: nothing to redo for them
     planned = planned_jobs(snakemake(workdir, "-n").stdout)
-    n_md = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
+    n_md = n_snapshot_labels(cfg)
     n_family = 2  # the cross-family check (diamond Si: primitive and conventional cell)
     assert planned["dft_input"] == n_md + n_family
     assert planned["dft_run"] == 3 + 12 + n_md + n_family

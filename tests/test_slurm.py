@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from tiny_run import ROOT, planned_jobs, slurm_profile_config, snakemake
+from tiny_run import ROOT, n_snapshot_labels, planned_jobs, slurm_profile_config, snakemake
 
 from dft2mlip.data import read_label
 
@@ -78,7 +78,7 @@ def test_a_job_cancelled_with_scancel_is_retried_and_nothing_is_lost(slurm_run):
     n_train = len(s["hydrostatic"]["strains"]) + sum(
         s[k]["count"] for k in ("strained", "rattled", "supercell")
     )
-    n_md = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
+    n_md = n_snapshot_labels(cfg)
     labels = all_labels(workdir)
     n_family = 2  # the cross-family check (diamond Si: primitive and conventional cell)
     assert len(labels) == n_train + 12 + n_md + n_family

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from tiny_run import ROOT, TINY, make_workdir, planned_jobs, snakemake
+from tiny_run import ROOT, TINY, make_workdir, n_snapshot_labels, planned_jobs, snakemake
 
 from dft2mlip.report.figures import REPORT_FIGURES
 
@@ -43,7 +43,7 @@ def expected_counts(cfg: dict) -> Counter:
     # configs here are diamond: 2 and 8 atoms), one structure set and one comparison
     new_dft = cfg["dft"].get("engine", "qe") != "none"
     n_family = 2 if new_dft and cfg["material"]["prototype"] == "diamond" else 0
-    n_dft = n_train + n_elastic + runs * cfg["validation"]["md"]["snapshots"] + n_heldout + n_family
+    n_dft = n_train + n_elastic + n_snapshot_labels(cfg) + n_heldout + n_family
     counts = Counter(
         {
             "all": 1,
@@ -59,7 +59,8 @@ def expected_counts(cfg: dict) -> Counter:
     # in one job; grid points are trained and tested with the first seed; MD runs once per run
     counts.update({"train": runs * seeds + grid, "validate_model": runs * seeds})
     counts.update({"test_metrics": grid})
-    counts.update({"deformation_md": runs, "md_snapshots": runs})
+    n_validated = len(cfg["validation"].get("snapshot_runs") or [None])  # null: the reference run
+    counts.update({"deformation_md": runs, "md_snapshots": n_validated})
     if tuned:
         counts.update({"tune_fixed": len(tuned)})
     if n_heldout_paths:
@@ -142,8 +143,7 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
     results = workdir / "results"
     table = pd.read_parquet(results / "dataset" / "labels.parquet")
     n_family = 2  # the cross-family check's labels (diamond Si: primitive and conventional cell)
-    n_snapshots_dft = 2 * cfg["validation"]["md"]["snapshots"]
-    assert len(table) == planned["dft_run"] - 12 - n_snapshots_dft - n_family
+    assert len(table) == planned["dft_run"] - 12 - n_snapshot_labels(cfg) - n_family
     assert set(table["status"]) == {"ok"}
     assert table["settings_hash"].nunique() == 1
 
@@ -154,7 +154,7 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
         "primitive": "ok", "conventional": "ok"}
     assert "## Are the labels of different cells consistent?" in summary
     assert families["verdict"] in summary
-    n_snapshots = len(cfg["training"]["runs"]) * cfg["validation"]["md"]["snapshots"]
+    n_snapshots = n_snapshot_labels(cfg)
     for run in cfg["training"]["runs"]:
         assert run in summary
         for seed in range(cfg["training"]["seeds"]):
@@ -163,7 +163,7 @@ def test_tiny_end_to_end_run_produces_the_report(completed_tiny_run):
             assert metrics["stress_rmse_GPa"] >= 0 and metrics["n_structures"] >= 1
             history = pd.read_csv(results / "train" / run / f"seed{seed}" / "history.csv")
             assert len(history) == cfg["training"]["epochs"]
-            # every model is checked on the snapshots of every run's MD path
+            # every model is checked on the same snapshots (the validated paths')
             assert len(pd.read_csv(validate / "md_stress.csv")) == n_snapshots
         md = pd.read_csv(results / "md" / run / "stress_strain.csv")
         assert md["strain"].iloc[-1] == pytest.approx(

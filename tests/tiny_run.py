@@ -83,6 +83,15 @@ class TinyRun:
     daemon_pids: dict[str, int] = field(default_factory=dict)
 
 
+def n_snapshot_labels(cfg: dict) -> int:
+    """DFT snapshot labels a config asks for, by the schema's wording of the keys: on the MD
+    path of each run in validation.snapshot_runs (null: training.reference_run, default
+    adaptive), validation.md.snapshots each."""
+    validation, training = cfg.get("validation") or {}, cfg["training"]
+    runs = validation.get("snapshot_runs") or [training.get("reference_run", "adaptive")]
+    return len(runs) * validation["md"]["snapshots"]
+
+
 def make_workdir(path: Path, config: Path = TINY) -> Path:
     """A working directory with a copy of the workflow and ``config`` as config/config.yaml.
 

@@ -176,6 +176,17 @@ def _check_training_settings(training: Mapping) -> None:
         raise ConfigError(f"config key {err}") from None
 
 
+def _check_snapshot_runs(config: Mapping) -> None:
+    runs = config["validation"].get("snapshot_runs") or []
+    unknown = [r for r in runs if r not in config["training"]["runs"]]
+    if unknown:
+        raise ConfigError(
+            f"config key 'validation.snapshot_runs' names {', '.join(map(repr, unknown))}, not "
+            f"a run in training.runs ({', '.join(config['training']['runs'])}); list the runs "
+            "whose MD path gets DFT snapshots, or null for training.reference_run"
+        )
+
+
 def _check_reference_run(training: Mapping) -> None:
     ref = training.get("reference_run", "adaptive")
     if ref not in training["runs"]:
@@ -313,6 +324,7 @@ def check_config(config: dict) -> None:
     _check_training_settings(config["training"])
     _check_runs(config["training"]["runs"])
     _check_reference_run(config["training"])
+    _check_snapshot_runs(config)
     _check_no_dft(config)
     _check_training_structures(config)
     _check_import_settings(config)

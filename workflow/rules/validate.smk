@@ -2,8 +2,9 @@ rule validate_model:
     """Every check of one trained model in one job (loading torch and mace-torch takes ~5 s, more
     than the checks): test-set MAE/RMSE per component (meV/atom, meV/Å, GPa) and parity plot;
     clamped- and relaxed-ion elastic tensors on exactly the DFT's strained cells; static stress
-    vs DFT on the snapshots of every run's MD path (the same frames for every model; the plot
-    shows its own run's path and snapshots); errors on the held-out benchmark's frames."""
+    vs DFT on the snapshots of the validated MD paths (validation.snapshot_runs; the same frames
+    for every model; the plot shows its own run's path and any snapshots of it); errors on the
+    held-out benchmark's frames."""
     input:
         model=rules.train.output.model,
         test=rules.dataset.output.test,

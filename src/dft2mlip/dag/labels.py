@@ -7,8 +7,13 @@ from collections.abc import Mapping
 
 from dft2mlip.dag import paths
 from dft2mlip.dag.engine import fixed_cell_relaxation, new_dft
-from dft2mlip.dag.structures import elastic_ids, material_physics, md_snapshot_ids, training_ids
-from dft2mlip.dag.training import training_runs
+from dft2mlip.dag.structures import (
+    elastic_ids,
+    material_physics,
+    md_snapshot_ids,
+    snapshot_runs,
+    training_ids,
+)
 
 
 def dft_label_paths(config: Mapping) -> list[str]:
@@ -24,12 +29,12 @@ def elastic_label_paths(config: Mapping) -> list[str]:
 
 
 def all_snapshot_label_paths(config: Mapping) -> list[str]:
-    """DFT labels of the snapshots of every run's MD path: every model is checked on all of them
-    (the same frames for every run and seed)."""
+    """DFT labels of the snapshots of the validated MD paths (``validation.snapshot_runs``):
+    every model is checked on all of them (the same frames for every run and seed)."""
     if not new_dft(config):
         return []
     results = config["results_dir"]
-    return [paths.label_path(results, "md", s) for run in training_runs(config)
+    return [paths.label_path(results, "md", s) for run in snapshot_runs(config)
             for s in md_snapshot_ids(config, run)]  # fmt: skip
 
 

@@ -46,6 +46,13 @@ def elastic_ids() -> list[str]:
     return elastic_structure_ids()
 
 
+def snapshot_runs(config: Mapping) -> list[str]:
+    """The runs whose MD path gets DFT snapshots (``validation.snapshot_runs``; null: the
+    reference run)."""
+    runs = config["validation"].get("snapshot_runs")
+    return list(runs) if runs else [config["training"].get("reference_run", "adaptive")]
+
+
 def md_snapshot_ids(config: Mapping, run: str) -> list[str]:
     """Structure ids of the DFT single points along one run's deformation MD path."""
     n = config["validation"]["md"]["snapshots"]

@@ -90,9 +90,9 @@ def write_stress_validation(
     run: str,
     seed: int,
 ) -> dict:
-    """Static stress of the model vs DFT on the snapshots of every run's MD path (the same frames
-    for every model): ``out["table"]``, ``out["summary"]``, and ``out["plot"]`` with the model's
-    own run's path and snapshots. Returns the summary."""
+    """Static stress of the model vs DFT on the snapshots of the validated MD paths (the same
+    frames for every model): ``out["table"]``, ``out["summary"]``, and ``out["plot"]`` with the
+    model's own run's path and its snapshots, if its path is validated. Returns the summary."""
     spec = DeformationSpec.from_config(md_config)
     labels = [read_label(path) for path in label_paths]
     for lab in labels:
@@ -103,12 +103,14 @@ def write_stress_validation(
     with open(out["summary"], "w") as fh:
         json.dump({"run": run, "seed": seed, "component": spec.component, **summary}, fh, indent=2)
     own_path = table["structure_id"].str.startswith(f"{run}__snap")
+    title = (f"{run} seed {seed}: MD stress vs DFT at its path's snapshots" if own_path.any()
+             else f"{run} seed {seed}: MD stress (no DFT snapshots on this path)")  # fmt: skip
     plot_stress_strain(
         md_csv,
         out["plot"],
         dft_points=table[own_path],
         component=spec.component,
-        title=f"{run} seed {seed}: MD stress vs DFT at its path's snapshots",
+        title=title,
         strain_label=spec.strain_label,
     )
     log.info("%s seed %d stress validation: %s", run, seed, summary)

@@ -21,6 +21,13 @@ def _own_snapshots(table: pd.DataFrame | None, run: str) -> pd.DataFrame | None:
     return table[table["structure_id"].astype(str).str.startswith(f"{run}__snap")]
 
 
+def snapshot_paths(sv: dict) -> list[str]:
+    """The runs whose MD path gave the DFT snapshots (``<run>__snapNN`` ids), in order."""
+    ids = [str(s) for t in sv.values() if t is not None and "structure_id" in t
+           for s in t["structure_id"]]  # fmt: skip
+    return list(dict.fromkeys(s.rsplit("__snap", 1)[0] for s in ids if "__snap" in s))
+
+
 @dataclass
 class MdData:
     """The deformation-MD section's data: the stress component shown, whether the figure was
@@ -29,6 +36,7 @@ class MdData:
     component: str
     figure: str | None
     summaries: dict[str, dict | None]
+    snapshot_runs: list[str]
 
     @property
     def rows(self) -> list[list[str]]:
@@ -75,5 +83,5 @@ def md_section(md: dict, sv: dict, component: str, strain_label: str, out_dir: P
     figures.extend([figure] if figure else [])
     summaries = {run: stress_validation_summary(sv[run]) if sv.get(run) is not None else None
                  for run in md}  # fmt: skip
-    blocks.append(("section", "md", MdData(component, figure, summaries)))
+    blocks.append(("section", "md", MdData(component, figure, summaries, snapshot_paths(sv))))
     return {run: s for run, s in summaries.items() if s is not None}
