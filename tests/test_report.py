@@ -181,7 +181,7 @@ def test_report_tables_and_figures(artifacts):
     # stress validation: MAE over ok snapshots, the failed one named as missing
     assert "| adaptive | 2/3 | 0.0500 | 0.0500 |" in text
     assert "adaptive__snap02 (failed)" in text
-    assert "the same DFT snapshots: those of adaptive run's path" in " ".join(text.split())
+    assert "the same DFT snapshots, taken along the MD path of adaptive (" in " ".join(text.split())
     # no study folder given: said so, no verdict invented from the first seed
     assert "The study's files are missing: no verdict." in text
     # per-component errors on the MD snapshots (GPa): 0.05 offset on every component
