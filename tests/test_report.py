@@ -374,6 +374,9 @@ def test_settings_name_the_material_as_configured():
     config["material"].update(structure=None, prototype="hcp", c_over_a=1.62)
     assert "hcp" in report_settings(config)["material"]
     assert "c/a = 1.62" in report_settings(config)["material"]
+    # the schema's 3 snapshots, on the reference run's path (validation.snapshot_runs: null)
+    md_line = report_settings(config)["deformation MD"]
+    assert md_line.endswith("3 DFT snapshots on the path of adaptive")
 
 
 def test_first_screen_gives_heldout_beside_test_error_with_a_verdict(tmp_path):

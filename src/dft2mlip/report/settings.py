@@ -85,6 +85,8 @@ def _material_line(mat: Mapping[str, Any]) -> str:
 
 def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
     """The settings a reader needs at the top of the report, from the run's config."""
+    from dft2mlip.dag.structures import snapshot_runs
+
     mat, md = config["material"], config["validation"]["md"]
     el = config["validation"]["elastic"]
     lateral = f", lateral {md.get('lateral', 'fixed')}" if md["mode"] == "uniaxial" else ""
@@ -101,6 +103,6 @@ def report_settings(config: Mapping[str, Any]) -> dict[str, object]:
             f"(friction {md['friction_per_fs']}/fs), "
             f"{md['strain_rate_per_ps']}/ps to strain {md['max_strain']}, "
             f"dt {md['timestep_fs']} fs, supercell {md['repeat']} conventional cells, "
-            f"{md['snapshots']} DFT snapshots per run"
+            f"{md['snapshots']} DFT snapshots on the path of {', '.join(snapshot_runs(config))}"
         ),
     }
