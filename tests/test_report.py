@@ -469,3 +469,21 @@ def test_run_description_names_every_normalisation_and_the_anchor():
     anchored = describe_run({**base, "normalise": "counts",
                              "anchor": {"energy": 1.0, "forces": 4.0, "stress": 1.0}})  # fmt: skip
     assert "E:F:S = 1:4:1" in anchored
+
+
+def test_dft_line_shows_smearing_only_with_smearing():
+    """An insulator with fixed occupations (config/examples/sic_3c.yaml) has no smearing to show;
+    the default (mv, 0.01 Ry) shows it."""
+    from pathlib import Path
+
+    import yaml
+
+    from dft2mlip.config import validate_config
+    from dft2mlip.dft.engines import get_engine
+
+    root = Path(__file__).resolve().parents[1]
+    qe = get_engine("qe")
+    for name, expected in (("examples/sic_3c.yaml", ", fixed, conv_thr"),
+                           ("config.yaml", ", smearing (mv, 0.01 Ry), conv_thr")):  # fmt: skip
+        config = validate_config(yaml.safe_load((root / "config" / name).read_text()))
+        assert expected in qe.describe(qe.physics_config(config["dft"]))["DFT"], name

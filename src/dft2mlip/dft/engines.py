@@ -219,11 +219,13 @@ class QE(Engine):
 
     def describe(self, engine_cfg: Mapping) -> dict[str, str]:
         c = engine_cfg
+        smearing = (f" ({c['smearing']}, {c['degauss_Ry']} Ry)"
+                    if c["occupations"] == "smearing" else "")  # fmt: skip
         return {
             "DFT": (
                 f"qe: ecutwfc {c['ecutwfc_Ry']} Ry, ecutrho {c['ecutrho_Ry']} Ry, "
-                f"k-spacing {c['kspacing_per_A']} Å⁻¹, {c['occupations']} "
-                f"({c['smearing']}, {c['degauss_Ry']} Ry), conv_thr {c['conv_thr_Ry']:g} Ry"
+                f"k-spacing {c['kspacing_per_A']} Å⁻¹, {c['occupations']}{smearing}, "
+                f"conv_thr {c['conv_thr_Ry']:g} Ry"
             ),
             "pseudopotentials": ", ".join(f"{e}: {f}" for e, f in c["pseudopotentials"].items()),
             **({"pw.x extra": "; ".join(
