@@ -345,14 +345,12 @@ def run_peer(data, model, a, work: Path) -> dict:
 
 def paired_interval(values: list[float], log: bool = False) -> dict:
     """Mean and 95 % t interval of paired per-repeat values (``log``: geometric, for ratios)."""
-    from scipy import stats
+    from dft2mlip.study import t_interval
 
-    x = np.log(values) if log else np.asarray(values, dtype=float)
-    mean = float(np.mean(x))
-    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
+    t = t_interval(np.log(values) if log else values)
     back = np.exp if log else float
-    return {"mean": float(back(mean)), "low": float(back(mean - half)),
-            "high": float(back(mean + half)), "n": len(x)}  # fmt: skip
+    return {"mean": float(back(t["mean"])), "low": float(back(t["low"])),
+            "high": float(back(t["high"])), "n": len(values)}  # fmt: skip
 
 
 def verdict(interval: dict, target: float) -> str:

@@ -500,7 +500,7 @@ def paired_verdicts(per_seed: pd.DataFrame) -> list[dict]:
     start from the same parameters and fitted statistics), mean, standard error and 95 %
     Student-t interval over seeds; ``verdict`` says which lineage is lower when the interval
     excludes 0, "not distinguishable" when it holds 0, "cannot be judged" below 2 seeds."""
-    from scipy import stats
+    from dft2mlip.study import t_interval
 
     diff = paired_differences(per_seed)
     out = []
@@ -514,12 +514,11 @@ def paired_verdicts(per_seed: pd.DataFrame) -> list[dict]:
             if d.size < 2:
                 out.append({**row, "verdict": "cannot be judged (one seed)"})
                 continue
-            se = float(d.std(ddof=1) / math.sqrt(d.size))
-            half = float(stats.t.ppf(0.975, d.size - 1)) * se
-            lo, hi = row["mean"] - half, row["mean"] + half
-            word = ("active lower" if hi < 0 else "random lower" if lo > 0
+            t = t_interval(d)
+            word = ("active lower" if t["high"] < 0 else "random lower" if t["low"] > 0
                     else "not distinguishable")  # fmt: skip
-            out.append({**row, "se": se, "ci95_low": lo, "ci95_high": hi, "verdict": word})
+            out.append({**row, "se": t["se"], "ci95_low": t["low"], "ci95_high": t["high"],
+                        "verdict": word})  # fmt: skip
     return out
 
 

@@ -203,6 +203,16 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def t_interval(values: Sequence[float]) -> dict[str, float]:
+    """Mean, standard error and 95 % Student-t interval of paired differences (n >= 2)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+    half = float(stats.t.ppf(0.975, x.size - 1)) * se
+    return {"mean": mean, "se": se, "low": mean - half, "high": mean + half}
+
+
 def compare(summary: pd.DataFrame, reference: str, other: str, metric: str) -> dict[str, Any]:
     """Reference run vs another on one metric: difference of means, its standard error over
     seeds and whether it exceeds :data:`SIGNIFICANCE_SE` standard errors."""

@@ -23,9 +23,11 @@ def _own_snapshots(table: pd.DataFrame | None, run: str) -> pd.DataFrame | None:
 
 def snapshot_paths(sv: dict) -> list[str]:
     """The runs whose MD path gave the DFT snapshots (``<run>__snapNN`` ids), in order."""
+    from dft2mlip.dag.structures import md_run_of
+
     ids = [str(s) for t in sv.values() if t is not None and "structure_id" in t
            for s in t["structure_id"]]  # fmt: skip
-    return list(dict.fromkeys(s.rsplit("__snap", 1)[0] for s in ids if "__snap" in s))
+    return list(dict.fromkeys(md_run_of(s) for s in ids if "__snap" in s))
 
 
 @dataclass
