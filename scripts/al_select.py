@@ -15,7 +15,7 @@ trajectories = dict(zip(p.paths, snakemake.input.trajectories, strict=True))
 table, pool = score_pool(
     trajectories, snakemake.input.committee, p.score["weights"], p.score["combine"]
 )
-chosen, record = choose_frames(table, gen, p.k, p.min_gap, p.seed, p.baseline)
+chosen, record = choose_frames(table, gen, p.k, p.min_gap, p.seed, p.baseline, p.selection)
 table.to_csv(snakemake.output.scores, index=False)
 write_json(record, snakemake.output.selection)
 write_structure_set(snakemake.output.structures, picked_structures(pool, chosen, table))

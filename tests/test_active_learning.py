@@ -108,6 +108,38 @@ def test_selection_fills_in_when_the_pool_is_too_small_for_the_gap():
     assert picked == [0, 1] and relaxed
 
 
+def test_per_path_selection_lets_every_path_take_its_turn():
+    # path a is more uncertain everywhere (a hotter path): greedy gives it every pick
+    paths = ["a"] * 6 + ["b"] * 3 + ["c"] * 2
+    frames = [0, 5, 10, 15, 20, 25, 0, 5, 10, 0, 5]
+    scores = [9.0, 8.0, 7.0, 6.5, 6.0, 5.5, 3.0, 4.0, 2.0, 1.0, 0.5]
+    assert active.select_diverse(scores, paths, frames, 3, 1)[0] == [0, 1, 2]
+    # by hand, round 1 offers a0 (9.0), b5 (4.0), c0 (1.0): taken highest first
+    picked, relaxed = active.select_per_path(scores, paths, frames, 3, 1)
+    assert picked == [0, 7, 9] and not relaxed
+    # k = 5: round 2 offers a5 (8.0), b0 (3.0), c5 (0.5); the two highest complete it
+    assert active.select_per_path(scores, paths, frames, 5, 1)[0] == [0, 7, 9, 1, 6]
+    # gap 6: b's and c's other frames are 5 from their picks, a5 from a0: a's turns fill in
+    # with a10 (7.0), then a20 (a15 is 5 from a10)
+    assert active.select_per_path(scores, paths, frames, 5, 6)[0] == [0, 7, 9, 2, 4]
+
+
+def test_per_path_selection_fills_in_when_no_path_has_a_frame_far_enough():
+    picked, relaxed = active.select_per_path([3.0, 2.0, 1.0, 0.5], ["a"] * 3 + ["b"],
+                                             [0, 1, 2, 0], 3, 10)  # fmt: skip
+    assert picked == [0, 3, 1] and relaxed
+
+
+def test_choose_frames_records_its_selection_rule_and_refuses_an_unknown_one():
+    table = active.combine_scores(_pool(np.arange(1, 7), np.ones(6), np.ones(6)), {"energy": 1})
+    table["path"], table["frame"] = ["hot"] * 4 + ["cold"] * 2, [0, 1, 2, 3, 0, 1]
+    table["md_strain"] = np.linspace(0, 0.02, 6)
+    chosen, record = active.choose_frames(table, 1, 2, 0, 1, "none", selection="per_path")
+    assert record["selection"] == "per_path" and list(chosen.values()) == [5, 3]
+    with pytest.raises(ValueError, match="active_learning.selection = 'best'"):
+        active.choose_frames(table, 1, 2, 0, 1, "none", selection="best")
+
+
 def test_random_selection_is_seeded_distinct_and_uniform():
     a = active.select_random(100, 10, 5)
     assert a == active.select_random(100, 10, 5) and len(set(a)) == 10
@@ -534,6 +566,7 @@ def test_summary_verdict_and_label_statuses_from_the_files(tmp_path):
     settings = {
         "frames_per_generation": 2,
         "min_frame_gap": 5,
+        "selection": "greedy",
         "score": {"combine": "max", "weights": {"energy": 1, "forces": 1, "stress": 1}},
     }
     record = active.write_summary(
@@ -730,3 +763,34 @@ def test_paired_lineages_share_statistics_and_initial_parameters(tmp_path):
     assert a.e0s == r.e0s and a.stats == r.stats and a.scales == r.scales
     assert pa.keys() == pr.keys() and all(torch.equal(pa[k], pr[k]) for k in pa)
     assert own_a.stats != own_r.stats and own_a.scales != own_r.scales
+
+
+def test_al_compare_pairs_lineages_by_seed_with_a_t_interval():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "al_compare", Path(__file__).parents[1] / "bench" / "al_compare.py"
+    )
+    al_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(al_compare)
+    rows = [("adaptive", k, "start", 0, 0.4) for k in range(3)]
+    rows += [("adaptive__al1", k, "al", 1, v) for k, v in enumerate([0.30, 0.20, 0.25])]
+    rows += [("adaptive__rand1", k, "rand", 1, 0.20) for k in range(3)]
+    per_seed = pd.DataFrame(rows, columns=["run", "seed", "lineage", "generation", "m"])
+    table = al_compare.run_table("x", per_seed, "m")
+    # differences +0.10, 0, +0.05: mean 0.05, sd 0.05, se 0.05/sqrt(3), t(0.975, 2) = 4.303
+    half = 4.303 * 0.05 / np.sqrt(3)
+    assert table[-1] == (f"| 1 | 0.250 ± 0.050 | 0.200 ± 0.000 | +0.100, +0.000, +0.050 | "
+                         f"+0.050 [{0.05 - half:+.3f}, {0.05 + half:+.3f}] |")  # fmt: skip
+    other = per_seed.assign(m=per_seed["m"] + np.where(per_seed["lineage"] == "al", 0.01, 0.0))
+    between = al_compare.between_runs({"a": other, "b": per_seed}, "m")
+    assert "| a − b | al | 1 | +0.010, +0.010, +0.010 |" in between[3]
+    assert "| a − b | rand | 1 | +0.000, +0.000, +0.000 |" in between[4]
+    # per path: a frame off by +0.6 GPa in σ_xx and -0.3 in σ_xy, 0 elsewhere: 0.15 over 6
+    frame = {f"stress_{w}_{c}_GPa": 0.0 for w in ("ref", "pred") for c in
+             ("xx", "yy", "zz", "yz", "xz", "xy")}  # fmt: skip
+    frame.update(stress_pred_xx_GPa=0.6, stress_pred_xy_GPa=-0.3, path="t", generation=1,
+                 lineage="al")  # fmt: skip
+    row = al_compare.per_path_table(pd.DataFrame([frame]))[-1]
+    assert row == "| t | 1 | al | 0.150 | 0.600 | 0.300 |"

@@ -15,9 +15,11 @@ multiplied by its weight, and combined by ``max`` (default: a frame uncertain in
 is as interesting as one uncertain in forces alone; a sum would let two mildly uncertain terms
 outvote one very uncertain term) or ``sum``.
 
-Selection is greedy on the score with a diversity rule: no two picks closer than
-``min_frame_gap`` recorded frames on the same exploration path. The random baseline draws the
-same number of frames uniformly (seeded) from the same pool.
+Selection (``selection``) is greedy on the score, or ``per_path``: the exploration paths take
+turns, each giving its best frame, so one path that is more uncertain overall (a hotter one)
+cannot take every pick. Both keep a diversity rule: no two picks closer than ``min_frame_gap``
+recorded frames on the same exploration path. The random baseline draws the same number of
+frames uniformly (seeded) from the same pool.
 
 Model names of the two lineages: ``<run>__al<g>`` and ``<run>__rand<g>``; generation 0 is
 ``<run>`` itself. DFT label ids: ``g<g>-pick<iii>`` and ``g<g>-rand<iii>`` (group ``al``).
@@ -220,6 +222,38 @@ def select_diverse(
     return picked, True
 
 
+def select_per_path(
+    scores: Sequence[float], paths: Sequence[str], frames: Sequence[int], k: int, min_gap: int
+) -> tuple[list[int], bool]:
+    """Path-balanced top-``k`` selection: the exploration paths take turns. Each round every
+    path offers its best frame that keeps ``min_gap`` from its earlier picks, and the offers are
+    taken highest score first until ``k`` are picked; then the next round. With k = the number
+    of paths every path gets one pick, however much more uncertain one path is overall (e.g. a
+    hotter one). Returns the picked rows (in pick order) and whether the gap had to be dropped
+    (as :func:`select_diverse`)."""
+    scores = np.asarray(scores, float)
+    if k > len(scores):
+        raise ValueError(f"{k} frames wanted from a pool of {len(scores)}")
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    picked: list[int] = []
+    while len(picked) < k:
+        offers: dict[str, int] = {}
+        for i in order:
+            near = any(paths[j] == paths[i] and abs(frames[j] - frames[i]) < min_gap
+                       for j in picked)  # fmt: skip
+            if i not in picked and not near and paths[i] not in offers:
+                offers[paths[i]] = i
+        if not offers:
+            picked += [i for i in order if i not in picked][: k - len(picked)]
+            return picked, True
+        picked += sorted(offers.values(), key=lambda i: (-scores[i], i))[: k - len(picked)]
+    return picked, False
+
+
+#: active_learning.selection -> the selection rule
+SELECTIONS = {"greedy": select_diverse, "per_path": select_per_path}
+
+
 def select_random(n_pool: int, k: int, seed: int) -> list[int]:
     """``k`` distinct row indices drawn uniformly from a pool of ``n_pool`` (seeded)."""
     return sorted(int(i) for i in np.random.default_rng(seed).choice(n_pool, k, replace=False))
@@ -277,14 +311,20 @@ def score_pool(
 
 
 def choose_frames(
-    table: pd.DataFrame, generation: int, k: int, min_gap: int, seed: int, baseline: str
-) -> tuple[dict[str, int], dict]:
-    """Label id -> pool row for every lineage of one generation, and the selection record."""
-    picked, relaxed = select_diverse(table["score"], list(table["path"]), list(table["frame"]),
-                                     k, min_gap)  # fmt: skip
+    table: pd.DataFrame, generation: int, k: int, min_gap: int, seed: int, baseline: str,
+    selection: str = "greedy",
+) -> tuple[dict[str, int], dict]:  # fmt: skip
+    """Label id -> pool row for every lineage of one generation, and the selection record
+    (``selection``: a key of :data:`SELECTIONS`)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"active_learning.selection = {selection!r}: use one of "
+                         f"{', '.join(SELECTIONS)}")  # fmt: skip
+    picked, relaxed = SELECTIONS[selection](table["score"], list(table["path"]),
+                                            list(table["frame"]), k, min_gap)  # fmt: skip
     chosen = dict(zip(label_ids(generation, "al", k), picked, strict=True))
     record = {"generation": int(generation), "pool_size": int(len(table)), "k": int(k),
-              "min_frame_gap": int(min_gap), "gap_relaxed": relaxed}  # fmt: skip
+              "selection": selection, "min_frame_gap": int(min_gap),
+              "gap_relaxed": relaxed}  # fmt: skip
     if "rand" in lineages(baseline):
         rseed = int(seed) + 7919 * int(generation)
         drawn = select_random(len(table), k, rseed)
@@ -566,11 +606,12 @@ def summary_blocks(per_seed: pd.DataFrame, verdicts: Mapping, labels: pd.DataFra
         f"Committee: the {settings['n_seeds']} seeds of run `{settings['run']}`. Each generation "
         f"labels {settings['k']} frames per lineage. Score = {settings['combine']} over E, F, S "
         "of weight x (committee disagreement / its median over the generation's pool), weights "
-        f"{dict(settings['weights'])}; no two picks closer than {settings['min_frame_gap']} "
-        "recorded frames on one path. The random lineage draws the same number of frames "
-        "uniformly from the same pool; both are retrained with every seed and evaluated on the "
-        "same test set, elastic reference and MD snapshots. Generation 0 (`start`) is the run "
-        "itself.")]  # fmt: skip
+        f"{dict(settings['weights'])}; selection {settings['selection']} (per_path: the "
+        "exploration paths take turns); no two picks closer than "
+        f"{settings['min_frame_gap']} recorded frames on one path. The random lineage draws the "
+        "same number of frames uniformly from the same pool; both are retrained with every seed "
+        "and evaluated on the same test set, elastic reference and MD snapshots. Generation 0 "
+        "(`start`) is the run itself.")]  # fmt: skip
     blocks += [("h", 3, "Errors per generation (mean and std over seeds)"),
                _table_block(stats.reset_index()), ("img", "errors per generation",
                "al_generations.png"), ("h", 3, "Verdict per generation (|Δ| > 2 standard "
@@ -692,6 +733,7 @@ def write_summary(
     calibration = calibration_summary(calib)
     md_settings = {"run": base, "n_seeds": n_seeds, "k": settings["frames_per_generation"],
                    "combine": settings["score"]["combine"], "weights": settings["score"]["weights"],
+                   "selection": settings["selection"],
                    "min_frame_gap": settings["min_frame_gap"]}  # fmt: skip
     per_seed.to_csv(out["per_seed"], index=False)
     selections = [json.loads(Path(p).read_text()) for p in inp["selection"]]

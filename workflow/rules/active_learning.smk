@@ -62,6 +62,7 @@ rule al_select:
         k=al_k(),
         score=config["active_learning"]["score"],
         min_gap=config["active_learning"]["min_frame_gap"],
+        selection=config["active_learning"]["selection"],
         baseline=config["active_learning"]["baseline"],
         seed=config["seed"],
     threads: 1
