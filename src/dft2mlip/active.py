@@ -197,6 +197,13 @@ def combine_scores(
     return out
 
 
+def _near_a_pick(
+    i: int, picked: Sequence[int], paths: Sequence[str], frames: Sequence[int], min_gap: int
+) -> bool:
+    """Whether frame ``i`` is closer than ``min_gap`` recorded frames to a pick on its path."""
+    return any(paths[j] == paths[i] and abs(frames[j] - frames[i]) < min_gap for j in picked)
+
+
 def select_diverse(
     scores: Sequence[float], paths: Sequence[str], frames: Sequence[int], k: int, min_gap: int
 ) -> tuple[list[int], bool]:
@@ -213,8 +220,7 @@ def select_diverse(
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     picked: list[int] = []
     for i in order:
-        near = any(paths[j] == paths[i] and abs(frames[j] - frames[i]) < min_gap for j in picked)
-        if not near:
+        if not _near_a_pick(i, picked, paths, frames, min_gap):
             picked.append(i)
         if len(picked) == k:
             return picked, False
@@ -239,9 +245,8 @@ def select_per_path(
     while len(picked) < k:
         offers: dict[str, int] = {}
         for i in order:
-            near = any(paths[j] == paths[i] and abs(frames[j] - frames[i]) < min_gap
-                       for j in picked)  # fmt: skip
-            if i not in picked and not near and paths[i] not in offers:
+            if (i not in picked and paths[i] not in offers
+                    and not _near_a_pick(i, picked, paths, frames, min_gap)):  # fmt: skip
                 offers[paths[i]] = i
         if not offers:
             picked += [i for i in order if i not in picked][: k - len(picked)]
