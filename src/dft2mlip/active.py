@@ -13,7 +13,8 @@ different units and typical sizes, so each is divided by its median over the poo
 needs no labels, and makes "twice as uncertain as a typical frame" comparable across terms),
 multiplied by its weight, and combined by ``max`` (default: a frame uncertain in stress alone
 is as interesting as one uncertain in forces alone; a sum would let two mildly uncertain terms
-outvote one very uncertain term) or ``sum``.
+outvote one very uncertain term) or ``sum``. The configured default weights are stress alone
+(0:0:1), the best of the designs measured for issue 22 (README).
 
 Selection (``selection``) is greedy on the score, or ``per_path``: the exploration paths take
 turns, each giving its best frame, so one path that is more uncertain overall (a hotter one)
