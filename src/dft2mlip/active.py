@@ -318,7 +318,7 @@ def score_pool(
 
 def choose_frames(
     table: pd.DataFrame, generation: int, k: int, min_gap: int, seed: int, baseline: str,
-    selection: str = "greedy",
+    selection: str = "per_path",
 ) -> tuple[dict[str, int], dict]:  # fmt: skip
     """Label id -> pool row for every lineage of one generation, and the selection record
     (``selection``: a key of :data:`SELECTIONS`)."""
