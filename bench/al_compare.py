@@ -41,15 +41,17 @@ def interval_text(values) -> str:
 def run_table(name: str, per_seed: pd.DataFrame, metric: str) -> list[str]:
     """Markdown rows: generation, active and random mean ± std, the seed-by-seed differences,
     the paired interval."""
+    from dft2mlip.active import paired_differences
+
     stats = per_seed.groupby(["generation", "lineage"])[metric].agg(["mean", "std"])
-    diff = by_seed(per_seed, "al", metric) - by_seed(per_seed, "rand", metric)
+    diff = paired_differences(per_seed).sort_values(["generation", "seed"])
     rows = [f"\n{name}: {metric}\n",
             "| generation | active | random | active − random by seed | paired [95 % t] |",
             "|---|---|---|---|---|"]  # fmt: skip
     start = stats.loc[(0, "start")]
     rows.append(f"| 0 | {start['mean']:.3f} ± {start['std']:.3f} | | | |")
-    for g, d in diff.groupby(level="generation"):
-        a, r = stats.loc[(g, "al")], stats.loc[(g, "rand")]
+    for g, gen in diff.groupby("generation"):
+        a, r, d = stats.loc[(g, "al")], stats.loc[(g, "rand")], gen[metric]
         seeds = ", ".join(f"{v:+.3f}" for v in d)
         rows.append(f"| {g} | {a['mean']:.3f} ± {a['std']:.3f} | {r['mean']:.3f} ± "
                     f"{r['std']:.3f} | {seeds} | {interval_text(d)} |")  # fmt: skip

@@ -777,14 +777,15 @@ def test_al_compare_pairs_lineages_by_seed_with_a_t_interval():
     rows = [("adaptive", k, "start", 0, 0.4) for k in range(3)]
     rows += [("adaptive__al1", k, "al", 1, v) for k, v in enumerate([0.30, 0.20, 0.25])]
     rows += [("adaptive__rand1", k, "rand", 1, 0.20) for k in range(3)]
-    per_seed = pd.DataFrame(rows, columns=["run", "seed", "lineage", "generation", "m"])
-    table = al_compare.run_table("x", per_seed, "m")
+    m = "stress_mae_GPa"
+    per_seed = pd.DataFrame(rows, columns=["run", "seed", "lineage", "generation", m])
+    table = al_compare.run_table("x", per_seed, m)
     # differences +0.10, 0, +0.05: mean 0.05, sd 0.05, se 0.05/sqrt(3), t(0.975, 2) = 4.303
     half = 4.303 * 0.05 / np.sqrt(3)
     assert table[-1] == (f"| 1 | 0.250 ± 0.050 | 0.200 ± 0.000 | +0.100, +0.000, +0.050 | "
                          f"+0.050 [{0.05 - half:+.3f}, {0.05 + half:+.3f}] |")  # fmt: skip
-    other = per_seed.assign(m=per_seed["m"] + np.where(per_seed["lineage"] == "al", 0.01, 0.0))
-    between = al_compare.between_runs({"a": other, "b": per_seed}, "m")
+    other = per_seed.assign(**{m: per_seed[m] + np.where(per_seed["lineage"] == "al", 0.01, 0.0)})
+    between = al_compare.between_runs({"a": other, "b": per_seed}, m)
     assert "| a − b | al | 1 | +0.010, +0.010, +0.010 |" in between[3]
     assert "| a − b | rand | 1 | +0.000, +0.000, +0.000 |" in between[4]
     # per path: a frame off by +0.6 GPa in σ_xx and -0.3 in σ_xy, 0 elsewhere: 0.15 over 6
